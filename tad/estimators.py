@@ -1,0 +1,149 @@
+"""Anomaly estimators fitted on good images' features: Gaussian (Mahalanobis), k-NN and a normalizing flow.
+
+All follow scikit-learn: parameters in ``__init__``, validation in ``fit``, and ``score_samples`` returns
+one score per row, **higher meaning more anomalous** (unlike scikit-learn's outlier detectors).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import zuko
+from sklearn.base import BaseEstimator
+from sklearn.covariance import LedoitWolf
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils.validation import check_array, check_is_fitted
+
+ESTIMATORS = ("mvg", "knn1", "knn5", "knn10", "flow")
+
+
+class MVG(BaseEstimator):
+    """Multivariate Gaussian with Ledoit-Wolf shrinkage; the score is the squared Mahalanobis distance.
+
+    Shrinkage makes the covariance invertible when n_train <= d, where the sample covariance is singular.
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (d,)
+    precision_ : ndarray of shape (d, d)
+    shrinkage_ : float
+    """
+
+    def fit(self, X: np.ndarray, y: None = None) -> MVG:
+        X = _check_train(X, minimum=2, what="MVG")
+        lw = LedoitWolf(store_precision=True).fit(X)
+        self.location_, self.precision_, self.shrinkage_ = lw.location_, lw.precision_, lw.shrinkage_
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance of each row to the training distribution, shape (n_samples,)."""
+        check_is_fitted(self)
+        D = check_array(X, dtype=np.float64) - self.location_
+        return np.einsum("ij,jk,ik->i", D, self.precision_, D)
+
+
+class KNN(BaseEstimator):
+    """k nearest neighbours; the score is the mean Euclidean distance to the k nearest training images.
+
+    Parameters
+    ----------
+    k : int
+        Number of neighbours, 1 <= k <= n_train.
+    """
+
+    def __init__(self, k: int = 1) -> None:
+        self.k = k
+
+    def fit(self, X: np.ndarray, y: None = None) -> KNN:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"k {self.k!r} must be a positive int")
+        X = _check_train(X, minimum=1, what="k-NN")
+        if self.k > len(X):
+            raise ValueError(f"k={self.k} is larger than the training set ({len(X)} images)")
+        self.nn_ = NearestNeighbors(n_neighbors=self.k, algorithm="brute").fit(X)
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Mean distance to the k nearest training rows, shape (n_samples,)."""
+        check_is_fitted(self)
+        dist, _ = self.nn_.kneighbors(check_array(X, dtype=np.float64))
+        return dist.mean(axis=1)
+
+
+class Flow(BaseEstimator):
+    """A masked autoregressive flow (zuko's MAF) fitted by maximum likelihood; the score is -log p(x).
+
+    Inputs are standardised with the training mean and standard deviation first. Training is full-batch
+    Adam for a fixed number of epochs with weight decay, seeded, on the CPU unless ``device`` says so.
+
+    Parameters
+    ----------
+    transforms : int
+        Autoregressive transforms stacked.
+    hidden : int
+        Width of the two hidden layers of each transform's MADE network.
+    epochs : int
+    lr : float
+    weight_decay : float
+    seed : int
+    device : str
+    """
+
+    def __init__(self, transforms: int = 2, hidden: int = 128, epochs: int = 150, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, seed: int = 0, device: str = "cpu") -> None:
+        self.transforms = transforms
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.device = device
+
+    def fit(self, X: np.ndarray, y: None = None) -> Flow:
+        for name in ("transforms", "hidden", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} {value!r} must be a positive int")
+        X = _check_train(X, minimum=2, what="Flow")
+        self.mean_ = X.mean(axis=0)
+        self.scale_ = np.maximum(X.std(axis=0), 1e-6 * max(X.std(), 1e-12))
+        torch.manual_seed(self.seed)
+        flow = zuko.flows.MAF(X.shape[1], transforms=self.transforms,
+                              hidden_features=(self.hidden, self.hidden)).to(self.device)
+        opt = torch.optim.Adam(flow.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        z = self._standardise(X)
+        for _ in range(self.epochs):
+            opt.zero_grad()
+            loss = -flow().log_prob(z).mean()
+            loss.backward()
+            opt.step()
+        self.flow_ = flow.eval()
+        self.final_loss_ = loss.item()
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Negative log-likelihood of each row under the flow, shape (n_samples,)."""
+        check_is_fitted(self)
+        with torch.no_grad():
+            return -self.flow_().log_prob(self._standardise(check_array(X, dtype=np.float64))).cpu().numpy()
+
+    def _standardise(self, X: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32, device=self.device)
+
+
+def make_estimator(name: str, *, seed: int = 0, **flow_params) -> MVG | KNN | Flow:
+    """Estimator for a name in `ESTIMATORS`: ``"mvg"``, ``"knn1"``/``"knn5"``/``"knn10"`` or ``"flow"``."""
+    if name == "mvg":
+        return MVG()
+    if name in ("knn1", "knn5", "knn10"):
+        return KNN(k=int(name[3:]))
+    if name == "flow":
+        return Flow(seed=seed, **flow_params)
+    raise ValueError(f"estimator {name!r} not in {ESTIMATORS}")
+
+
+def _check_train(X: np.ndarray, minimum: int, what: str) -> np.ndarray:
+    X = check_array(X, dtype=np.float64)  # rejects NaN and inf with a message that says so
+    if len(X) < minimum:
+        raise ValueError(f"{what} needs at least {minimum} training images, got {len(X)}")
+    return X

@@ -1,0 +1,309 @@
+"""Evaluation metrics for anomaly detection on MVTec AD.
+
+Image AUROC with stratified bootstrap confidence intervals, a per-class table,
+pixel AUROC and the per-region overlap (PRO) score of Bergmann et al. (IJCV 2021).
+"""
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy import ndimage
+from scipy.stats import rankdata
+from sklearn.metrics import roc_auc_score
+
+# 8-connectivity within each image and none across images, as in the MVTec AD
+# evaluation code (``scipy.ndimage.label`` with ``np.ones((3, 3))``).
+_REGION_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
+_REGION_STRUCTURE[1] = True
+
+
+def _check_pair(
+    labels: ArrayLike, scores: ArrayLike, label_name: str, score_name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate binary labels and finite scores of the same shape.
+
+    Returns
+    -------
+    labels : ndarray of bool, same shape as the input
+    scores : ndarray of float64, same shape as the input
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    if labels.shape != scores.shape:
+        raise ValueError(
+            f"{score_name} has shape {scores.shape} but {label_name} has shape "
+            f"{labels.shape}; expected equal shapes"
+        )
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{label_name} must contain only 0/1 or False/True values")
+    labels = labels.astype(bool)
+    if labels.all() or not labels.any():
+        raise ValueError(
+            f"{label_name} must contain both classes (0 = good, 1 = anomalous); "
+            f"got only {int(labels.flat[0]) if labels.size else 'no values'}"
+        )
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{score_name} must be finite; got NaN or inf")
+    return labels, scores
+
+
+def _check_1d(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validate image-level labels and scores, shapes (n,)."""
+    labels, scores = _check_pair(labels, scores, "labels", "scores")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D; got shape {labels.shape}")
+    return labels, scores
+
+
+def auroc(labels: ArrayLike, scores: ArrayLike) -> float:
+    """Image-level area under the ROC curve.
+
+    Parameters
+    ----------
+    labels : array of 0/1 or bool, shape (n,)
+        1 (True) marks an anomalous image.
+    scores : array of float, shape (n,)
+        Anomaly scores; higher means more anomalous.
+
+    Returns
+    -------
+    float
+        Probability that a random anomalous image outscores a random good one,
+        ties counted as 1/2.
+    """
+    labels, scores = _check_1d(labels, scores)
+    return float(roc_auc_score(labels, scores))
+
+
+def _bootstrap_aurocs(
+    labels: np.ndarray, scores: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """AUROC of stratified bootstrap resamples, shape (n_boot,).
+
+    Good and anomalous images are resampled separately, keeping their counts, so
+    every resample holds both classes. AUROC is the Mann-Whitney statistic computed
+    from row-wise average ranks of the (n_boot, n) resampled score matrix.
+    """
+    good, anomalous = scores[~labels], scores[labels]
+    n_good, n_anom = good.size, anomalous.size
+    resampled = np.concatenate(
+        [
+            good[rng.integers(0, n_good, size=(n_boot, n_good))],
+            anomalous[rng.integers(0, n_anom, size=(n_boot, n_anom))],
+        ],
+        axis=1,
+    )
+    rank_sum = rankdata(resampled, axis=1)[:, n_good:].sum(axis=1)
+    return (rank_sum - n_anom * (n_anom + 1) / 2) / (n_anom * n_good)
+
+
+def _check_boot_params(n_boot: int, level: float) -> None:
+    """Raise ValueError unless n_boot >= 1 and 0 < level < 1."""
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1); got {level!r}")
+
+
+def _percentile_ci(aurocs: np.ndarray, level: float) -> tuple[float, float]:
+    """Equal-tailed percentile interval of bootstrap AUROCs, shape (n_boot,)."""
+    low, high = np.quantile(aurocs, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def bootstrap_ci(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile confidence interval of the image AUROC by stratified bootstrap.
+
+    Parameters
+    ----------
+    labels : array of 0/1 or bool, shape (n,)
+        1 (True) marks an anomalous image.
+    scores : array of float, shape (n,)
+        Anomaly scores; higher means more anomalous.
+    n_boot : int
+        Number of bootstrap resamples.
+    level : float
+        Coverage of the interval, in (0, 1).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        The (1 - level) / 2 and (1 + level) / 2 quantiles of the resampled AUROCs.
+    """
+    labels, scores = _check_1d(labels, scores)
+    _check_boot_params(n_boot, level)
+    aurocs = _bootstrap_aurocs(labels, scores, n_boot, np.random.default_rng(seed))
+    return _percentile_ci(aurocs, level)
+
+
+def auroc_table(
+    labels_by_class: dict[str, np.ndarray],
+    scores_by_class: dict[str, np.ndarray],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per-class image AUROC with 95% bootstrap intervals and a mean row.
+
+    Each class is resampled independently (one generator seeded with ``seed``,
+    consumed in the order of ``labels_by_class``). The "mean" row's AUROC is the
+    mean of the class AUROCs; its interval is the percentile interval of the
+    per-resample mean over classes.
+
+    Parameters
+    ----------
+    labels_by_class : dict of str to array of 0/1 or bool, each shape (n_c,)
+        1 (True) marks an anomalous image.
+    scores_by_class : dict of str to array of float, each shape (n_c,)
+        Anomaly scores with the same keys as ``labels_by_class``.
+    n_boot : int
+        Number of bootstrap resamples per class.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index "class" (the class names, then "mean"); columns auroc, ci_low,
+        ci_high, n_good, n_anomalous. The mean row's counts are totals.
+    """
+    if not labels_by_class:
+        raise ValueError("labels_by_class must hold at least one class")
+    if set(labels_by_class) != set(scores_by_class):
+        raise ValueError(
+            "scores_by_class must have the same keys as labels_by_class; got "
+            f"{sorted(scores_by_class)} and {sorted(labels_by_class)}"
+        )
+    level = 0.95
+    _check_boot_params(n_boot, level)
+    rng = np.random.default_rng(seed)
+    rows, boots = {}, []
+    for name, class_labels in labels_by_class.items():
+        labels, scores = _check_1d(class_labels, scores_by_class[name])
+        boots.append(_bootstrap_aurocs(labels, scores, n_boot, rng))
+        rows[name] = (
+            float(roc_auc_score(labels, scores)),
+            *_percentile_ci(boots[-1], level),
+            int((~labels).sum()),
+            int(labels.sum()),
+        )
+    table = pd.DataFrame.from_dict(
+        rows,
+        orient="index",
+        columns=["auroc", "ci_low", "ci_high", "n_good", "n_anomalous"],
+    )
+    table.loc["mean"] = (
+        table["auroc"].mean(),
+        *_percentile_ci(np.mean(boots, axis=0), level),
+        table["n_good"].sum(),
+        table["n_anomalous"].sum(),
+    )
+    table.index.name = "class"
+    return table.astype({"n_good": int, "n_anomalous": int})
+
+
+def _check_maps(masks: ArrayLike, maps: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ground-truth masks and anomaly maps, shapes (n, H, W)."""
+    masks, maps = _check_pair(masks, maps, "masks", "maps")
+    if masks.ndim != 3:
+        raise ValueError(f"masks must have shape (n, H, W); got {masks.shape}")
+    return masks, maps
+
+
+def pixel_auroc(masks: ArrayLike, maps: ArrayLike) -> float:
+    """Pixel-level AUROC over all pixels of all images.
+
+    Parameters
+    ----------
+    masks : array of bool, shape (n, H, W)
+        Ground truth; True marks an anomalous pixel.
+    maps : array of float, shape (n, H, W)
+        Anomaly maps; higher means more anomalous.
+
+    Returns
+    -------
+    float
+    """
+    masks, maps = _check_maps(masks, maps)
+    return float(roc_auc_score(masks.ravel(), maps.ravel()))
+
+
+def _area_up_to(fpr: np.ndarray, pro: np.ndarray, max_fpr: float) -> float:
+    """Trapezoid area under a curve with nondecreasing fpr, up to fpr = max_fpr.
+
+    The curve, shape (m,) each, must reach ``fpr[-1] >= max_fpr``; the point at
+    max_fpr is interpolated linearly between its neighbours.
+    """
+    inside = int(np.searchsorted(fpr, max_fpr, side="right"))
+    x, y = fpr[:inside], pro[:inside]
+    if inside < fpr.size:
+        x0, x1, y0, y1 = fpr[inside - 1], fpr[inside], pro[inside - 1], pro[inside]
+        x = np.append(x, max_fpr)
+        y = np.append(y, y0 + (y1 - y0) * (max_fpr - x0) / (x1 - x0))
+    return float(np.trapezoid(y, x))
+
+
+def pro_score(
+    masks: ArrayLike,
+    maps: ArrayLike,
+    *,
+    max_fpr: float = 0.3,
+    n_thresholds: int = 200,
+) -> float:
+    """Normalised area under the per-region-overlap curve up to a false positive rate.
+
+    Ground-truth regions are the 8-connected components of each image's mask. At a
+    threshold t a pixel is predicted anomalous when ``map >= t``. PRO(t) is the
+    mean over all regions of all images of the fraction of the region predicted
+    anomalous; FPR(t) is the fraction of all ground-truth-negative pixels predicted
+    anomalous. The thresholds are ``n_thresholds`` evenly spaced values from the
+    smallest to the largest map value, plus the point (FPR, PRO) = (0, 0) above the
+    largest. The PRO-vs-FPR curve is integrated with the trapezoid rule up to
+    ``max_fpr`` (interpolating the point at max_fpr) and divided by ``max_fpr``,
+    so a perfect map scores 1 and a constant map ``max_fpr / 2``.
+
+    Parameters
+    ----------
+    masks : array of bool, shape (n, H, W)
+        Ground truth; True marks an anomalous pixel.
+    maps : array of float, shape (n, H, W)
+        Anomaly maps; higher means more anomalous.
+    max_fpr : float
+        Integration limit, in (0, 1].
+    n_thresholds : int
+        Number of thresholds, at least 2.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    masks, maps = _check_maps(masks, maps)
+    if not 0 < max_fpr <= 1:
+        raise ValueError(f"max_fpr must lie in (0, 1]; got {max_fpr!r}")
+    if int(n_thresholds) != n_thresholds or n_thresholds < 2:
+        raise ValueError(f"n_thresholds must be an integer >= 2; got {n_thresholds!r}")
+    regions, n_regions = ndimage.label(masks, structure=_REGION_STRUCTURE)
+    region_sizes = np.bincount(regions.ravel())
+    # Each region pixel carries 1 / (region size * number of regions), so summing the
+    # weights of pixels above a threshold gives PRO; negatives carry 1 / count for FPR.
+    pro_weight = np.where(masks, 1.0 / (region_sizes[regions] * n_regions), 0.0)
+    fpr_weight = np.where(masks, 0.0, 1.0 / (~masks).sum())
+    thresholds = np.linspace(maps.min(), maps.max(), n_thresholds)
+    # A pixel with n_passed = k is >= thresholds[:k]; count per k, then sum over k > j.
+    n_passed = np.searchsorted(thresholds, maps.ravel(), side="right")
+    curves = [
+        np.cumsum(np.bincount(n_passed, w.ravel(), n_thresholds + 1)[::-1])[:-1]
+        for w in (fpr_weight, pro_weight)
+    ]
+    fpr, pro = (np.concatenate([[0.0], c]) for c in curves)
+    return _area_up_to(fpr, pro, max_fpr) / max_fpr

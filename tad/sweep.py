@@ -1,0 +1,268 @@
+"""Trials of the study: one configuration to one image AUROC, and resumable grids of them.
+
+`evaluate_config` is the one call from a data folder to an AUROC. `run_grid` runs many trials on cached
+features, computing each principal-axis decomposition once and slicing it for every PCA/NPCA ratio; its
+rows are appended to a JSON-lines file as they finish, so a killed grid resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from tad.backbones import Backbone, load_backbone, parse_layers
+from tad.data import Split, load_split
+from tad.estimators import ESTIMATORS, make_estimator
+from tad.evaluate import auroc, bootstrap_ci
+from tad.features import POOLING_CHOICES, Features, extract, select
+from tad.reduce import BASES, n_kept, spectrum
+
+RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
+# The paper's 11 reductions: PCA and NPCA at 10-50 %, and none.
+REDUCTIONS: tuple[tuple[str, float | None], ...] = (
+    (("none", None),) + tuple(("pca", r) for r in RATIOS) + tuple(("npca", r) for r in RATIOS)
+)
+KEY = ("dataset", "backbone", "input_size", "layer", "pooling", "reduction", "ratio", "basis",
+       "estimator", "noise_std", "n_augment", "seed")
+
+
+def split_features(
+    split: Split,
+    backbone: Backbone,
+    *,
+    input_size: int | None = None,
+    noise_std: float = 0.0,
+    n_augment: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+    progress: bool = True,
+) -> tuple[Features, Features]:
+    """Features of a split's training and test images.
+
+    With ``n_augment > 0`` the training set is the clean images plus ``n_augment`` noisy copies of each
+    (Gaussian noise of standard deviation ``noise_std`` on the [0, 1] image, a different draw per copy);
+    test images are never augmented.
+    """
+    if n_augment and not noise_std:
+        raise ValueError(f"n_augment={n_augment} needs noise_std > 0")
+    kw = dict(input_size=input_size, cache_dir=cache_dir, device=device, batch_size=batch_size, progress=progress)
+    train = extract(backbone, split.train_paths, **kw)
+    copies = [extract(backbone, split.train_paths, noise_std=noise_std, noise_seed=c, **kw)
+              for c in range(1, n_augment + 1)]
+    if copies:
+        train = {k: np.concatenate([train[k]] + [c[k] for c in copies]) for k in train}
+    return train, extract(backbone, split.test_paths, **kw)
+
+
+def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
+          *, basis: str = "dims", seed: int = 0, flow_params: dict | None = None) -> np.ndarray:
+    """Anomaly scores of ``test`` rows after reducing and fitting on ``train`` (good images only).
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_train, d)
+    test : ndarray of shape (n_test, d)
+    reduction : {"none", "pca", "npca"}
+    ratio : float in (0, 1] or None (for "none")
+    estimator : one of `tad.estimators.ESTIMATORS`
+
+    Returns
+    -------
+    ndarray of shape (n_test,), higher = more anomalous
+    """
+    Ztrain, Ztest = _reduce(train, test, reduction, ratio, basis, spectrum(train) if reduction != "none" else None)
+    return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
+
+
+def evaluate_config(
+    category: str,
+    *,
+    root: str | Path | None = None,
+    backbone: str | Backbone = "tf_efficientnet_lite0",
+    layer: int | str = 7,
+    pooling: str = "avg",
+    reduction: str = "npca",
+    ratio: float | None = 0.5,
+    estimator: str = "mvg",
+    input_size: int | None = None,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Image AUROC of one configuration on one category: the whole pipeline in one call.
+
+    Returns
+    -------
+    dict
+        ``auroc``, ``ci_low``, ``ci_high`` (bootstrap, 95 %), the configuration, and provenance:
+        ``weights`` (timm tag and source), ``data`` (where the images came from), ``input_size``.
+    """
+    split = load_split(category, root, seed=seed)
+    bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
+    train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device)
+    X, Y = select(train, layer, pooling, bb), select(test, layer, pooling, bb)
+    s = score(X, Y, reduction, ratio, estimator, seed=seed)
+    labels = split.test_labels
+    lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
+    return {"dataset": split.name, "backbone": bb.name, "layer": str(layer), "pooling": pooling,
+            "reduction": reduction, "ratio": ratio, "estimator": estimator, "auroc": auroc(labels, s),
+            "ci_low": lo, "ci_high": hi, "weights": f"{bb.weights['tag']} ({bb.weights['source']})",
+            "data": split.source, "input_size": input_size or bb.input_size}
+
+
+def run_grid(
+    splits: Sequence[Split],
+    backbone: Backbone,
+    results: str | Path,
+    *,
+    layers: Sequence[int | str] | None = None,
+    poolings: Sequence[str] = ("avg",),
+    reductions: Sequence[tuple[str, float | None]] = REDUCTIONS,
+    estimators: Sequence[str] = ESTIMATORS,
+    basis: str = "dims",
+    input_size: int | None = None,
+    noise_std: float = 0.0,
+    n_augment: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    n_boot: int = 1000,
+    seed: int = 0,
+    flow_params: dict | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run every combination of the given choices on every split; resumable.
+
+    Each finished trial is appended as one JSON line to ``results`` (flushed and fsynced). Trials already
+    there are skipped, and a line cut short by a kill is dropped, so a grid killed at any moment and
+    started again ends with exactly one row per trial.
+
+    Parameters
+    ----------
+    splits : sequence of Split
+    backbone : Backbone
+    results : path
+        JSON-lines file of results; created if missing.
+    layers : sequence of int or "all", optional
+        Default every layer of the backbone and ``"all"``.
+    poolings, reductions, estimators, basis
+        The choices to cross; see `POOLING_CHOICES`, `REDUCTIONS`, `ESTIMATORS`, `tad.reduce.BASES`.
+    input_size, noise_std, n_augment, cache_dir, device
+        Feature extraction, see `split_features`.
+    n_boot : int
+        Bootstrap resamples for each trial's confidence interval.
+    flow_params : dict, optional
+        Passed to `tad.estimators.Flow`.
+
+    Returns
+    -------
+    DataFrame
+        Every row of ``results`` for these splits and this backbone (earlier runs included).
+    """
+    layers = list(layers) if layers is not None else [*range(1, backbone.n_layers + 1), "all"]
+    for lay in layers:
+        parse_layers(backbone, lay)
+    _check_choices("pooling", poolings, POOLING_CHOICES)
+    _check_choices("estimator", estimators, ESTIMATORS)
+    _check_choices("basis", [basis], BASES)
+    for method, ratio in reductions:
+        if method not in ("none", "pca", "npca") or (method != "none" and not (ratio and 0 < ratio <= 1)):
+            raise ValueError(f"reduction {(method, ratio)!r}: expected ('none', None) or ('pca'|'npca', r), r in (0, 1]")
+    results = Path(results)
+    done = {_key(r) for r in _read_rows(results)}
+    size = input_size or backbone.input_size
+    base = {"backbone": backbone.name, "input_size": size, "basis": basis, "noise_std": float(noise_std),
+            "n_augment": n_augment, "seed": seed,
+            "weights": f"{backbone.weights['tag']} ({backbone.weights['source']})"}
+    total = len(splits) * len(layers) * len(poolings) * len(reductions) * len(estimators)
+    bar = tqdm(total=total, desc=f"grid {backbone.name}", disable=not progress, unit="trial")
+    with open(results, "a") as out:
+        for split in splits:
+            todo = [(lay, pool, red, est) for lay, pool, red, est
+                    in itertools.product(layers, poolings, reductions, estimators)
+                    if _key({**base, "dataset": split.name, "layer": str(lay), "pooling": pool,
+                             "reduction": red[0], "ratio": red[1], "estimator": est}) not in done]
+            bar.update(total // len(splits) - len(todo))
+            if not todo:
+                continue
+            train, test = split_features(split, backbone, input_size=input_size, noise_std=noise_std,
+                                         n_augment=n_augment, cache_dir=cache_dir, device=device,
+                                         progress=progress)
+            labels = split.test_labels
+            for (lay, pool), group in itertools.groupby(todo, key=lambda t: t[:2]):
+                X, Y = select(train, lay, pool, backbone), select(test, lay, pool, backbone)
+                spec = spectrum(X)  # shared by every PCA/NPCA ratio of this layer and pooling
+                for _, _, (method, ratio), est in group:
+                    t0 = time.perf_counter()
+                    Ztrain, Ztest = _reduce(X, Y, method, ratio, basis, spec)
+                    s = make_estimator(est, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
+                    lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
+                    row = {**base, "dataset": split.name, "layer": str(lay), "pooling": pool,
+                           "reduction": method, "ratio": ratio, "estimator": est,
+                           "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi,
+                           "n_train": len(X), "n_test": len(Y), "d": Ztrain.shape[1],
+                           "seconds": time.perf_counter() - t0}
+                    out.write(json.dumps(row) + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                    bar.update()
+    bar.close()
+    names = {s.name for s in splits}
+    rows = [r for r in _read_rows(results) if r["dataset"] in names and r["backbone"] == backbone.name]
+    return pd.DataFrame(rows)
+
+
+def read_results(results: str | Path) -> pd.DataFrame:
+    """All rows of a results file as a tidy table (one row per trial)."""
+    return pd.DataFrame(_read_rows(Path(results)))
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _reduce(X: np.ndarray, Y: np.ndarray, method: str, ratio: float | None, basis: str,
+            spec: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    if method == "none":
+        return X, Y
+    mean, values, vectors = spec
+    V = vectors[:, n_kept(method, ratio, values, basis)]
+    return (X - mean) @ V, (Y - mean) @ V
+
+
+def _key(row: dict) -> tuple:
+    ratio = row["ratio"]
+    return tuple(row[k] if k != "ratio" else (None if ratio is None or
+                 (isinstance(ratio, float) and math.isnan(ratio)) else round(ratio, 6)) for k in KEY)
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """Rows of a JSON-lines results file; a last line cut short by a kill is dropped from the file."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    good_end = data.rfind(b"\n") + 1
+    if good_end < len(data):  # partial last line: cut it off so appends start on a fresh line
+        with open(path, "r+b") as f:
+            f.truncate(good_end)
+    rows = []
+    for i, line in enumerate(data[:good_end].splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"results file {path} line {i} is not valid JSON: {err}") from err
+    return rows
+
+
+def _check_choices(name: str, given: Iterable[str], valid: Sequence[str]) -> None:
+    for g in given:
+        if g not in valid:
+            raise ValueError(f"{name} {g!r} not in {tuple(valid)}")
