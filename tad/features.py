@@ -18,7 +18,7 @@ import torch
 from filelock import FileLock
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tad.backbones import Backbone, parse_layers
 from tad.data import load_image
@@ -188,10 +188,15 @@ def _read_cache(file: Path, key: str, n: int, n_layers: int) -> Features | None:
 
 
 def _write_cache(file: Path, key: str, feats: Features) -> None:
+    _atomic_savez(file, key=np.array(key), **{f"layer{i}": a for i, a in feats.items()})
+
+
+def _atomic_savez(file: Path, **arrays: np.ndarray) -> None:
+    """`np.savez` to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=file.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, key=np.array(key), **{f"layer{i}": a for i, a in feats.items()})
+            np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, file)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tad.backbones import Backbone, load_backbone, parse_layers
 from tad.data import Split, load_split
@@ -80,6 +80,7 @@ def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | No
     -------
     ndarray of shape (n_test,), higher = more anomalous
     """
+    _check_reduction(reduction, ratio)
     Ztrain, Ztest = _reduce(train, test, reduction, ratio, basis, spectrum(train) if reduction != "none" else None)
     return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
 
@@ -108,8 +109,12 @@ def evaluate_config(
         ``auroc``, ``ci_low``, ``ci_high`` (bootstrap, 95 %), the configuration, and provenance:
         ``weights`` (timm tag and source), ``data`` (where the images came from), ``input_size``.
     """
+    _check_choices("pooling", [pooling], POOLING_CHOICES)
+    _check_choices("estimator", [estimator], ESTIMATORS)
+    _check_reduction(reduction, ratio)
     split = load_split(category, root, seed=seed)
     bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
+    parse_layers(bb, layer)  # fail before the extraction, not after
     train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device)
     X, Y = select(train, layer, pooling, bb), select(test, layer, pooling, bb)
     s = score(X, Y, reduction, ratio, estimator, seed=seed)
@@ -176,8 +181,7 @@ def run_grid(
     _check_choices("estimator", estimators, ESTIMATORS)
     _check_choices("basis", [basis], BASES)
     for method, ratio in reductions:
-        if method not in ("none", "pca", "npca") or (method != "none" and not (ratio and 0 < ratio <= 1)):
-            raise ValueError(f"reduction {(method, ratio)!r}: expected ('none', None) or ('pca'|'npca', r), r in (0, 1]")
+        _check_reduction(method, ratio)
     results = Path(results)
     done = {_key(r) for r in _read_rows(results)}
     size = input_size or backbone.input_size
@@ -233,6 +237,8 @@ def _reduce(X: np.ndarray, Y: np.ndarray, method: str, ratio: float | None, basi
             spec: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
     if method == "none":
         return X, Y
+    if len(X) < 2:  # one image has no covariance: every axis would be an arbitrary null-space axis
+        raise ValueError(f"reduction {method!r} needs at least 2 training images, got {len(X)}")
     mean, values, vectors = spec
     V = vectors[:, n_kept(method, ratio, values, basis)]
     return (X - mean) @ V, (Y - mean) @ V
@@ -260,6 +266,12 @@ def _read_rows(path: Path) -> list[dict]:
         except json.JSONDecodeError as err:
             raise ValueError(f"results file {path} line {i} is not valid JSON: {err}") from err
     return rows
+
+
+def _check_reduction(method: str, ratio: float | None) -> None:
+    if method not in ("none", "pca", "npca") or (method != "none" and not (
+            isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1)):
+        raise ValueError(f"reduction {(method, ratio)!r}: expected ('none', None) or ('pca'|'npca', r), r in (0, 1]")
 
 
 def _check_choices(name: str, given: Iterable[str], valid: Sequence[str]) -> None:

@@ -1,0 +1,87 @@
+"""What the benchmarks share: data locations, interleaved timing, peak memory and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CACHE_DIR = REPO / ".cache" / "tad"
+OUT_DIR = REPO / "artifacts" / "benchmarks"
+
+
+def mvtec_root() -> Path:
+    """MVTec AD folder: ``TAD_DATA`` if set, else the shared copy next to the repository."""
+    return Path(os.environ.get("TAD_DATA") or SHARED / "data" / "mvtec_ad")
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall seconds of each function, run in turn ``repeats`` times (A B C A B C ...).
+
+    Interleaving exposes every side to the same drift in machine load, so ratios of medians are fair
+    even when other processes share the cores.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident set size (``getrusage`` maxrss) of this process and of its largest waited-for child."""
+    to_mb = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20  # kB on Linux, bytes on macOS
+    return {"self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * to_mb,
+            "children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * to_mb}
+
+
+def machine() -> dict:
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "processor": platform.processor() or platform.machine(),
+            "load_avg_1min": os.getloadavg()[0],
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def add_common_args(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / f"{name}.json", help="JSON result file")
+
+
+def finish(result: dict, out: Path) -> dict:
+    """Add machine facts and peak memory to ``result`` and write it as JSON to ``out``."""
+    result = {**result, "machine": machine(), "peak_memory": peak_memory_mb()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    return result
+
+
+def cuda_or_skip(device: str, what: str) -> bool:
+    """True when ``device`` can run; prints a skip line and returns False when CUDA is asked for but absent."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"SKIP {what}: --device {device} asked for but CUDA is not available on this machine")
+        return False
+    return True
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()

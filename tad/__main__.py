@@ -1,0 +1,5 @@
+import sys
+
+from tad.cli import main
+
+sys.exit(main())

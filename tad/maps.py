@@ -1,0 +1,425 @@
+"""Anomaly maps: transferred CNN features kept per position, a model per position (or shared), upsampled maps.
+
+`extract_maps` runs a backbone and keeps the spatial activations of one or more layers (deeper maps resized
+to the grid of the shallowest), `PatchModel` fits NPCA/PCA + Gaussian (Ledoit-Wolf) or k-NN on the good
+training patches and scores every test patch, `upsample_maps` brings the score grid to image resolution and
+smooths it, and `evaluate_maps` runs all of it on a split and scores the maps against the ground-truth masks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from filelock import FileLock
+from PIL import Image
+from scipy import ndimage
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from tad.backbones import Backbone, parse_layers
+from tad.data import DataError, Split, load_mask
+from tad.evaluate import auroc, pixel_auroc, pro_score
+from tad.features import _atomic_savez, _Images, cache_key
+from tad.reduce import METHODS, n_kept
+
+# Bump when anything that changes map values changes (layer resizing, dtype).
+MAPS_VERSION = 1
+PATCH_ESTIMATORS = ("mvg", "knn")
+
+
+def extract_maps(
+    backbone: Backbone,
+    paths: Sequence[str | Path],
+    layers: Sequence[int] = (3, 4),
+    *,
+    input_size: int | None = None,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Spatial activations of one or more layers for every image, concatenated along channels.
+
+    Images are read with `tad.data.load_image`, resized by `tad.features.preprocess` and normalised with the
+    backbone's mean and std, as for the pooled features. Maps of a coarser grid are resized (bilinear,
+    ``align_corners=False``) to the finest grid among ``layers`` before concatenation.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    paths : sequence of path
+    layers : sequence of int
+        Layer numbers (1-based, as in `tad.backbones.parse_layers`), distinct; their channels are
+        concatenated in this order. E.g. ``(3, 4)`` of Lite0 at 224 px gives a 28 x 28 grid of 120 channels.
+    input_size : int, optional
+        Square side the images are resized to; default the weights' native size.
+    batch_size, num_workers, device
+        As in `tad.features.extract`.
+    cache_dir : path, optional
+        Where to keep the result, keyed like `tad.features.extract` (file contents, weights, size) plus the
+        layers and `MAPS_VERSION`; written atomically; a corrupt file is recomputed.
+
+    Returns
+    -------
+    ndarray of shape (n_images, H', W', C), float32
+        ``C`` is the sum of the layers' channels, ``H' x W'`` the finest grid.
+    """
+    layers = _check_layers(backbone, layers)
+    size = input_size or backbone.input_size
+    if not isinstance(size, int) or size < 32:
+        raise ValueError(f"input_size {input_size!r} must be an int >= 32")
+    if len(paths) == 0:
+        raise ValueError("paths is empty: no images to extract maps from")
+    if cache_dir is None:
+        return _compute_maps(backbone, paths, layers, size, batch_size, num_workers, device, progress)
+    extra = json.dumps({"layers": layers, "maps_version": MAPS_VERSION}).encode()
+    key = hashlib.sha256(cache_key(backbone, paths, size, 0.0, 0).encode() + extra).hexdigest()
+    name = "-".join(map(str, layers))
+    file = Path(cache_dir) / f"{backbone.name}-{size}px-maps{name}-{key[:20]}.npz"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(file) + ".lock"):
+        cached = _read_maps(file, key, len(paths))
+        if cached is not None:
+            return cached
+        maps = _compute_maps(backbone, paths, layers, size, batch_size, num_workers, device, progress)
+        _atomic_savez(file, key=np.array(key), maps=maps)
+    return maps
+
+
+class PatchModel(BaseEstimator):
+    """Anomaly model of feature-map patches: (N)PCA, then a Gaussian or k-NN, per position or shared.
+
+    Parameters
+    ----------
+    estimator : {"mvg", "knn"}
+        ``"mvg"``: squared Mahalanobis distance under a Gaussian with Ledoit-Wolf shrinkage (the same maths
+        as `tad.estimators.MVG`, batched over positions). ``"knn"``: mean Euclidean distance to the ``k``
+        nearest training patches (exhaustive search, no coreset).
+    reduction : {"npca", "pca", "none"}
+        As `tad.reduce.Reducer` with ``basis="dims"``: keep ``round(ratio * C)`` of the smallest (NPCA) or
+        largest (PCA) variance axes of the training patches.
+    ratio : float in (0, 1]
+    shared : bool
+        False: one reduction and one estimator per position, fitted on the ``n_train`` patches at that
+        position (a k-NN then searches the same position only). True: one of each for all positions, fitted
+        on all ``n_train * H' * W'`` patches (for k-NN: the nearest training patch from any position, as
+        PatchCore without coreset).
+    k : int
+        Neighbours for ``estimator="knn"``.
+
+    Attributes
+    ----------
+    grid_ : tuple of int
+        ``(H', W')`` of the training maps.
+    mean_ : ndarray of shape (G, C)
+        ``G`` is ``H' * W'`` (per position, row-major) or 1 (shared).
+    components_ : ndarray of shape (G, d, C)
+        Kept axes per group, as rows (``d = C`` and the identity for ``reduction="none"``).
+    location_ : ndarray of shape (G, d)
+        MVG only: mean of the reduced training patches.
+    precision_ : ndarray of shape (G, d, d)
+        MVG only: inverse of the shrunk covariance.
+    shrinkage_ : ndarray of shape (G,)
+        MVG only: Ledoit-Wolf shrinkage.
+    bank_ : ndarray of shape (G, m, d), float32
+        k-NN only: the reduced training patches of each group.
+    """
+
+    def __init__(self, estimator: str = "mvg", reduction: str = "npca", ratio: float = 0.5,
+                 shared: bool = False, k: int = 1) -> None:
+        self.estimator = estimator
+        self.reduction = reduction
+        self.ratio = ratio
+        self.shared = shared
+        self.k = k
+
+    def fit(self, maps: np.ndarray, y: None = None) -> PatchModel:
+        """Fit on good training maps of shape (n_train, H', W', C)."""
+        if self.estimator not in PATCH_ESTIMATORS:
+            raise ValueError(f"estimator {self.estimator!r} not in {PATCH_ESTIMATORS}")
+        if self.reduction not in METHODS:
+            raise ValueError(f"reduction {self.reduction!r} not in {METHODS}")
+        if self.reduction != "none" and not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
+            raise ValueError(f"ratio {self.ratio!r} must be in (0, 1]")
+        if not isinstance(self.shared, (bool, np.bool_)):
+            raise ValueError(f"shared {self.shared!r} must be a bool")
+        maps = _check_maps(maps, "maps")
+        if len(maps) < 2:
+            raise ValueError(f"PatchModel needs at least 2 training maps, got {len(maps)}")
+        self.grid_ = maps.shape[1:3]
+        X = self._groups(maps)  # (G, m, C)
+        self.mean_ = X.mean(axis=1)
+        Xc = X - self.mean_[:, None]
+        C = X.shape[2]
+        if self.reduction == "none":
+            self.components_ = np.broadcast_to(np.eye(C), (len(X), C, C))
+        else:
+            values, vectors = np.linalg.eigh(np.einsum("gmi,gmj->gij", Xc, Xc) / (X.shape[1] - 1))
+            keep = n_kept(self.reduction, self.ratio, values[0, ::-1])  # "dims": the same for every group
+            self.components_ = np.swapaxes(vectors[:, :, ::-1][:, :, keep], 1, 2)
+        Z = np.einsum("gmc,gdc->gmd", Xc, self.components_)
+        if self.estimator == "mvg":
+            self.location_, self.precision_, self.shrinkage_ = _ledoit_wolf(Z)
+        else:
+            if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or not 1 <= self.k <= Z.shape[1]:
+                raise ValueError(f"k {self.k!r} must be an int in 1..{Z.shape[1]} (training patches per group)")
+            self.bank_ = Z.astype(np.float32)
+        return self
+
+    def score_maps(self, maps: np.ndarray) -> np.ndarray:
+        """Anomaly score of every patch, higher = more anomalous.
+
+        Parameters
+        ----------
+        maps : ndarray of shape (n, H', W', C)
+            Same grid (unless ``shared``) and channels as the training maps.
+
+        Returns
+        -------
+        ndarray of shape (n, H', W'), float64
+        """
+        check_is_fitted(self)
+        maps = _check_maps(maps, "maps")
+        n, h, w, c = maps.shape
+        if c != self.mean_.shape[1] or (not self.shared and (h, w) != tuple(self.grid_)):
+            raise ValueError(f"maps have grid {(h, w)} and {c} channels; the model was fitted on grid "
+                             f"{tuple(self.grid_)} and {self.mean_.shape[1]} channels")
+        Z = np.einsum("gmc,gdc->gmd", self._groups(maps) - self.mean_[:, None], self.components_)
+        if self.estimator == "mvg":
+            D = Z - self.location_[:, None]
+            scores = np.einsum("gmi,gij,gmj->gm", D, self.precision_, D)
+        else:
+            scores = _knn_distance(Z.astype(np.float32), self.bank_, self.k)
+        return scores.reshape(n, h, w) if self.shared else scores.T.reshape(n, h, w)
+
+    def _groups(self, maps: np.ndarray) -> np.ndarray:
+        """(n, H', W', C) float32 to (G, m, C) float64: G = 1 with all patches, or G = H' * W' positions."""
+        n, h, w, c = maps.shape
+        if self.shared:
+            return maps.reshape(1, n * h * w, c).astype(np.float64)
+        return maps.reshape(n, h * w, c).transpose(1, 0, 2).astype(np.float64)
+
+
+def upsample_maps(scores: np.ndarray, size: int | tuple[int, int], sigma: float = 4.0) -> np.ndarray:
+    """Score grids to image-sized anomaly maps: bilinear upsampling, then Gaussian smoothing.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n, H', W')
+    size : int or (height, width)
+        Output size; an int means square.
+    sigma : float
+        Standard deviation of the Gaussian, in output pixels (`scipy.ndimage.gaussian_filter`, reflecting
+        borders); 0 for none.
+
+    Returns
+    -------
+    ndarray of shape (n, height, width), float32
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 3:
+        raise ValueError(f"scores must have shape (n, H', W'); got {scores.shape}")
+    if sigma < 0:
+        raise ValueError(f"sigma {sigma!r} must be >= 0")
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    x = torch.from_numpy(scores.astype(np.float32))[:, None]
+    up = F.interpolate(x, size=hw, mode="bilinear", align_corners=False)[:, 0].numpy()
+    return ndimage.gaussian_filter(up, sigma=(0, sigma, sigma)) if sigma else up
+
+
+def evaluate_maps(
+    split: Split,
+    backbone: Backbone,
+    *,
+    layers: Sequence[int] = (3, 4),
+    input_size: int | None = None,
+    estimator: str = "mvg",
+    reduction: str = "npca",
+    ratio: float = 0.5,
+    shared: bool = False,
+    k: int = 1,
+    resolution: int = 256,
+    sigma: float = 4.0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict:
+    """Anomaly maps of a split's test images and their pixel AUROC, PRO and map-based image AUROC.
+
+    Maps are evaluated at a fixed ``resolution x resolution``: the score grid is upsampled to it and smoothed
+    (`upsample_maps`), and ground-truth masks are resized to it with nearest-neighbour interpolation. Good
+    test images count as all-normal masks. An image's score is the maximum of its smoothed map.
+
+    Parameters
+    ----------
+    split : Split
+        Needs a mask for every anomalous test image (``load_split(..., require_masks=True)``).
+    backbone : Backbone
+    layers, input_size
+        As in `extract_maps`.
+    estimator, reduction, ratio, shared, k
+        As in `PatchModel`.
+    resolution : int
+        Side of the square evaluation grid, in pixels.
+    sigma : float
+        Gaussian smoothing, in pixels of the evaluation grid.
+    cache_dir, device, progress
+        As in `extract_maps`.
+
+    Returns
+    -------
+    dict
+        ``pixel_auroc``, ``pro`` (normalised area up to FPR 0.3), ``image_auroc_from_map``, ``seconds``
+        (wall time, features included), ``grid`` (H', W'), the configuration, and for plotting ``maps``
+        (n_test, resolution, resolution) float32, ``masks`` of the same shape (bool), ``labels`` (n_test,)
+        and ``paths``.
+    """
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
+        raise ValueError(f"resolution {resolution!r} must be an int >= 8")
+    start = time.perf_counter()
+    masks = _test_masks(split, resolution)
+    kw = dict(input_size=input_size, device=device, cache_dir=cache_dir, progress=progress)
+    train = extract_maps(backbone, split.train_paths, layers, **kw)
+    test = extract_maps(backbone, split.test_paths, layers, **kw)
+    model = PatchModel(estimator, reduction, ratio, shared, k).fit(train)
+    maps = upsample_maps(model.score_maps(test), resolution, sigma)
+    labels = split.test_labels
+    return {
+        "category": split.name, "backbone": backbone.name, "layers": list(_check_layers(backbone, layers)),
+        "input_size": input_size or backbone.input_size, "estimator": estimator, "reduction": reduction,
+        "ratio": ratio, "shared": shared, "k": k, "resolution": resolution, "sigma": sigma,
+        "grid": tuple(train.shape[1:3]),
+        "pixel_auroc": pixel_auroc(masks, maps),
+        "pro": pro_score(masks, maps, max_fpr=0.3),
+        "image_auroc_from_map": auroc(labels, maps.max(axis=(1, 2))),
+        "seconds": time.perf_counter() - start,
+        "maps": maps, "masks": masks, "labels": labels, "paths": split.test_paths,
+    }
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _check_layers(backbone: Backbone, layers: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(layers, (int, str)) or len(layers) == 0:
+        raise ValueError(f"layers {layers!r} must be a non-empty sequence of layer numbers")
+    out = tuple(lay for layer in layers for lay in parse_layers(backbone, layer))
+    if "all" in layers or len(set(out)) != len(out):
+        raise ValueError(f"layers {layers!r} must be distinct layer numbers in 1..{backbone.n_layers}")
+    return out
+
+
+def _check_maps(maps: np.ndarray, name: str) -> np.ndarray:
+    maps = np.asarray(maps)
+    if maps.ndim != 4 or 0 in maps.shape:
+        raise ValueError(f"{name} must have shape (n, H', W', C) with no empty axis; got {maps.shape}")
+    if not np.isfinite(maps).all():
+        raise ValueError(f"{name} contain NaN or inf")
+    return maps
+
+
+def _compute_maps(backbone, paths, layers, size, batch_size, num_workers, device, progress) -> np.ndarray:
+    backbone = backbone.to(device).eval()
+    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1)
+    if num_workers is None:
+        num_workers = 4 if device.startswith("cuda") else 1
+    loader = DataLoader(_Images(paths, size, 0.0, 0), batch_size=batch_size,
+                        num_workers=num_workers, pin_memory=device.startswith("cuda"))
+    chunks = []
+    with torch.inference_mode():
+        for x in tqdm(loader, desc=f"{backbone.name} {size}px maps", disable=not progress, unit="batch"):
+            out = backbone((x.to(device, non_blocking=True) - mean) / std)
+            picked = [out[lay - 1] for lay in layers]
+            grid = max((m.shape[2:] for m in picked), key=lambda s: s[0] * s[1])
+            picked = [m if m.shape[2:] == grid else F.interpolate(m, size=grid, mode="bilinear",
+                                                                  align_corners=False) for m in picked]
+            chunks.append(torch.cat(picked, dim=1).permute(0, 2, 3, 1).float().cpu().numpy())
+    return np.concatenate(chunks)
+
+
+def _read_maps(file: Path, key: str, n: int) -> np.ndarray | None:
+    if not file.exists():
+        return None
+    try:
+        with np.load(file) as z:
+            if str(z["key"]) != key:
+                return None
+            maps = z["maps"]
+    except Exception:  # truncated or corrupt file of any kind: recompute, never trust
+        return None
+    if maps.ndim != 4 or len(maps) != n or not np.isfinite(maps).all():
+        return None
+    return maps
+
+
+def _ledoit_wolf(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`sklearn.covariance.LedoitWolf` batched over groups.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (G, m, d)
+
+    Returns
+    -------
+    location : (G, d), precision : (G, d, d), shrinkage : (G,)
+    """
+    m, d = Z.shape[1:]
+    location = Z.mean(axis=1)
+    Zc = Z - location[:, None]
+    emp = np.einsum("gmi,gmj->gij", Zc, Zc) / m
+    trace = np.trace(emp, axis1=1, axis2=2)
+    mu = trace / d
+    delta_ = (emp ** 2).sum(axis=(1, 2))
+    beta_ = ((Zc ** 2).sum(axis=2) ** 2).sum(axis=1)
+    beta = (beta_ / m - delta_) / (d * m)
+    delta = (delta_ - 2 * mu * trace + d * mu ** 2) / d
+    beta = np.minimum(beta, delta)
+    shrinkage = np.where(beta > 0, beta / np.where(delta > 0, delta, 1.0), 0.0)
+    shrunk = (1 - shrinkage)[:, None, None] * emp + (shrinkage * mu)[:, None, None] * np.eye(d)
+    return location, np.linalg.inv(shrunk), shrinkage
+
+
+def _knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, max_elements: int = 1 << 25) -> np.ndarray:
+    """Mean Euclidean distance of each query to its ``k`` nearest rows of the bank, group by group.
+
+    Parameters
+    ----------
+    queries : ndarray of shape (G, q, d)
+    bank : ndarray of shape (G, m, d)
+
+    Returns
+    -------
+    ndarray of shape (G, q), float64
+    """
+    Q, B = torch.from_numpy(queries), torch.from_numpy(bank)
+    step = max(max_elements // (B.shape[0] * B.shape[1]), 1)  # bounds the (G, step, m) distance block
+    out = [torch.cdist(Q[:, i:i + step], B).topk(k, dim=2, largest=False).values.mean(dim=2)
+           for i in range(0, Q.shape[1], step)]
+    return torch.cat(out, dim=1).double().numpy()
+
+
+def _test_masks(split: Split, resolution: int) -> np.ndarray:
+    """Ground truth of every test image at ``resolution x resolution`` (nearest neighbour), shape (n, R, R)."""
+    masks = np.zeros((len(split.test), resolution, resolution), dtype=bool)
+    for i, sample in enumerate(split.test):
+        if sample.mask is None:
+            if sample.label:
+                raise DataError(f"anomalous test image {sample.path} has no ground-truth mask; load the split "
+                                "with require_masks=True or use a dataset with masks")
+            continue
+        with Image.open(sample.path) as image:
+            size = image.size
+        mask = load_mask(sample.mask, size, image=sample.path)
+        small = Image.fromarray(mask.astype(np.uint8)).resize((resolution, resolution), Image.NEAREST)
+        masks[i] = np.asarray(small) > 0
+    return masks

@@ -1,0 +1,109 @@
+"""Tests for tad.estimators against explicit formulas and exhaustive search."""
+
+import numpy as np
+import pytest
+from sklearn.covariance import ledoit_wolf
+
+from tad.estimators import ESTIMATORS, KNN, MVG, Flow, make_estimator
+
+
+def gaussian(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    A = np.random.default_rng(100).normal(size=(d, d)) / np.sqrt(d)
+    return rng.normal(size=(n, d)) @ A + shift
+
+
+@pytest.mark.parametrize(("n", "d"), [(60, 5), (8, 20)])  # n > d and n < d (shrinkage needed)
+def test_mvg_score_is_mahalanobis_with_ledoit_wolf_inverse(n, d):
+    X, Y = gaussian(n, d, seed=0), gaussian(10, d, seed=1, shift=0.5)
+    cov, _ = ledoit_wolf(X)
+    inv = np.linalg.inv(cov)
+    mu = X.mean(axis=0)
+    expected = np.array([(y - mu) @ inv @ (y - mu) for y in Y])
+    np.testing.assert_allclose(MVG().fit(X).score_samples(Y), expected, rtol=1e-7)
+
+
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_knn_score_equals_exhaustive_search(k):
+    X, Y = gaussian(30, 4, seed=2), gaussian(12, 4, seed=3, shift=1.0)
+    dist = np.sqrt(((Y[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    expected = np.sort(dist, axis=1)[:, :k].mean(axis=1)
+    np.testing.assert_allclose(KNN(k).fit(X).score_samples(Y), expected, rtol=1e-10)
+    np.testing.assert_allclose(make_estimator(f"knn{k}").fit(X).score_samples(Y), expected, rtol=1e-10)
+
+
+def test_knn1_of_a_training_row_is_zero():
+    X = gaussian(10, 3, seed=4)
+    np.testing.assert_allclose(KNN(1).fit(X).score_samples(X), 0, atol=1e-12)
+
+
+def test_k_larger_than_training_set_raises_naming_k_and_size():
+    with pytest.raises(ValueError, match=r"k=10.*\b5 images"):
+        KNN(10).fit(gaussian(5, 3, seed=0))
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True])
+def test_invalid_k_raises(k):
+    with pytest.raises(ValueError, match="k"):
+        KNN(k).fit(gaussian(5, 3, seed=0))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_non_finite_training_features_raise(name, bad):
+    X = gaussian(12, 3, seed=0)
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        make_estimator(name, epochs=1).fit(X) if name == "flow" else make_estimator(name).fit(X)
+
+
+@pytest.mark.parametrize("name", ["mvg", "knn1"])
+def test_non_finite_test_features_raise(name):
+    Y = gaussian(4, 3, seed=1)
+    Y[0, 0] = np.nan
+    est = make_estimator(name).fit(gaussian(12, 3, seed=0))
+    with pytest.raises(ValueError, match="NaN"):
+        est.score_samples(Y)
+
+
+@pytest.mark.parametrize("name", ["mvg", "flow"])
+def test_one_training_image_raises_for_density_estimators(name):
+    with pytest.raises(ValueError, match="at least 2 training images, got 1"):
+        make_estimator(name).fit(np.ones((1, 3)))
+
+
+def test_unknown_estimator_raises_listing_choices():
+    with pytest.raises(ValueError, match="svm") as info:
+        make_estimator("svm")
+    assert all(name in str(info.value) for name in ESTIMATORS)
+
+
+FLOW = dict(transforms=1, hidden=16, epochs=60, lr=1e-2)
+
+
+def test_flow_is_reproducible_by_seed():
+    X, Y = gaussian(200, 3, seed=5), gaussian(20, 3, seed=6)
+    a = Flow(seed=1, **FLOW).fit(X).score_samples(Y)
+    b = Flow(seed=1, **FLOW).fit(X).score_samples(Y)
+    c = Flow(seed=2, **FLOW).fit(X).score_samples(Y)
+    assert a.shape == (20,) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_flow_likelihood_is_higher_on_training_like_data_than_shifted():
+    X = gaussian(300, 3, seed=7)
+    flow = Flow(seed=0, **FLOW).fit(X)
+    same = flow.score_samples(gaussian(100, 3, seed=8))
+    shifted = flow.score_samples(gaussian(100, 3, seed=9, shift=3.0))
+    assert same.mean() + 2 < shifted.mean()  # scores are -log p: lower on data like the training set
+    # The training loss (NLL of the standardised rows) approaches the Gaussian's closed-form entropy.
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    entropy = 0.5 * np.log(np.linalg.det(2 * np.pi * np.e * np.cov(Z, rowvar=False)))
+    assert abs(flow.final_loss_ - entropy) < 0.25
+
+
+@pytest.mark.parametrize("param", ["transforms", "hidden", "epochs"])
+def test_flow_rejects_non_positive_sizes_naming_them(param):
+    with pytest.raises(ValueError, match=param):
+        Flow(**{param: 0}).fit(gaussian(10, 2, seed=0))

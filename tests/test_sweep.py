@@ -1,0 +1,147 @@
+"""Tests for tad.sweep: grids and single configurations equal a naive per-trial pipeline."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import tad.sweep
+from tad.backbones import load_backbone
+from tad.data import load_split, make_synthetic_mvtec
+from tad.estimators import ESTIMATORS, make_estimator
+from tad.features import POOLING_CHOICES, extract, select
+from tad.reduce import Reducer
+from tad.sweep import REDUCTIONS, evaluate_config, run_grid, score, split_features
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_backbone("tf_efficientnet_lite0")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mvtec")
+    make_synthetic_mvtec(root, n_train=20, n_test_good=5, n_test_defective=5, size=SIZE, seed=1)
+    return root, tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def split(data):
+    return load_split("synthetic", data[0])
+
+
+def naive_auroc(X, Y, labels, method, ratio, estimator):
+    """A fresh Reducer and estimator per trial, scored with scikit-learn's AUROC."""
+    reducer = Reducer(method, ratio).fit(X)
+    est = make_estimator(estimator).fit(reducer.transform(X))
+    return roc_auc_score(labels, est.score_samples(reducer.transform(Y)))
+
+
+def test_reductions_are_the_papers_eleven():
+    assert REDUCTIONS[0] == ("none", None)
+    assert sorted(REDUCTIONS[1:]) == sorted((m, r) for m in ("pca", "npca") for r in (0.1, 0.2, 0.3, 0.4, 0.5))
+
+
+def test_run_grid_equals_naive_per_trial_pipeline(lite0, data, split, tmp_path):
+    _, cache = data
+    results = tmp_path / "grid.jsonl"
+    table = run_grid([split], lite0, results, layers=[1], poolings=["avg", "max"], reductions=REDUCTIONS,
+                     estimators=["mvg", "knn1"], input_size=SIZE, cache_dir=cache, n_boot=20, progress=False)
+    assert len(table) == 1 * 2 * 11 * 2 == len(results.read_text().splitlines())
+    assert not table.duplicated(["pooling", "reduction", "ratio", "estimator"]).any()
+    train = extract(lite0, split.train_paths, input_size=SIZE, progress=False)
+    test = extract(lite0, split.test_paths, input_size=SIZE, progress=False)
+    for pooling in ("avg", "max"):
+        X, Y = select(train, 1, pooling, lite0), select(test, 1, pooling, lite0)
+        assert X.shape == (20, 16)  # n > d: every reduction is well posed
+        for method, ratio in REDUCTIONS:
+            for est in ("mvg", "knn1"):
+                row = table[(table.pooling == pooling) & (table.reduction == method) & (table.estimator == est)
+                            & ((table.ratio == ratio) if ratio else table.ratio.isna())]
+                assert len(row) == 1
+                expected = naive_auroc(X, Y, split.test_labels, method, ratio, est)
+                assert row.auroc.iloc[0] == pytest.approx(expected, abs=1e-12), (pooling, method, ratio, est)
+                assert row.d.iloc[0] == (16 if method == "none" else round(16 * ratio))
+    # A second run finds every trial done and adds nothing.
+    again = run_grid([split], lite0, results, layers=[1], poolings=["avg", "max"], estimators=["mvg", "knn1"],
+                     input_size=SIZE, cache_dir=cache, n_boot=20, progress=False)
+    assert len(results.read_text().splitlines()) == 44
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_score_equals_naive_pipeline(lite0, data, split):
+    train, test = split_features(split, lite0, input_size=SIZE, cache_dir=data[1], progress=False)
+    X, Y = select(train, 2, "min+avg", lite0), select(test, 2, "min+avg", lite0)
+    reducer = Reducer("npca", 0.3).fit(X)
+    expected = make_estimator("knn5").fit(reducer.transform(X)).score_samples(reducer.transform(Y))
+    np.testing.assert_allclose(score(X, Y, "npca", 0.3, "knn5"), expected, rtol=1e-9)
+
+
+def test_split_features_augments_training_set_only(lite0, data, split):
+    train, test = split_features(split, lite0, input_size=SIZE, noise_std=0.05, n_augment=2,
+                                 cache_dir=data[1], progress=False)
+    clean = extract(lite0, split.train_paths, input_size=SIZE, cache_dir=data[1], progress=False)
+    assert train[3].shape[0] == 3 * 20 and test[3].shape[0] == 10
+    np.testing.assert_array_equal(train[3][:20], clean[3])
+    assert not np.allclose(train[3][20:40], train[3][40:], atol=1e-4)
+    with pytest.raises(ValueError, match="noise_std"):
+        split_features(split, lite0, n_augment=1)
+
+
+def test_evaluate_config_end_to_end(lite0, data, split):
+    root, cache = data
+    out = evaluate_config("synthetic", root=root, backbone=lite0, layer=1, pooling="avg", reduction="npca",
+                          ratio=0.5, estimator="mvg", input_size=SIZE, cache_dir=cache, n_boot=50)
+    train = extract(lite0, split.train_paths, input_size=SIZE, progress=False)
+    test = extract(lite0, split.test_paths, input_size=SIZE, progress=False)
+    expected = naive_auroc(select(train, 1, "avg", lite0), select(test, 1, "avg", lite0), split.test_labels,
+                           "npca", 0.5, "mvg")
+    assert out["auroc"] == pytest.approx(expected, abs=1e-12)
+    assert out["ci_low"] <= out["auroc"] <= out["ci_high"]
+    assert out["dataset"] == "synthetic" and out["input_size"] == SIZE
+    assert "tf_efficientnet_lite0" in out["weights"]
+    json.dumps(out)  # a plain, serialisable record
+
+
+INVALID = [
+    ({"pooling": "mean"}, ("mean", *POOLING_CHOICES)),
+    ({"estimator": "svm"}, ("svm", *ESTIMATORS)),
+    ({"ratio": 1.5}, ("1.5", "(0, 1]")),
+    ({"reduction": "ica"}, ("ica", "npca")),
+    ({"layer": 9}, ("9", "1..7")),
+]
+
+
+@pytest.mark.parametrize(("bad", "named"), INVALID)
+def test_evaluate_config_rejects_invalid_choice_before_extracting(lite0, data, monkeypatch, bad, named):
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("features extracted before the choices were checked")
+
+    monkeypatch.setattr(tad.sweep, "split_features", no_extraction)
+    kw = dict(root=data[0], backbone=lite0, layer=1, pooling="avg", reduction="npca", ratio=0.5, estimator="mvg")
+    with pytest.raises(ValueError) as info:
+        evaluate_config("synthetic", **{**kw, **bad})
+    assert all(word in str(info.value) for word in named)
+
+
+@pytest.mark.parametrize(("bad", "named"), INVALID)
+def test_run_grid_rejects_invalid_choice_before_writing(lite0, split, tmp_path, bad, named):
+    kw = dict(layers=[bad.get("layer", 1)], poolings=[bad.get("pooling", "avg")],
+              reductions=[(bad.get("reduction", "npca"), bad.get("ratio", 0.5))],
+              estimators=[bad.get("estimator", "mvg")])
+    with pytest.raises(ValueError) as info:
+        run_grid([split], lite0, tmp_path / "r.jsonl", progress=False, **kw)
+    assert all(word in str(info.value) for word in named)
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize(("reduction", "ratio"), [("pca", None), ("npca", 0), ("pca", "0.5"), ("npca", True)])
+def test_score_rejects_bad_ratio(reduction, ratio):
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    with pytest.raises(ValueError, match="r in \\(0, 1\\]"):
+        score(X, X, reduction, ratio, "mvg")
