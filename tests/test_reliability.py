@@ -1,0 +1,250 @@
+"""Reliability (issue 6): corrupt caches, interrupted writes, killed grids, racing processes, degenerate data.
+
+Each test fails without the handling it names: a cache that trusted its file, wrote in place, a grid that
+re-ran finished trials or choked on a half-written line, or an estimator that accepted impossible input.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tad.features
+from tad.backbones import load_backbone
+from tad.data import load_split, make_synthetic_mvtec
+from tad.features import cache_key, extract, select
+from tad.sweep import KEY, REDUCTIONS, run_grid, score
+
+SIZE = 64
+WORKER = Path(__file__).with_name("reliability_worker.py")
+N_TRIALS = len(REDUCTIONS) * 2  # layer 1, avg, 11 reductions, mvg and knn1: reliability_worker.GRID
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_backbone("tf_efficientnet_lite0")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mvtec")
+    make_synthetic_mvtec(root, n_train=6, n_test_good=3, n_test_defective=3, size=SIZE, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def split(root):
+    return load_split("synthetic", root)
+
+
+@pytest.fixture(scope="module")
+def reference(lite0, split):
+    """Training features computed without any cache."""
+    return extract(lite0, split.train_paths, input_size=SIZE, num_workers=0, progress=False)
+
+
+def cache_file(cache: Path) -> Path:
+    (file,) = cache.glob("*.npz")
+    return file
+
+
+def count_computes(monkeypatch) -> list:
+    calls = []
+    real = tad.features._compute
+    monkeypatch.setattr(tad.features, "_compute", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+def assert_same_features(got, expected):
+    assert sorted(got) == sorted(expected)
+    for layer in expected:
+        np.testing.assert_allclose(got[layer], expected[layer], atol=1e-5 * np.abs(expected[layer]).max(), rtol=0)
+
+
+def run_extract(lite0, split, cache):
+    return extract(lite0, split.train_paths, input_size=SIZE, cache_dir=cache, num_workers=0, progress=False)
+
+
+# --- feature cache --------------------------------------------------------------------------------
+
+def test_truncated_cache_file_is_recomputed_not_trusted(lite0, split, reference, tmp_path, monkeypatch):
+    run_extract(lite0, split, tmp_path)
+    file = cache_file(tmp_path)
+    data = file.read_bytes()
+    file.write_bytes(data[: len(data) // 2])
+    calls = count_computes(monkeypatch)
+    assert_same_features(run_extract(lite0, split, tmp_path), reference)
+    assert calls == [1]
+    assert file.stat().st_size == len(data)  # rewritten whole
+
+
+def write_fake_cache(file: Path, key: str, reference, fill: float) -> None:
+    np.savez(file, key=np.array(key), **{f"layer{k}": np.full_like(v, fill) for k, v in reference.items()})
+
+
+@pytest.mark.parametrize(("wrong_key", "fill"), [(True, 0.0), (False, np.nan)])
+def test_cache_file_with_wrong_key_or_nan_is_recomputed(lite0, split, reference, tmp_path, monkeypatch,
+                                                         wrong_key, fill):
+    run_extract(lite0, split, tmp_path)
+    file = cache_file(tmp_path)
+    key = cache_key(lite0, split.train_paths, SIZE, 0.0, 0)
+    write_fake_cache(file, "0" * 64 if wrong_key else key, reference, fill)
+    calls = count_computes(monkeypatch)
+    assert_same_features(run_extract(lite0, split, tmp_path), reference)
+    assert calls == [1]
+
+
+def savez_failing_midway(f, *args, **kwargs):
+    f.write(b"PK\x03\x04 half of an archive")
+    raise OSError("disk full (simulated)")
+
+
+def test_failed_cache_write_leaves_no_file_under_final_name(lite0, split, reference, tmp_path, monkeypatch):
+    monkeypatch.setattr(np, "savez", savez_failing_midway)
+    with pytest.raises(OSError, match="disk full"):
+        run_extract(lite0, split, tmp_path)
+    assert list(tmp_path.glob("*.npz")) == []
+    assert [p for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []  # no temporary left over
+    monkeypatch.undo()
+    assert_same_features(run_extract(lite0, split, tmp_path), reference)
+
+
+def test_failed_cache_rewrite_keeps_old_file_intact(lite0, split, reference, tmp_path, monkeypatch):
+    run_extract(lite0, split, tmp_path)
+    file = cache_file(tmp_path)
+    write_fake_cache(file, "0" * 64, reference, 0.0)  # stale: will be recomputed and rewritten
+    old = file.read_bytes()
+    monkeypatch.setattr(np, "savez", savez_failing_midway)
+    with pytest.raises(OSError, match="disk full"):
+        run_extract(lite0, split, tmp_path)
+    assert file.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([file.name, file.name + ".lock"])
+
+
+def start_worker(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_processes_extracting_into_one_cache_compute_once_and_agree(root, lite0, split, reference, tmp_path):
+    cache, log = tmp_path / "cache", tmp_path / "computes.log"
+    workers = [start_worker("extract", root, cache, tmp_path / f"out{i}.npz", log) for i in range(2)]
+    for w in workers:
+        out, _ = w.communicate(timeout=240)
+        assert w.returncode == 0, out
+    for i in range(2):
+        with np.load(tmp_path / f"out{i}.npz") as z:
+            assert_same_features({k: z[f"layer{k}"] for k in reference}, reference)
+    assert log.read_text().splitlines() == ["compute"]  # the second process waited and reused
+    file = cache_file(cache)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([file.name, file.name + ".lock"])
+    with np.load(file) as z:
+        assert str(z["key"]) == cache_key(lite0, split.train_paths, SIZE, 0.0, 0)
+        assert_same_features({k: z[f"layer{k}"] for k in reference}, reference)
+
+
+# --- resumable grid -------------------------------------------------------------------------------
+
+def trial_key(row: dict) -> tuple:
+    return tuple(row[k] for k in KEY)
+
+
+def test_grid_killed_with_sigkill_resumes_without_losing_or_repeating_trials(root, lite0, split, tmp_path):
+    cache = tmp_path / "cache"
+    grid = dict(layers=[1], poolings=["avg"], reductions=REDUCTIONS, estimators=["mvg", "knn1"],
+                input_size=SIZE, cache_dir=cache, n_boot=20, progress=False)
+    reference = run_grid([split], lite0, tmp_path / "uninterrupted.jsonl", **grid)  # also fills the cache
+    assert len(reference) == N_TRIALS
+
+    results = tmp_path / "killed.jsonl"
+    worker = start_worker("grid", root, cache, results, 0.2)
+    deadline = time.monotonic() + 180
+    while (not results.exists() or results.read_text().count("\n") < 5) and time.monotonic() < deadline:
+        assert worker.poll() is None, worker.communicate()[0]
+        time.sleep(0.02)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    assert worker.returncode == -signal.SIGKILL
+    lines = results.read_bytes().splitlines(keepends=True)
+    assert 5 <= len(lines) < N_TRIALS, "the kill must land mid-grid"
+    # A kill during a write leaves a line cut short: simulate it by cutting the last one in half.
+    results.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    kept = {trial_key(json.loads(line)) for line in lines[:-1]}
+
+    resumed = run_grid([split], lite0, results, **grid)
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    keys = [trial_key(r) for r in rows]
+    assert len(keys) == len(set(keys)) == N_TRIALS  # none lost, none twice
+    assert kept <= set(keys)
+    assert len(resumed) == N_TRIALS
+    on = ["reduction", "ratio", "estimator"]
+    merged = reference[on + ["auroc", "ci_low", "ci_high"]].merge(
+        resumed[on + ["auroc", "ci_low", "ci_high"]], on=on, suffixes=("_ref", "_resumed"))
+    assert len(merged) == N_TRIALS
+    for col in ("auroc", "ci_low", "ci_high"):
+        np.testing.assert_array_equal(merged[f"{col}_ref"], merged[f"{col}_resumed"])
+
+
+def test_corrupt_line_inside_results_file_raises_naming_file_and_line(lite0, split, tmp_path):
+    results = tmp_path / "r.jsonl"
+    results.write_text('{"dataset": "synthetic"}\nnot json\n{"dataset": "x"}\n')
+    with pytest.raises(ValueError, match=r"r\.jsonl line 2"):
+        run_grid([split], lite0, results, layers=[1], estimators=["knn1"], input_size=SIZE, progress=False)
+
+
+# --- degenerate data ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def features(lite0, split, reference):
+    test = extract(lite0, split.test_paths, input_size=SIZE, num_workers=0, progress=False)
+    return select(reference, 2, "avg", lite0), select(test, 2, "avg", lite0)
+
+
+def test_one_training_image_scores_by_distance_or_raises_clearly(features):
+    X, Y = features
+    one = X[:1]
+    np.testing.assert_allclose(score(one, Y, "none", None, "knn1"), np.linalg.norm(Y - one, axis=1), rtol=1e-10)
+    for reduction, ratio, estimator in [("npca", 0.5, "knn1"), ("pca", 0.1, "knn1"), ("none", None, "mvg"),
+                                        ("none", None, "flow")]:
+        with pytest.raises(ValueError, match="at least 2 training images, got 1"):
+            score(one, Y, reduction, ratio, estimator)
+
+
+def test_one_image_split_stops_grid_with_clear_error(lite0, tmp_path):
+    make_synthetic_mvtec(tmp_path, n_train=1, n_test_good=2, n_test_defective=2, size=SIZE, seed=0)
+    split = load_split("synthetic", tmp_path)
+    with pytest.raises(ValueError, match="at least 2 training images, got 1"):
+        run_grid([split], lite0, tmp_path / "r.jsonl", layers=[1], reductions=[("npca", 0.5)],
+                 estimators=["knn1"], input_size=SIZE, progress=False)
+    assert not (tmp_path / "r.jsonl").read_text()  # no made-up row
+
+
+def test_k_larger_than_training_set_raises_naming_k_and_size(features):
+    X, Y = features
+    with pytest.raises(ValueError, match=r"k=10.*\(6 images\)"):
+        score(X, Y, "none", None, "knn10")
+    with pytest.raises(ValueError, match=r"k=5.*\(3 images\)"):
+        score(X[:3], Y, "npca", 0.5, "knn5")
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf - inf while projecting test rows
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_features_raise_instead_of_scoring(lite0, reference, features, bad):
+    X, Y = features
+    broken = {k: v.copy() for k, v in reference.items()}
+    broken[2][1, 0, 3] = bad
+    with pytest.raises(ValueError, match="layer 2.*NaN or inf"):
+        select(broken, 2, "avg", lite0)
+    Xb = X.copy()
+    Xb[0, 0] = bad
+    for reduction, ratio in [("none", None), ("npca", 0.5)]:
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            score(Xb, Y, reduction, ratio, "mvg")
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            score(X, Xb, reduction, ratio, "knn1")
