@@ -11,11 +11,16 @@ import importlib
 import importlib.metadata
 import re
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 import torch
+
+# huggingface_hub (imported by timm) picks tqdm's notebook bar in a Jupyter kernel and warns when ipywidgets
+# is absent; tad never shows hub progress bars, so the warning would only clutter every book page.
+warnings.filterwarnings("ignore", message="IProgress not found")
+import timm  # noqa: E402
 from torch import nn
 
 

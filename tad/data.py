@@ -378,12 +378,18 @@ def download_mvtec(
     Raises
     ------
     DatasetUnavailable
-        If the download fails (network); the message says how to place the data by hand.
+        If the download fails (network) or ``root`` cannot be created or written (e.g. read-only); the message
+        says how to place the data by hand.
     DataError
         If the checksum does not match (the download is deleted) or the archive holds unsafe members.
     """
     root = _resolve_root(root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DatasetUnavailable(
+            f"cannot create the data root {root} to download MVTec AD into: {err}. " + _manual_instructions(root, url)
+        ) from err
     name = Path(urllib.parse.urlparse(url).path).name or "mvtec_anomaly_detection.tar.xz"
     archive = root / name
     if not archive.is_file():
@@ -462,8 +468,8 @@ def ensure_mvtec(
 ) -> tuple[list[str], list[str]]:
     """Make the requested categories available, downloading once if some are missing.
 
-    Never raises for being offline: a failed download gives one :class:`DataWarning` line and the categories
-    already present are returned.
+    Never raises for being offline or for a read-only ``root``: a failed download gives one
+    :class:`DataWarning` line and the categories already present are returned.
 
     Returns
     -------

@@ -33,7 +33,7 @@ REDUCTIONS: tuple[tuple[str, float | None], ...] = (
     (("none", None),) + tuple(("pca", r) for r in RATIOS) + tuple(("npca", r) for r in RATIOS)
 )
 KEY = ("dataset", "backbone", "input_size", "layer", "pooling", "reduction", "ratio", "basis",
-       "estimator", "noise_std", "n_augment", "seed")
+       "estimator", "estimator_params", "noise_std", "n_augment", "seed")
 
 
 def split_features(
@@ -217,7 +217,8 @@ def run_grid(
             todo = [(lay, pool, red, est) for lay, pool, red, est
                     in itertools.product(layers, poolings, reductions, estimators)
                     if _key({**base, "dataset": split.name, "layer": str(lay), "pooling": pool,
-                             "reduction": red[0], "ratio": red[1], "estimator": est}) not in done]
+                             "reduction": red[0], "ratio": red[1], "estimator": est,
+                             "estimator_params": _params(est, flow_params)}) not in done]
             bar.update(total // len(splits) - len(todo))
             if not todo:
                 continue
@@ -235,7 +236,7 @@ def run_grid(
                     lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
                     row = {**base, "dataset": split.name, "layer": str(lay), "pooling": pool,
                            "reduction": method, "ratio": ratio, "estimator": est,
-                           "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi,
+                           "estimator_params": _params(est, flow_params), "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi,
                            "n_train": len(X), "n_test": len(Y), "d": Ztrain.shape[1],
                            "seconds": time.perf_counter() - t0}
                     out.write(json.dumps(row) + "\n")
@@ -266,9 +267,14 @@ def _reduce(X: np.ndarray, Y: np.ndarray, method: str, ratio: float | None, basi
     return (X - mean) @ V, (Y - mean) @ V
 
 
+def _params(estimator: str, flow_params: dict | None) -> str:
+    """The estimator settings that change its scores, as a key part: the flow's; none for the others."""
+    return json.dumps(flow_params or {}, sort_keys=True) if estimator == "flow" else ""
+
+
 def _key(row: dict) -> tuple:
     ratio = row["ratio"]
-    return tuple(row[k] if k != "ratio" else (None if ratio is None or
+    return tuple(row.get(k, "") if k != "ratio" else (None if ratio is None or
                  (isinstance(ratio, float) and math.isnan(ratio)) else round(ratio, 6)) for k in KEY)
 
 

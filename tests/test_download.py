@@ -195,3 +195,20 @@ def test_ensure_mvtec_downloads_when_missing(server, archive, tmp_path):
 def test_ensure_mvtec_without_download_does_not_fetch(server, tmp_path):
     assert ensure_mvtec(tmp_path, ["toy"], download=False, url=f"{server.url}/x.tar.xz") == ([], ["toy"])
     assert server.ranges == []
+
+
+def test_ensure_mvtec_reports_root_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    url = f"http://127.0.0.1:{_closed_port()}/mvtec.tar.xz"
+    with pytest.warns(DataWarning, match="unavailable under .*Not a directory"):
+        assert ensure_mvtec(blocker / "root", ["toy"], url=url) == ([], ["toy"])
+
+
+def test_ensure_mvtec_reports_root_it_cannot_write_to(server, archive, tmp_path):
+    # A folder where the partial download must go stands in for a read-only root (chmod does not bind root).
+    data, digest = archive
+    server.files["mvtec.tar.xz"] = data
+    (tmp_path / "mvtec.tar.xz.part").mkdir()
+    with pytest.warns(DataWarning, match="unavailable"):
+        assert ensure_mvtec(tmp_path, ["toy"], url=f"{server.url}/mvtec.tar.xz", sha256=digest) == ([], ["toy"])
