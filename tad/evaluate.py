@@ -75,26 +75,37 @@ def auroc(labels: ArrayLike, scores: ArrayLike) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def _bootstrap_aurocs(
-    labels: np.ndarray, scores: np.ndarray, n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """AUROC of stratified bootstrap resamples, shape (n_boot,).
+def _stratified_resamples(labels: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of stratified bootstrap resamples, shape (n_boot, n): good images first, then anomalous.
 
-    Good and anomalous images are resampled separately, keeping their counts, so
-    every resample holds both classes. AUROC is the Mann-Whitney statistic computed
-    from row-wise average ranks of the (n_boot, n) resampled score matrix.
+    Good and anomalous images are resampled separately (good first, from ``rng``), keeping their counts,
+    so every resample holds both classes.
     """
-    good, anomalous = scores[~labels], scores[labels]
-    n_good, n_anom = good.size, anomalous.size
-    resampled = np.concatenate(
+    good, anomalous = np.flatnonzero(~labels), np.flatnonzero(labels)
+    return np.concatenate(
         [
-            good[rng.integers(0, n_good, size=(n_boot, n_good))],
-            anomalous[rng.integers(0, n_anom, size=(n_boot, n_anom))],
+            good[rng.integers(0, good.size, size=(n_boot, good.size))],
+            anomalous[rng.integers(0, anomalous.size, size=(n_boot, anomalous.size))],
         ],
         axis=1,
     )
-    rank_sum = rankdata(resampled, axis=1)[:, n_good:].sum(axis=1)
+
+
+def _resampled_aurocs(scores: np.ndarray, resamples: np.ndarray, n_good: int) -> np.ndarray:
+    """AUROC of each resample, shape (n_boot,), from `_stratified_resamples` indices.
+
+    The Mann-Whitney statistic from row-wise average ranks of the (n_boot, n) resampled score matrix.
+    """
+    n_anom = resamples.shape[1] - n_good
+    rank_sum = rankdata(scores[resamples], axis=1)[:, n_good:].sum(axis=1)
     return (rank_sum - n_anom * (n_anom + 1) / 2) / (n_anom * n_good)
+
+
+def _bootstrap_aurocs(
+    labels: np.ndarray, scores: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """AUROC of stratified bootstrap resamples, shape (n_boot,)."""
+    return _resampled_aurocs(scores, _stratified_resamples(labels, n_boot, rng), int((~labels).sum()))
 
 
 def _check_boot_params(n_boot: int, level: float) -> None:
@@ -143,6 +154,45 @@ def bootstrap_ci(
     _check_boot_params(n_boot, level)
     aurocs = _bootstrap_aurocs(labels, scores, n_boot, np.random.default_rng(seed))
     return _percentile_ci(aurocs, level)
+
+
+def paired_bootstrap(
+    labels: ArrayLike,
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """AUROC difference of two scorings of the same test images, with a paired bootstrap interval.
+
+    Both AUROCs are computed on the same stratified resamples of the test images (the good images are
+    drawn first, then the anomalous ones, from ``numpy.random.default_rng(seed)``), so what the images
+    have in common cancels and the interval measures only how the two scorings disagree.
+
+    Parameters
+    ----------
+    labels : array of 0/1 or bool, shape (n,)
+    scores_a, scores_b : array of float, shape (n,)
+        Two configurations' anomaly scores of the same images; higher means more anomalous.
+    n_boot, level, seed
+        As in `bootstrap_ci`.
+
+    Returns
+    -------
+    (diff, low, high) : tuple of float
+        ``auroc(a) - auroc(b)`` and the percentile interval of the resampled differences. The two
+        configurations differ beyond test-set noise when the interval excludes 0.
+    """
+    labels, scores_a = _check_1d(labels, scores_a)
+    _, scores_b = _check_1d(labels, scores_b)
+    _check_boot_params(n_boot, level)
+    resamples = _stratified_resamples(labels, n_boot, np.random.default_rng(seed))
+    n_good = int((~labels).sum())
+    diffs = _resampled_aurocs(scores_a, resamples, n_good) - _resampled_aurocs(scores_b, resamples, n_good)
+    diff = float(roc_auc_score(labels, scores_a) - roc_auc_score(labels, scores_b))
+    return (diff, *_percentile_ci(diffs, level))
 
 
 def auroc_table(
@@ -257,7 +307,7 @@ def pro_score(
     maps: ArrayLike,
     *,
     max_fpr: float = 0.3,
-    n_thresholds: int = 200,
+    n_thresholds: int | None = None,
 ) -> float:
     """Normalised area under the per-region-overlap curve up to a false positive rate.
 
@@ -265,9 +315,11 @@ def pro_score(
     threshold t a pixel is predicted anomalous when ``map >= t``. PRO(t) is the
     mean over all regions of all images of the fraction of the region predicted
     anomalous; FPR(t) is the fraction of all ground-truth-negative pixels predicted
-    anomalous. The thresholds are ``n_thresholds`` evenly spaced values from the
-    smallest to the largest map value, plus the point (FPR, PRO) = (0, 0) above the
-    largest. The PRO-vs-FPR curve is integrated with the trapezoid rule up to
+    anomalous. The thresholds are every distinct map value (exact, as MVTec AD's own
+    evaluation), or ``n_thresholds`` evenly spaced *quantiles* of the map values (not
+    evenly spaced values: anomaly maps are heavy-tailed, and a linear grid would put
+    nearly every threshold above all normal pixels), plus the point (FPR, PRO) = (0, 0)
+    above the largest. The PRO-vs-FPR curve is integrated with the trapezoid rule up to
     ``max_fpr`` (interpolating the point at max_fpr) and divided by ``max_fpr``,
     so a perfect map scores 1 and a constant map ``max_fpr / 2``.
 
@@ -279,8 +331,8 @@ def pro_score(
         Anomaly maps; higher means more anomalous.
     max_fpr : float
         Integration limit, in (0, 1].
-    n_thresholds : int
-        Number of thresholds, at least 2.
+    n_thresholds : int, optional
+        Number of quantile thresholds, at least 2; None (default) uses every distinct value.
 
     Returns
     -------
@@ -290,7 +342,7 @@ def pro_score(
     masks, maps = _check_maps(masks, maps)
     if not 0 < max_fpr <= 1:
         raise ValueError(f"max_fpr must lie in (0, 1]; got {max_fpr!r}")
-    if int(n_thresholds) != n_thresholds or n_thresholds < 2:
+    if n_thresholds is not None and (int(n_thresholds) != n_thresholds or n_thresholds < 2):
         raise ValueError(f"n_thresholds must be an integer >= 2; got {n_thresholds!r}")
     regions, n_regions = ndimage.label(masks, structure=_REGION_STRUCTURE)
     region_sizes = np.bincount(regions.ravel())
@@ -298,11 +350,14 @@ def pro_score(
     # weights of pixels above a threshold gives PRO; negatives carry 1 / count for FPR.
     pro_weight = np.where(masks, 1.0 / (region_sizes[regions] * n_regions), 0.0)
     fpr_weight = np.where(masks, 0.0, 1.0 / (~masks).sum())
-    thresholds = np.linspace(maps.min(), maps.max(), n_thresholds)
+    if n_thresholds is None:
+        thresholds = np.unique(maps)
+    else:
+        thresholds = np.unique(np.quantile(maps, np.linspace(0, 1, n_thresholds)))
     # A pixel with n_passed = k is >= thresholds[:k]; count per k, then sum over k > j.
     n_passed = np.searchsorted(thresholds, maps.ravel(), side="right")
     curves = [
-        np.cumsum(np.bincount(n_passed, w.ravel(), n_thresholds + 1)[::-1])[:-1]
+        np.cumsum(np.bincount(n_passed, w.ravel(), len(thresholds) + 1)[::-1])[:-1]
         for w in (fpr_weight, pro_weight)
     ]
     fpr, pro = (np.concatenate([[0.0], c]) for c in curves)

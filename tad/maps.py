@@ -22,6 +22,7 @@ from PIL import Image
 from scipy import ndimage
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -34,6 +35,9 @@ from tad.reduce import METHODS, n_kept
 # Bump when anything that changes map values changes (layer resizing, dtype).
 MAPS_VERSION = 1
 PATCH_ESTIMATORS = ("mvg", "knn")
+# Batched small matrices gain nothing from BLAS threads, and threaded OpenBLAS slows them 20-40x on a
+# loaded machine (measured: (49, 120, 120) eigh 0.7 s with one thread, 15 s with two under load 15).
+_one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
 
 
 def extract_maps(
@@ -123,8 +127,8 @@ class PatchModel(BaseEstimator):
         ``(H', W')`` of the training maps.
     mean_ : ndarray of shape (G, C)
         ``G`` is ``H' * W'`` (per position, row-major) or 1 (shared).
-    components_ : ndarray of shape (G, d, C)
-        Kept axes per group, as rows (``d = C`` and the identity for ``reduction="none"``).
+    components_ : ndarray of shape (G, d, C) or None
+        Kept axes per group, as rows; None for ``reduction="none"`` (then ``d = C``).
     location_ : ndarray of shape (G, d)
         MVG only: mean of the reduced training patches.
     precision_ : ndarray of shape (G, d, d)
@@ -143,6 +147,7 @@ class PatchModel(BaseEstimator):
         self.shared = shared
         self.k = k
 
+    @_one_blas_thread
     def fit(self, maps: np.ndarray, y: None = None) -> PatchModel:
         """Fit on good training maps of shape (n_train, H', W', C)."""
         if self.estimator not in PATCH_ESTIMATORS:
@@ -156,26 +161,28 @@ class PatchModel(BaseEstimator):
         maps = _check_maps(maps, "maps")
         if len(maps) < 2:
             raise ValueError(f"PatchModel needs at least 2 training maps, got {len(maps)}")
-        self.grid_ = maps.shape[1:3]
+        n, h, w, _ = maps.shape
+        per_group = n * h * w if self.shared else n
+        if self.estimator == "knn" and (isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer))
+                                        or not 1 <= self.k <= per_group):
+            raise ValueError(f"k {self.k!r} must be an int in 1..{per_group} (training patches per group)")
+        self.grid_ = (h, w)
         X = self._groups(maps)  # (G, m, C)
         self.mean_ = X.mean(axis=1)
-        Xc = X - self.mean_[:, None]
-        C = X.shape[2]
-        if self.reduction == "none":
-            self.components_ = np.broadcast_to(np.eye(C), (len(X), C, C))
-        else:
-            values, vectors = np.linalg.eigh(np.einsum("gmi,gmj->gij", Xc, Xc) / (X.shape[1] - 1))
+        self.components_ = None
+        if self.reduction != "none":
+            Xc = X - self.mean_[:, None]
+            values, vectors = np.linalg.eigh(np.swapaxes(Xc, 1, 2) @ Xc / (X.shape[1] - 1))
             keep = n_kept(self.reduction, self.ratio, values[0, ::-1])  # "dims": the same for every group
             self.components_ = np.swapaxes(vectors[:, :, ::-1][:, :, keep], 1, 2)
-        Z = np.einsum("gmc,gdc->gmd", Xc, self.components_)
+        Z = self._reduce(X)
         if self.estimator == "mvg":
             self.location_, self.precision_, self.shrinkage_ = _ledoit_wolf(Z)
         else:
-            if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or not 1 <= self.k <= Z.shape[1]:
-                raise ValueError(f"k {self.k!r} must be an int in 1..{Z.shape[1]} (training patches per group)")
             self.bank_ = Z.astype(np.float32)
         return self
 
+    @_one_blas_thread
     def score_maps(self, maps: np.ndarray) -> np.ndarray:
         """Anomaly score of every patch, higher = more anomalous.
 
@@ -194,10 +201,10 @@ class PatchModel(BaseEstimator):
         if c != self.mean_.shape[1] or (not self.shared and (h, w) != tuple(self.grid_)):
             raise ValueError(f"maps have grid {(h, w)} and {c} channels; the model was fitted on grid "
                              f"{tuple(self.grid_)} and {self.mean_.shape[1]} channels")
-        Z = np.einsum("gmc,gdc->gmd", self._groups(maps) - self.mean_[:, None], self.components_)
+        Z = self._reduce(self._groups(maps))
         if self.estimator == "mvg":
             D = Z - self.location_[:, None]
-            scores = np.einsum("gmi,gij,gmj->gm", D, self.precision_, D)
+            scores = ((D @ self.precision_) * D).sum(axis=2)
         else:
             scores = _knn_distance(Z.astype(np.float32), self.bank_, self.k)
         return scores.reshape(n, h, w) if self.shared else scores.T.reshape(n, h, w)
@@ -208,6 +215,11 @@ class PatchModel(BaseEstimator):
         if self.shared:
             return maps.reshape(1, n * h * w, c).astype(np.float64)
         return maps.reshape(n, h * w, c).transpose(1, 0, 2).astype(np.float64)
+
+    def _reduce(self, X: np.ndarray) -> np.ndarray:
+        """(G, m, C) patches to (G, m, d) coordinates on the kept axes, centred on the training mean."""
+        Xc = X - self.mean_[:, None]
+        return Xc if self.components_ is None else Xc @ np.swapaxes(self.components_, 1, 2)
 
 
 def upsample_maps(scores: np.ndarray, size: int | tuple[int, int], sigma: float = 4.0) -> np.ndarray:
@@ -376,7 +388,7 @@ def _ledoit_wolf(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m, d = Z.shape[1:]
     location = Z.mean(axis=1)
     Zc = Z - location[:, None]
-    emp = np.einsum("gmi,gmj->gij", Zc, Zc) / m
+    emp = np.swapaxes(Zc, 1, 2) @ Zc / m
     trace = np.trace(emp, axis1=1, axis2=2)
     mu = trace / d
     delta_ = (emp ** 2).sum(axis=(1, 2))
@@ -402,9 +414,13 @@ def _knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, max_elements: i
     ndarray of shape (G, q), float64
     """
     Q, B = torch.from_numpy(queries), torch.from_numpy(bank)
+    bank_sq = (B * B).sum(dim=2).unsqueeze(1)  # (G, 1, m)
     step = max(max_elements // (B.shape[0] * B.shape[1]), 1)  # bounds the (G, step, m) distance block
-    out = [torch.cdist(Q[:, i:i + step], B).topk(k, dim=2, largest=False).values.mean(dim=2)
-           for i in range(0, Q.shape[1], step)]
+    out = []
+    for i in range(0, Q.shape[1], step):  # |q - b|^2 = |b|^2 - 2 q.b + |q|^2, one batched GEMM per block
+        q = Q[:, i:i + step]
+        d2 = torch.baddbmm(bank_sq, q, B.transpose(1, 2), alpha=-2).topk(k, dim=2, largest=False).values
+        out.append((d2 + (q * q).sum(dim=2, keepdim=True)).clamp_(min=0).sqrt_().mean(dim=2))
     return torch.cat(out, dim=1).double().numpy()
 
 

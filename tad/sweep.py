@@ -194,7 +194,7 @@ def run_grid(
     Returns
     -------
     DataFrame
-        Every row of ``results`` for these splits and this backbone (earlier runs included).
+        One row per trial of this grid (computed now or found in ``results``), none of other grids.
     """
     layers = list(layers) if layers is not None else [*range(1, backbone.n_layers + 1), "all"]
     for lay in layers:
@@ -212,13 +212,15 @@ def run_grid(
             "weights": f"{backbone.weights['tag']} ({backbone.weights['source']})"}
     total = len(splits) * len(layers) * len(poolings) * len(reductions) * len(estimators)
     bar = tqdm(total=total, desc=f"grid {backbone.name}", disable=not progress, unit="trial")
+    wanted = set()
     with open(results, "a") as out:
         for split in splits:
-            todo = [(lay, pool, red, est) for lay, pool, red, est
-                    in itertools.product(layers, poolings, reductions, estimators)
-                    if _key({**base, "dataset": split.name, "layer": str(lay), "pooling": pool,
-                             "reduction": red[0], "ratio": red[1], "estimator": est,
-                             "estimator_params": _params(est, flow_params)}) not in done]
+            combos = [(lay, pool, red, est, _key({
+                **base, "dataset": split.name, "layer": str(lay), "pooling": pool, "reduction": red[0],
+                "ratio": red[1], "estimator": est, "estimator_params": _params(est, flow_params)}))
+                for lay, pool, red, est in itertools.product(layers, poolings, reductions, estimators)]
+            wanted.update(c[-1] for c in combos)
+            todo = [c[:4] for c in combos if c[-1] not in done]
             bar.update(total // len(splits) - len(todo))
             if not todo:
                 continue
@@ -244,9 +246,7 @@ def run_grid(
                     os.fsync(out.fileno())
                     bar.update()
     bar.close()
-    names = {s.name for s in splits}
-    rows = [r for r in _read_rows(results) if r["dataset"] in names and r["backbone"] == backbone.name]
-    return pd.DataFrame(rows)
+    return pd.DataFrame([r for r in _read_rows(results) if _key(r) in wanted])
 
 
 def read_results(results: str | Path) -> pd.DataFrame:

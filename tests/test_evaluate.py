@@ -173,10 +173,10 @@ def test_pro_regions_use_8_connectivity():
     assert pro_score(masks, maps, max_fpr=0.3) == pytest.approx(0.575)
 
 
-def brute_force_pro(masks: np.ndarray, maps: np.ndarray, max_fpr: float, n: int) -> float:
+def brute_force_pro(masks: np.ndarray, maps: np.ndarray, max_fpr: float, thresholds: np.ndarray) -> float:
     """Per-threshold loop over components, explicit trapezoid with interpolation."""
     points = [(0.0, 0.0)]
-    for t in np.linspace(maps.min(), maps.max(), n)[::-1]:
+    for t in np.sort(thresholds)[::-1]:
         overlaps = []
         for mask, amap in zip(masks, maps):
             regions, count = ndimage.label(mask, structure=np.ones((3, 3)))
@@ -203,8 +203,20 @@ def test_pro_matches_brute_force_on_random_maps(max_fpr):
     masks[1, 8, 9] = True  # diagonal neighbour joins the region above
     smooth = ndimage.gaussian_filter(masks.astype(float), sigma=(0, 1.5, 1.5))
     maps = smooth + 0.3 * rng.random(masks.shape)
-    expected = brute_force_pro(masks, maps, max_fpr, n=50)
-    assert pro_score(masks, maps, max_fpr=max_fpr, n_thresholds=50) == pytest.approx(expected)
+    exact = brute_force_pro(masks, maps, max_fpr, np.unique(maps))
+    assert pro_score(masks, maps, max_fpr=max_fpr) == pytest.approx(exact)
+    grid = brute_force_pro(masks, maps, max_fpr, np.quantile(maps, np.linspace(0, 1, 50)))
+    assert pro_score(masks, maps, max_fpr=max_fpr, n_thresholds=50) == pytest.approx(grid)
+
+
+def test_pro_is_unchanged_by_a_monotone_transform_of_heavy_tailed_maps():
+    rng = np.random.default_rng(3)
+    masks = np.zeros((2, 16, 16), bool)
+    masks[0, 4:8, 4:8] = True
+    maps = rng.random(masks.shape) + 2 * masks
+    heavy = np.exp(12 * maps)  # a few huge values, as Mahalanobis maps have
+    assert pro_score(masks, heavy) == pytest.approx(pro_score(masks, maps))
+    assert pro_score(masks, heavy, n_thresholds=200) == pytest.approx(pro_score(masks, maps, n_thresholds=200))
 
 
 @pytest.mark.parametrize("max_fpr", [0.0, -0.1, 1.5])

@@ -8,6 +8,7 @@ from sklearn.covariance import LedoitWolf
 
 from tad.backbones import WeightsUnavailable, load_backbone
 from tad.data import load_split, make_synthetic_mvtec
+from tad.evaluate import pro_score
 from tad.maps import PatchModel, evaluate_maps, extract_maps, upsample_maps
 from tad.reduce import Reducer
 
@@ -115,3 +116,12 @@ def test_blob_region_scores_higher_than_background_end_to_end(tmp_path):
     cached = extract_maps(backbone, split.test_paths, (2, 3), input_size=64, cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(cached, extract_maps(backbone, split.test_paths, (2, 3), input_size=64,
                                                        progress=False))
+
+
+def test_pro_is_near_one_for_a_separating_map_with_a_huge_outlier():
+    rng = np.random.default_rng(0)
+    masks = np.zeros((2, 32, 32), dtype=bool)
+    masks[1, 8:16, 8:16] = True
+    maps = np.where(masks, 10.0, 0.0) + rng.uniform(0, 1, masks.shape)
+    maps[1, 8, 8] = 1e9  # one Mahalanobis-like outlier inside the defect
+    assert pro_score(masks, maps) > 0.95
