@@ -27,19 +27,27 @@ def mvtec_root() -> Path:
     return Path(os.environ.get("TAD_DATA") or SHARED / "data" / "mvtec_ad")
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Wall seconds of each function, run in turn ``repeats`` times (A B C A B C ...).
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU seconds of each function, run in turn ``repeats`` times (A B C A B C ...).
 
     Interleaving exposes every side to the same drift in machine load, so ratios of medians are fair
-    even when other processes share the cores.
+    even when other processes share the cores. CPU seconds (user + system, this process and its waited-for
+    children such as DataLoader workers) are less sensitive to that load than wall seconds.
     """
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name]["wall"].append(time.perf_counter() - t0)
+            times[name]["cpu"].append(cpu_seconds() - c0)
     return times
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its terminated children so far."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def median(values: list[float]) -> float:
@@ -61,8 +69,9 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def add_common_args(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+def add_common_args(parser: argparse.ArgumentParser, name: str, device: bool = True) -> None:
+    if device:
+        parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / f"{name}.json", help="JSON result file")
 
 

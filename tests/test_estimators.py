@@ -23,6 +23,19 @@ def test_mvg_score_is_mahalanobis_with_ledoit_wolf_inverse(n, d):
     np.testing.assert_allclose(MVG().fit(X).score_samples(Y), expected, rtol=1e-7)
 
 
+@pytest.mark.parametrize(("n", "d"), [(60, 5), (8, 20)])
+def test_mvg_on_principal_axis_coordinates_uses_the_diagonal_and_still_matches(n, d):
+    X, Y = gaussian(n, d, seed=4), gaussian(10, d, seed=5, shift=0.5)
+    mu = X.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+    Z, W = (X - mu) @ vectors, (Y - mu) @ vectors  # decorrelated: the training covariance is diagonal
+    model = MVG().fit(Z)
+    assert np.count_nonzero(model.precision_ - np.diag(np.diag(model.precision_))) == 0  # the fast path ran
+    inv = np.linalg.inv(ledoit_wolf(Z)[0])
+    expected = np.array([(w - Z.mean(0)) @ inv @ (w - Z.mean(0)) for w in W])
+    np.testing.assert_allclose(model.score_samples(W), expected, rtol=1e-6)
+
+
 @pytest.mark.parametrize("k", [1, 5, 10])
 def test_knn_score_equals_exhaustive_search(k):
     X, Y = gaussian(30, 4, seed=2), gaussian(12, 4, seed=3, shift=1.0)
