@@ -39,12 +39,17 @@ def resolve_classes(data_root: str | Path | None, classes: Sequence[str] | None)
 
 
 def setup_run(data_root: str | Path | None, classes: Sequence[str] | None, backbone: str,
-              input_size: int | None = None, seed: int = 0) -> tuple[list[Split], Backbone]:
-    """Load the splits and the backbone a page asks for and print what they are."""
+              input_size: int | None = None, seed: int = 0,
+              require_masks: bool = False) -> tuple[list[Split], Backbone]:
+    """Load the splits and the backbone a page asks for and print what they are.
+
+    ``require_masks=True`` is passed to `tad.data.load_split`: every anomalous test image must have a
+    ground-truth mask (pages that score anomaly maps), else `tad.data.DataError` names the missing file.
+    """
     if backbone not in BACKBONES:
         raise ValueError(f"backbone {backbone!r} not in {sorted(BACKBONES)}")
     names = resolve_classes(data_root, classes)
-    splits = [load_split(c, data_root, seed=seed) for c in names]
+    splits = [load_split(c, data_root, seed=seed, require_masks=require_masks) for c in names]
     bb = load_backbone(backbone)
     size = input_size or bb.input_size
     print(f"Data: {len(splits)} class(es): {', '.join(names)}")

@@ -82,7 +82,8 @@ def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | No
     ndarray of shape (n_test,), higher = more anomalous
     """
     _check_reduction(reduction, ratio)
-    Ztrain, Ztest = _reduce(train, test, reduction, ratio, basis, spectrum(train) if reduction != "none" else None)
+    proj = _project(train, test) if reduction != "none" else None
+    Ztrain, Ztest = _reduce(train, test, reduction, ratio, basis, proj)
     return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
 
 
@@ -170,7 +171,8 @@ def run_grid(
 ) -> pd.DataFrame:
     """Run every combination of the given choices on every split; resumable.
 
-    Each finished trial is appended as one JSON line to ``results`` (flushed and fsynced). Trials already
+    Each finished trial is appended as one JSON line to ``results`` (flushed at once, fsynced after each
+    layer and pooling). Trials already
     there are skipped, and a line cut short by a kill is dropped, so a grid killed at any moment and
     started again ends with exactly one row per trial.
 
@@ -230,10 +232,10 @@ def run_grid(
             labels = split.test_labels
             for (lay, pool), group in itertools.groupby(todo, key=lambda t: t[:2]):
                 X, Y = select(train, lay, pool, backbone), select(test, lay, pool, backbone)
-                spec = spectrum(X)  # shared by every PCA/NPCA ratio of this layer and pooling
+                proj = _project(X, Y)  # one eigen-decomposition and projection for every PCA/NPCA ratio
                 for _, _, (method, ratio), est in group:
                     t0 = time.perf_counter()
-                    Ztrain, Ztest = _reduce(X, Y, method, ratio, basis, spec)
+                    Ztrain, Ztest = _reduce(X, Y, method, ratio, basis, proj)
                     s = make_estimator(est, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
                     lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
                     row = {**base, "dataset": split.name, "layer": str(lay), "pooling": pool,
@@ -242,9 +244,9 @@ def run_grid(
                            "n_train": len(X), "n_test": len(Y), "d": Ztrain.shape[1],
                            "seconds": time.perf_counter() - t0}
                     out.write(json.dumps(row) + "\n")
-                    out.flush()
-                    os.fsync(out.fileno())
+                    out.flush()  # in the OS now: a killed process loses nothing
                     bar.update()
+                os.fsync(out.fileno())  # on disk, once per layer and pooling: survives a power cut too
     bar.close()
     return pd.DataFrame([r for r in _read_rows(results) if _key(r) in wanted])
 
@@ -256,15 +258,22 @@ def read_results(results: str | Path) -> pd.DataFrame:
 
 # --- helpers -----------------------------------------------------------------------------------
 
+def _project(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training and test features in the training principal-axis coordinates (all axes), and the variances."""
+    if len(X) < 2:  # one image has no covariance: every axis would be an arbitrary null-space axis
+        raise ValueError(f"a PCA/NPCA reduction needs at least 2 training images, got {len(X)}")
+    mean, values, vectors = spectrum(X)
+    return (X - mean) @ vectors, (Y - mean) @ vectors, values
+
+
 def _reduce(X: np.ndarray, Y: np.ndarray, method: str, ratio: float | None, basis: str,
-            spec: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+            proj: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The kept columns of the projected features (a reduction is a choice of principal axes)."""
     if method == "none":
         return X, Y
-    if len(X) < 2:  # one image has no covariance: every axis would be an arbitrary null-space axis
-        raise ValueError(f"reduction {method!r} needs at least 2 training images, got {len(X)}")
-    mean, values, vectors = spec
-    V = vectors[:, n_kept(method, ratio, values, basis)]
-    return (X - mean) @ V, (Y - mean) @ V
+    Zx, Zy, values = proj
+    keep = n_kept(method, ratio, values, basis)
+    return np.ascontiguousarray(Zx[:, keep]), np.ascontiguousarray(Zy[:, keep])
 
 
 def _params(estimator: str, flow_params: dict | None) -> str:
