@@ -37,9 +37,7 @@ estimators = ["mvg", "knn1", "knn5", "knn10", "flow"]
 pooling = "avg"
 flow_params = dict(epochs=100, hidden=64)          # tad.estimators.Flow settings
 flow_backbones = ["tf_efficientnet_lite0"]         # None means every backbone
-flow_layers = [6]                                  # None means every layer. Not 7 for now: Lite0 layer 7 has
-# d = 320 > n_train on bottle/transistor, NPCA 10-40 % then keeps null-space axes and the flow's float32
-# -log p overflows to inf on test images, which the bootstrap rejects (see tad.estimators.Flow).
+flow_layers = [7]                                  # None means every layer
 top_n = 10
 device = "cpu"
 cache_dir = "../.cache/tad"

@@ -158,8 +158,12 @@ class Flow(BaseEstimator):
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Negative log-likelihood of each row under the flow, shape (n_samples,)."""
         check_is_fitted(self)
-        with torch.no_grad():
-            return -self.flow_().log_prob(self._standardise(check_array(X, dtype=np.float64))).cpu().numpy()
+        z = torch.as_tensor((check_array(X, dtype=np.float64) - self.mean_) / self.scale_, device=self.device)
+        with torch.no_grad():  # in float64: NPCA can keep axes where good images barely vary at all, and a
+            nll = -self.flow_.double()().log_prob(z).cpu().numpy()  # test image there is ~1e14 sd out
+        self.flow_.float()
+        # Beyond even float64 the density is 0: as anomalous as can be, so the largest float (ties among them).
+        return np.nan_to_num(nll, nan=np.nan, posinf=np.finfo(np.float64).max)
 
     def _standardise(self, X: np.ndarray) -> torch.Tensor:
         return torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32, device=self.device)
