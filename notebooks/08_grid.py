@@ -35,7 +35,7 @@ layers = None                       # None means every layer of each backbone an
 reductions = None                   # None means the paper's 11 (tad.sweep.REDUCTIONS), else [[method, ratio], ...]
 estimators = ["mvg", "knn1", "knn5", "knn10", "flow"]
 pooling = "avg"
-flow_params = dict(epochs=100, hidden=64)          # tad.estimators.Flow settings
+flow_params = {"epochs": 100, "hidden": 64}        # tad.estimators.Flow settings
 flow_backbones = ["tf_efficientnet_lite0"]         # None means every backbone
 flow_layers = [7]                                  # None means every layer
 top_n = 10

@@ -28,9 +28,8 @@ data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present
 backbone = "tf_efficientnet_lite0"  # the reference backbone (the other pages' default)
 input_size = None                   # the reference size; None means the weights' native size
-sizes = {"tf_efficientnet_lite0": [None, 320, 448],   # input sizes per backbone; None = native
-         "tf_efficientnet_lite1": [None],
-         "tf_efficientnet_lite2": [None]}
+# input sizes per backbone (None: native)
+sizes = {"tf_efficientnet_lite0": [None, 320, 448], "tf_efficientnet_lite1": [None], "tf_efficientnet_lite2": [None]}
 full_sweep = False                  # True: every backbone above at native, 320, 384, 448 and 512 px
 layers = [7, "all"]
 estimators = ["mvg", "knn1"]
