@@ -70,13 +70,10 @@ if not noise_stds or any(not s > 0 for s in noise_stds):
 
 # %%
 levels = [(0.0, 0)] + [(float(s), n_augment) for s in noise_stds]
-for std, n_aug in levels:
-    df = run_grid(splits, bb, results, layers=[layer], poolings=[pooling], reductions=[(reduction, ratio)],
-                  estimators=estimators, input_size=input_size, noise_std=std, n_augment=n_aug,
-                  cache_dir=cache_dir, device=device, n_boot=n_boot, seed=seed, progress=False)
-df = df[(df.layer == str(layer)) & (df.pooling == pooling) & (df.reduction == reduction) & (df.ratio == ratio)
-        & df.estimator.isin(estimators) & (df.input_size == (input_size or bb.input_size)) & (df.seed == seed)
-        & pd.Series(list(zip(df.noise_std, df.n_augment)), index=df.index).isin(levels)]
+df = pd.concat([run_grid(splits, bb, results, layers=[layer], poolings=[pooling], reductions=[(reduction, ratio)],
+                         estimators=estimators, input_size=input_size, noise_std=std, n_augment=n_aug,
+                         cache_dir=cache_dir, device=device, n_boot=n_boot, seed=seed, progress=False)
+                for std, n_aug in levels], ignore_index=True)
 table = df.pivot_table(index=["estimator", "noise_std"], columns="dataset", values="auroc")
 table["mean"] = table.mean(axis=1)
 table = table.loc[estimators]
