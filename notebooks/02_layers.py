@@ -59,8 +59,6 @@ splits, bb = setup_run(data_root, classes, backbone, input_size, seed)
 df = run_grid(splits, bb, results, poolings=[pooling], reductions=[(reduction, ratio)],
               estimators=[estimator], input_size=input_size, cache_dir=cache_dir, device=device,
               n_boot=n_boot, seed=seed, progress=False)
-df = df[(df.pooling == pooling) & (df.reduction == reduction) & (df.ratio == ratio)
-        & (df.estimator == estimator) & (df.input_size == (input_size or bb.input_size))]
 table = df.pivot_table(index="dataset", columns="layer", values="auroc")
 table = table[[str(i) for i in range(1, bb.n_layers + 1)] + ["all"]]
 table.loc["mean (these classes)"] = table.mean()

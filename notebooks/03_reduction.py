@@ -86,9 +86,6 @@ pd.DataFrame({s.name: kept(s) for s in splits}).T
 df = run_grid(splits, bb, results, layers=[layer], poolings=[pooling], reductions=REDUCTIONS,
               estimators=[estimator], basis=basis, input_size=input_size, cache_dir=cache_dir, device=device,
               n_boot=n_boot, seed=seed, progress=False)
-df = df[(df.layer == str(layer)) & (df.pooling == pooling) & (df.estimator == estimator) & (df.basis == basis)
-        & (df.input_size == (input_size or bb.input_size)) & (df.noise_std == 0) & (df.n_augment == 0)
-        & (df.seed == seed)].copy()
 
 
 def label(reduction, ratio):
@@ -119,9 +116,6 @@ for lay, est in other_settings:
     other = run_grid(splits, bb, results, layers=[lay], poolings=[pooling], reductions=REDUCTIONS,
                      estimators=[est], basis=basis, input_size=input_size, cache_dir=cache_dir, device=device,
                      n_boot=n_boot, seed=seed, progress=False)
-    other = other[(other.layer == str(lay)) & (other.pooling == pooling) & (other.estimator == est)
-                  & (other.basis == basis) & (other.input_size == (input_size or bb.input_size))
-                  & (other.noise_std == 0) & (other.n_augment == 0) & (other.seed == seed)]
     other.index = [label(m, r) for m, r in zip(other.reduction, other.ratio)]
     means[(lay, est)] = other.groupby(level=0).auroc.mean().loc[order]
 readings = pd.DataFrame({f"layer {lay}, {est}": m for (lay, est), m in means.items()})

@@ -57,9 +57,6 @@ splits, bb = setup_run(data_root, classes, backbone, input_size, seed)
 df = run_grid(splits, bb, results, layers=[layer], poolings=POOLING_CHOICES, reductions=[(reduction, ratio)],
               estimators=estimators, input_size=input_size, cache_dir=cache_dir, device=device,
               n_boot=n_boot, seed=seed, progress=False)
-df = df[(df.layer == str(layer)) & (df.reduction == reduction) & (df.ratio == ratio) & (df.basis == "dims")
-        & df.estimator.isin(estimators) & (df.input_size == (input_size or bb.input_size))
-        & (df.noise_std == 0) & (df.n_augment == 0) & (df.seed == seed)]
 table = df.pivot_table(index="estimator", columns="pooling", values="auroc")[list(POOLING_CHOICES)].loc[estimators]
 
 # %% [markdown]

@@ -85,10 +85,6 @@ print(f"{splits[0].name}, layer {layers[0]}: {Z.shape[0]} training images x {Z.s
 df = run_grid(splits, bb, results, layers=layers, poolings=[pooling], reductions=[(reduction, ratio)],
               estimators=estimators, input_size=input_size, cache_dir=cache_dir, device=device,
               n_boot=n_boot, seed=seed, flow_params=flow_params, progress=False)
-df = df[df.layer.isin([str(x) for x in layers]) & (df.pooling == pooling) & (df.reduction == reduction)
-        & (df.ratio == ratio) & (df.basis == "dims") & df.estimator.isin(estimators)
-        & (df.input_size == (input_size or bb.input_size)) & (df.noise_std == 0) & (df.n_augment == 0)
-        & (df.seed == seed)]
 table = df.pivot_table(index=["layer", "dataset"], columns="estimator", values="auroc")[estimators]
 means = df.pivot_table(index="layer", columns="estimator", values="auroc")[estimators]
 means.index = [f"mean, layer {x}" for x in means.index]

@@ -79,9 +79,7 @@ for name, b in loaded.items():
     df = run_grid(splits, b, results, poolings=[pooling], reductions=[(reduction, ratio)], estimators=estimators,
                   input_size=input_size, cache_dir=cache_dir, device=device, n_boot=n_boot, seed=seed,
                   progress=False)
-    frames.append(df[(df.pooling == pooling) & (df.reduction == reduction) & (df.ratio == ratio)
-                     & df.estimator.isin(estimators) & (df.input_size == (input_size or b.input_size))
-                     & (df.noise_std == 0) & (df.n_augment == 0) & (df.seed == seed)])
+    frames.append(df)
 df = pd.concat(frames, ignore_index=True)
 layers = [str(i) for i in range(1, max(b.n_layers for b in loaded.values()) + 1)] + ["all"]
 table = df.pivot_table(index=["estimator", "backbone"], columns="layer", values="auroc")  # mean over classes

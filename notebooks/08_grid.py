@@ -98,13 +98,9 @@ for name, b in loaded.items():
         if not ests:
             continue
         df = run_grid(splits, b, results, layers=lay, estimators=ests, flow_params=flow_params, **common)
-        frames.append(df[df.layer.isin(lay) & df.estimator.isin(ests) & (df.pooling == pooling)
-                         & (df.input_size == (input_size or b.input_size)) & (df.noise_std == 0)
-                         & (df.n_augment == 0) & (df.seed == seed) & (df.basis == "dims")])
+        frames.append(df)
         planned += len(splits) * len(lay) * len(reductions) * len(ests)
 df = pd.concat(frames, ignore_index=True)
-ratios = df.ratio.astype(object).where(df.ratio.notna(), None)  # "none" has ratio None in REDUCTIONS
-df = df[pd.Series(list(zip(df.reduction, ratios)), index=df.index).isin([(m, r) for m, r in reductions])]
 print(f"grid cell: {time.perf_counter() - t0:.0f} s (trials already in {results} are read, not rerun)")
 
 # %% [markdown]

@@ -78,10 +78,7 @@ for name, ss in sizes.items():
                       seed=seed, progress=False)
         size = s or net.input_size
         seconds[name, size] = time.perf_counter() - t0
-        frames.append(df[(df.input_size == size) & (df.pooling == pooling) & (df.reduction == reduction)
-                         & (df.basis == "dims") & (df.noise_std == 0) & (df.n_augment == 0) & (df.seed == seed)
-                         & (df.ratio == ratio) & df.layer.isin([str(x) for x in layers])
-                         & df.estimator.isin(estimators)])
+        frames.append(df)
 runs = pd.concat(frames, ignore_index=True).drop_duplicates(
     ["dataset", "backbone", "input_size", "layer", "estimator"])
 pd.Series(seconds, name="seconds").rename_axis(["backbone", "input_size"]).round(1).to_frame()

@@ -70,8 +70,6 @@ PAIRS = {f"layer {last} vs all": ("L7 npca mvg", "all npca mvg"),
 grid = run_grid(splits, bb, results, layers=[last, "all"], poolings=[pooling],
                 reductions=[("npca", 0.5), ("none", None)], estimators=["mvg", "knn1"], input_size=input_size,
                 cache_dir=cache_dir, device=device, n_boot=n_boot, seed=seed, progress=False)
-grid = grid[(grid.input_size == size) & (grid.pooling == pooling) & (grid.basis == "dims") & (grid.noise_std == 0)
-            & (grid.n_augment == 0) & (grid.seed == seed)]
 rows = []
 for name, (lay, (method, ratio), est) in CONFIGS.items():
     r = grid[(grid.layer == str(lay)) & (grid.reduction == method) & (grid.estimator == est)

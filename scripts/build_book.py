@@ -74,6 +74,9 @@ def main() -> None:
     p.add_argument("--no-html", action="store_true", help="run the notebooks only")
     args = p.parse_args()
     parameters = {k: yaml.safe_load(v) for k, v in args.p}
+    shared = ROOT.parent / "shared" / "data" / "mvtec_ad"  # the Makefile's default too
+    if "TAD_DATA" not in os.environ and shared.is_dir():
+        os.environ["TAD_DATA"] = str(shared)
     OUT.mkdir(parents=True, exist_ok=True)
     names = notebooks_in_toc()
     unknown = set(args.only or []) - set(names)
