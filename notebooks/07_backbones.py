@@ -46,9 +46,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from tad.backbones import WeightsUnavailable, load_backbone
 from tad.paper import paper_table
-from tad.report import setup_run
+from tad.report import load_backbones, setup_run
 from tad.sweep import run_grid
 
 Path(results).parent.mkdir(parents=True, exist_ok=True)
@@ -58,16 +57,7 @@ splits, bb = setup_run(data_root, classes, backbone, input_size, seed)
 # Every backbone asked for, with its weights' provenance, or the reason it is skipped:
 
 # %%
-loaded = {}
-for name in backbones:
-    try:
-        loaded[name] = bb if name == bb.name else load_backbone(name)
-    except WeightsUnavailable as err:
-        print(f"SKIPPED {name}: {err}\n")
-        continue
-    b = loaded[name]
-    print(f"{name}: {b.weights['tag']} from {b.weights['source']}; input {input_size or b.input_size} px; "
-          f"{b.n_layers} layers, channels {b.channels}")
+loaded = load_backbones(backbones, have=bb)
 
 # %% [markdown]
 # Every layer and their concatenation ("all") of each backbone, one trial per class and estimator; rows go

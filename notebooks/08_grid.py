@@ -55,9 +55,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from tad.backbones import BACKBONES, WeightsUnavailable, load_backbone
+from tad.backbones import BACKBONES
 from tad.paper import paper_table
-from tad.report import setup_run
+from tad.report import load_backbones, setup_run
 from tad.sweep import REDUCTIONS, run_grid
 
 Path(results).parent.mkdir(parents=True, exist_ok=True)
@@ -68,16 +68,7 @@ for name in [*backbones, *flow_backbones]:
     if name not in BACKBONES:
         raise ValueError(f"backbone {name!r} in backbones/flow_backbones not in {sorted(BACKBONES)}")
 
-loaded = {}
-for name in backbones:
-    try:
-        loaded[name] = bb if name == bb.name else load_backbone(name)
-    except WeightsUnavailable as err:
-        print(f"SKIPPED {name}: {err}\n")
-        continue
-    b = loaded[name]
-    print(f"{name}: {b.weights['tag']} from {b.weights['source']}; input {input_size or b.input_size} px; "
-          f"{b.n_layers} layers")
+loaded = load_backbones(backbones, have=bb)
 
 # %% [markdown]
 # The grid, backbone by backbone: every layer x reduction x estimator except the flow, then the flow on its

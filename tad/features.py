@@ -173,18 +173,26 @@ def _file_digest(path: Path) -> bytes:
 
 
 def _read_cache(file: Path, key: str, n: int, n_layers: int) -> Features | None:
+    arrays = _read_npz(file, key, [f"layer{i}" for i in range(1, n_layers + 1)])
+    if arrays is None:
+        return None
+    feats = {i: arrays[f"layer{i}"] for i in range(1, n_layers + 1)}
+    if any(f.shape[0] != n or f.shape[1] != 3 or not np.isfinite(f).all() for f in feats.values()):
+        return None
+    return feats
+
+
+def _read_npz(file: Path, key: str, names: list[str]) -> dict[str, np.ndarray] | None:
+    """The named arrays of a cache file written under ``key``; None if it is missing, stale or corrupt."""
     if not file.exists():
         return None
     try:
         with np.load(file) as z:
             if str(z["key"]) != key:
                 return None
-            feats = {i: z[f"layer{i}"] for i in range(1, n_layers + 1)}
+            return {name: z[name] for name in names}
     except Exception:  # truncated or corrupt file of any kind: recompute, never trust
         return None
-    if any(f.shape[0] != n or f.shape[1] != 3 or not np.isfinite(f).all() for f in feats.values()):
-        return None
-    return feats
 
 
 def _write_cache(file: Path, key: str, feats: Features) -> None:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from tad.backbones import Backbone, parse_layers
 from tad.data import DataError, Split, load_mask
 from tad.evaluate import auroc, pixel_auroc, pro_score
-from tad.features import _atomic_savez, _Images, cache_key
+from tad.features import _atomic_savez, _Images, _read_npz, cache_key
 from tad.reduce import METHODS, n_kept
 
 # Bump when anything that changes map values changes (layer resizing, dtype).
@@ -360,15 +360,10 @@ def _compute_maps(backbone, paths, layers, size, batch_size, num_workers, device
 
 
 def _read_maps(file: Path, key: str, n: int) -> np.ndarray | None:
-    if not file.exists():
+    arrays = _read_npz(file, key, ["maps"])
+    if arrays is None:
         return None
-    try:
-        with np.load(file) as z:
-            if str(z["key"]) != key:
-                return None
-            maps = z["maps"]
-    except Exception:  # truncated or corrupt file of any kind: recompute, never trust
-        return None
+    maps = arrays["maps"]
     if maps.ndim != 4 or len(maps) != n or not np.isfinite(maps).all():
         return None
     return maps

@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tad.backbones import BACKBONES, Backbone, load_backbone
+from tad.backbones import BACKBONES, Backbone, WeightsUnavailable, load_backbone
 from tad.data import ELPV_CATEGORIES, MVTEC_CATEGORIES, Split, available_categories, load_split
 
 
@@ -59,3 +59,22 @@ def setup_run(data_root: str | Path | None, classes: Sequence[str] | None, backb
     print(f"Weights: {bb.weights['tag']} from {bb.weights['source']}; input {size}x{size} px "
           f"(native {bb.input_size}); layers {bb.n_layers}, channels {bb.channels}")
     return splits, bb
+
+
+def load_backbones(names: Sequence[str], have: Backbone | None = None) -> dict[str, Backbone]:
+    """The backbones among ``names`` whose weights can be had, printing each one's provenance or why it is
+    skipped (never random weights); ``have`` is reused instead of loaded again."""
+    bad = [n for n in names if n not in BACKBONES]
+    if bad:
+        raise ValueError(f"backbones {bad} not in {sorted(BACKBONES)}")
+    loaded = {}
+    for name in names:
+        try:
+            loaded[name] = have if have is not None and have.name == name else load_backbone(name)
+        except WeightsUnavailable as err:
+            print(f"SKIPPED {name}: {err}\n")
+            continue
+        b = loaded[name]
+        print(f"{name}: {b.weights['tag']} from {b.weights['source']}; native input {b.input_size} px; "
+              f"{b.n_layers} layers, channels {b.channels}")
+    return loaded

@@ -1,9 +1,10 @@
-"""tad.report.setup_run: the splits a page gets, with and without required masks."""
+"""tad.report: the splits and backbones a page gets."""
 
 import pytest
 
+import tad.backbones
 from tad.data import DataError, make_synthetic_mvtec
-from tad.report import setup_run
+from tad.report import load_backbones, setup_run
 
 
 @pytest.fixture
@@ -27,3 +28,17 @@ def test_setup_run_with_require_masks_names_a_missing_mask(toy_root):
         setup_run(toy_root, ["toy"], "tf_efficientnet_lite0", require_masks=True)
     splits, _ = setup_run(toy_root, ["toy"], "tf_efficientnet_lite0")  # default: the image stays, maskless
     assert sum(s.label == 1 and s.mask is None for s in splits[0].test) == 1
+
+
+def test_load_backbones_skips_unobtainable_weights_and_names_why(monkeypatch, capsys):
+    monkeypatch.setattr(tad.backbones, "_hub_cached", lambda tag: False)
+    monkeypatch.setattr(tad.backbones, "_hub_reachable", lambda timeout=3.0: False)
+    loaded = load_backbones(["tf_efficientnet_lite0", "resnet18"])
+    assert list(loaded) == ["tf_efficientnet_lite0"]
+    out = capsys.readouterr().out
+    assert "SKIPPED resnet18" in out and "tf_efficientnet_lite0.in1k" in out
+
+
+def test_load_backbones_rejects_unknown_names():
+    with pytest.raises(ValueError, match="nope"):
+        load_backbones(["nope"])
