@@ -172,9 +172,8 @@ def run_grid(
     """Run every combination of the given choices on every split; resumable.
 
     Each finished trial is appended as one JSON line to ``results`` (flushed at once, fsynced after each
-    layer and pooling). Trials already
-    there are skipped, and a line cut short by a kill is dropped, so a grid killed at any moment and
-    started again ends with exactly one row per trial.
+    layer and pooling). Trials already there are skipped, and a line cut short by a kill is dropped, so a
+    grid killed at any moment and started again ends with exactly one row per trial.
 
     Parameters
     ----------
@@ -217,12 +216,12 @@ def run_grid(
     wanted = set()
     with open(results, "a") as out:
         for split in splits:
-            combos = [(lay, pool, red, est, _key({
-                **base, "dataset": split.name, "layer": str(lay), "pooling": pool, "reduction": red[0],
-                "ratio": red[1], "estimator": est, "estimator_params": _params(est, flow_params)}))
-                for lay, pool, red, est in itertools.product(layers, poolings, reductions, estimators)]
-            wanted.update(c[-1] for c in combos)
-            todo = [c[:4] for c in combos if c[-1] not in done]
+            configs = [{**base, "dataset": split.name, "layer": str(lay), "pooling": pool, "reduction": method,
+                        "ratio": ratio, "estimator": est, "estimator_params": _params(est, flow_params)}
+                       for lay, pool, (method, ratio), est
+                       in itertools.product(layers, poolings, reductions, estimators)]
+            wanted.update(_key(c) for c in configs)
+            todo = [c for c in configs if _key(c) not in done]
             bar.update(total // len(splits) - len(todo))
             if not todo:
                 continue
@@ -230,19 +229,17 @@ def run_grid(
                                          n_augment=n_augment, cache_dir=cache_dir, device=device,
                                          progress=progress)
             labels = split.test_labels
-            for (lay, pool), group in itertools.groupby(todo, key=lambda t: t[:2]):
+            for (lay, pool), group in itertools.groupby(todo, key=lambda c: (c["layer"], c["pooling"])):
                 X, Y = select(train, lay, pool, backbone), select(test, lay, pool, backbone)
                 proj = _project(X, Y)  # one eigen-decomposition and projection for every PCA/NPCA ratio
-                for _, _, (method, ratio), est in group:
+                for config in group:
                     t0 = time.perf_counter()
-                    Ztrain, Ztest = _reduce(X, Y, method, ratio, basis, proj)
-                    s = make_estimator(est, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
+                    Ztrain, Ztest = _reduce(X, Y, config["reduction"], config["ratio"], basis, proj)
+                    s = make_estimator(config["estimator"], seed=seed, **(flow_params or {})) \
+                        .fit(Ztrain).score_samples(Ztest)
                     lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
-                    row = {**base, "dataset": split.name, "layer": str(lay), "pooling": pool,
-                           "reduction": method, "ratio": ratio, "estimator": est,
-                           "estimator_params": _params(est, flow_params), "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi,
-                           "n_train": len(X), "n_test": len(Y), "d": Ztrain.shape[1],
-                           "seconds": time.perf_counter() - t0}
+                    row = {**config, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi, "n_train": len(X),
+                           "n_test": len(Y), "d": Ztrain.shape[1], "seconds": time.perf_counter() - t0}
                     out.write(json.dumps(row) + "\n")
                     out.flush()  # in the OS now: a killed process loses nothing
                     bar.update()
