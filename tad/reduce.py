@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 METHODS = ("pca", "npca", "none")
 BASES = ("dims", "rank")
+DEFAULT_BASIS = "dims"  # what the ratio is a share of, unless a caller says otherwise
 
 
 def spectrum(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

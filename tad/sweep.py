@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -231,21 +231,32 @@ def run_grid(
             labels = split.test_labels
             for (lay, pool), group in itertools.groupby(todo, key=lambda c: (c["layer"], c["pooling"])):
                 X, Y = select(train, lay, pool, backbone), select(test, lay, pool, backbone)
-                proj = _project(X, Y)  # one eigen-decomposition and projection for every PCA/NPCA ratio
-                for config in group:
-                    t0 = time.perf_counter()
-                    Ztrain, Ztest = _reduce(X, Y, config["reduction"], config["ratio"], basis, proj)
-                    s = make_estimator(config["estimator"], seed=seed, **(flow_params or {})) \
-                        .fit(Ztrain).score_samples(Ztest)
-                    lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
-                    row = {**config, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi, "n_train": len(X),
-                           "n_test": len(Y), "d": Ztrain.shape[1], "seconds": time.perf_counter() - t0}
+                for row in score_group(X, Y, labels, list(group), n_boot=n_boot, seed=seed,
+                                       flow_params=flow_params):
                     out.write(json.dumps(row) + "\n")
                     out.flush()  # in the OS now: a killed process loses nothing
                     bar.update()
                 os.fsync(out.fileno())  # on disk, once per layer and pooling: survives a power cut too
     bar.close()
     return pd.DataFrame([r for r in _read_rows(results) if _key(r) in wanted])
+
+
+def score_group(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: Sequence[dict], *,
+                n_boot: int = 1000, seed: int = 0, flow_params: dict | None = None) -> Iterator[dict]:
+    """The result rows of trials that share one feature matrix (one data set, layer and pooling).
+
+    One eigen-decomposition and projection serves every PCA/NPCA ratio of the group. Each config holds
+    ``reduction``, ``ratio``, ``basis`` and ``estimator``; its row adds the AUROC, its interval, sizes and
+    the seconds the trial took.
+    """
+    proj = _project(X, Y) if any(c["reduction"] != "none" for c in configs) else None
+    for config in configs:
+        t0 = time.perf_counter()
+        Ztrain, Ztest = _reduce(X, Y, config["reduction"], config["ratio"], config["basis"], proj)
+        s = make_estimator(config["estimator"], seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
+        lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
+        yield {**config, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi, "n_train": len(X),
+               "n_test": len(Y), "d": Ztrain.shape[1], "seconds": time.perf_counter() - t0}
 
 
 def read_results(results: str | Path) -> pd.DataFrame:
