@@ -1,12 +1,19 @@
 """Build the book: execute every notebook with papermill, then Jupyter Book (Sphinx) without re-executing.
 
 Each jupytext source in `notebooks/` listed in `_toc.yml` is converted in memory, run by papermill with
-its default parameters (plus any ``-p name value`` given here) and written to `book/generated/`. A
-notebook whose source, parameters and `tad` code are unchanged since its last successful run is not run
-again. Then `jupyter-book build` runs with warnings as errors. Any failing notebook fails the build.
+its default parameters (plus any ``-p name value`` given here, and per-page values from ``--params FILE``)
+and written to `book/generated/`. A notebook whose source, parameters, `tad` code and data are unchanged
+since its last successful run is not run again. Then `jupyter-book build` runs with warnings as errors.
+Any failing notebook fails the build. One build at a time: a second one started beside it waits, then
+reuses what the first computed.
 
-    python scripts/build_book.py                  # everything
-    python scripts/build_book.py --only 02_layers  # one notebook, then the HTML
+First of all the data step: where MVTec AD classes are missing under the data root, the official
+download is tried once (checked, resumable); offline it prints one line saying how to place the data
+by hand, and the book goes on with what is there (ELPV, installed with the requirements, at the least).
+
+    python scripts/build_book.py                         # everything
+    python scripts/build_book.py --only 02_layers        # one notebook, then the HTML
+    python scripts/build_book.py --params ci/small.yml   # per-page parameters ({page: {name: value}})
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jupytext
 import papermill
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "book" / "generated"
+FAILED = ROOT / "_build" / "failed"
 
 
 def notebooks_in_toc() -> list[str]:
@@ -35,35 +45,81 @@ def notebooks_in_toc() -> list[str]:
     return [Path(f).name for f in files if f.startswith("book/generated/")]
 
 
-def fingerprint(source: Path, parameters: dict) -> str:
+def data_fingerprint(root: str | None) -> str:
+    """Names, sizes and modification times of every file under the data root: cheap, and changes with the data."""
+    h = hashlib.sha256(str(root).encode())
+    if root and Path(root).is_dir():
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{os.path.relpath(os.path.join(dirpath, name), root)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def fingerprint(source: Path, parameters: dict, data: str) -> str:
     h = hashlib.sha256(source.read_bytes())
     h.update(json.dumps(parameters, sort_keys=True).encode())
     for f in sorted((ROOT / "tad").rglob("*")):
         if f.is_file() and f.suffix in (".py", ".csv"):
             h.update(f.read_bytes())
-    h.update(os.environ.get("TAD_DATA", "").encode())
+    h.update(data.encode())
     return h.hexdigest()
 
 
-def execute(name: str, parameters: dict) -> None:
+def page_parameters(name: str, given: dict) -> dict:
+    """``given`` checked against the page's `parameters` cell: an unknown name stops the build, listing the valid ones."""
+    nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    valid = {name.strip() for c in cells for line in c.source.splitlines()
+             if "=" in line and not line.startswith((" ", "#")) for name in line.split("=")[0].split(",")}
+    unknown = sorted(set(given) - valid)
+    if unknown:
+        sys.exit(f"page {name}: unknown parameter(s) {unknown}; this page's parameters are {sorted(valid)}")
+    return given
+
+
+def execute(name: str, parameters: dict, data: str) -> None:
     source = ROOT / "notebooks" / f"{name}.py"
     if not source.exists():
         sys.exit(f"_toc.yml lists book/generated/{name}, but notebooks/{name}.py does not exist")
     output, stamp = OUT / f"{name}.ipynb", OUT / f"{name}.fingerprint"
-    key = fingerprint(source, parameters)
+    key = fingerprint(source, parameters, data)
     if output.exists() and stamp.exists() and stamp.read_text() == key:
         print(f"[book] {name}: unchanged, reusing {output.relative_to(ROOT)}")
         return
     nb = jupytext.read(source)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    tmp = output.with_suffix(".running.ipynb")
+    tmp = output.with_name(f".{name}.{os.getpid()}.running.ipynb")
     t0 = time.time()
-    print(f"[book] {name}: running", flush=True)
-    papermill.execute_notebook(nb, str(tmp), parameters=parameters, cwd=str(ROOT / "notebooks"),
-                               kernel_name="python3", progress_bar=False)
+    print(f"[book] {name}: running {parameters or ''}", flush=True)
+    try:
+        papermill.execute_notebook(nb, str(tmp), parameters=parameters, cwd=str(ROOT / "notebooks"),
+                                   kernel_name="python3", progress_bar=False)
+    except BaseException:
+        if tmp.exists():  # keep the failed run for reading, out of the book's folder
+            FAILED.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, FAILED / f"{name}.ipynb")
+            print(f"[book] {name}: FAILED; the executed notebook is {FAILED / f'{name}.ipynb'}", flush=True)
+        raise
     os.replace(tmp, output)  # only a notebook that ran to the end replaces the last good one
     stamp.write_text(key)
     print(f"[book] {name}: done in {time.time() - t0:.0f} s", flush=True)
+
+
+def data_step(download: bool) -> str | None:
+    """Say which data this build finds; try the MVTec AD download where classes are missing (one line offline)."""
+    from tad.data import MVTEC_CATEGORIES, default_root, ensure_mvtec
+
+    root = default_root()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        present, missing = ensure_mvtec(root, list(MVTEC_CATEGORIES), download=download)
+    print(f"[book] data root {root}: {len(present)} of {len(MVTEC_CATEGORIES)} MVTec AD classes present"
+          f"{' (' + ', '.join(present) + ')' if present else ''}; ELPV from the elpv-dataset package")
+    for w in caught:
+        print(f"[book] note: {str(w.message).splitlines()[0]}")
+    return str(root) if root else None
 
 
 def main() -> None:
@@ -71,23 +127,28 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="notebooks to run (default: all in _toc.yml)")
     p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="parameter for every notebook run (YAML value), e.g. -p device cuda")
+    p.add_argument("--params", type=Path, help="YAML file {page name: {parameter: value}} for single pages")
     p.add_argument("--no-html", action="store_true", help="run the notebooks only")
+    p.add_argument("--no-download", action="store_true", help="do not try the MVTec AD download")
     args = p.parse_args()
-    parameters = {k: yaml.safe_load(v) for k, v in args.p}
-    shared = ROOT.parent / "shared" / "data" / "mvtec_ad"  # the Makefile's default too
-    if "TAD_DATA" not in os.environ and shared.is_dir():
-        os.environ["TAD_DATA"] = str(shared)
-    OUT.mkdir(parents=True, exist_ok=True)
+    common = {k: yaml.safe_load(v) for k, v in args.p}
+    per_page = yaml.safe_load(args.params.read_text()) if args.params else {}
     names = notebooks_in_toc()
-    unknown = set(args.only or []) - set(names)
+    unknown = (set(args.only or []) | set(per_page or {})) - set(names)
     if unknown:
-        sys.exit(f"--only {sorted(unknown)}: not in _toc.yml; choices: {names}")
-    for name in args.only or names:
-        execute(name, parameters)
-    if not args.no_html:
-        subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
-                       check=True, cwd=ROOT)
-        print(f"[book] HTML: {ROOT / '_build' / 'html' / 'index.html'}")
+        sys.exit(f"pages {sorted(unknown)}: not in _toc.yml; choices: {names}")
+    run = args.only or names
+    parameters = {name: page_parameters(name, {**common, **(per_page or {}).get(name, {})}) for name in run}
+    OUT.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(OUT / ".build.lock")):  # a second build waits here, then finds the pages done
+        root = data_step(download=not args.no_download)
+        data = data_fingerprint(root)
+        for name in run:
+            execute(name, parameters[name], data)
+        if not args.no_html:
+            subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W", "-n",
+                            "--keep-going"], check=True, cwd=ROOT)
+            print(f"[book] HTML: {ROOT / '_build' / 'html' / 'index.html'}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 html=_build/html
 fail=0
+if [[ "${1:-}" == "--repository-only" ]]; then
+  # Built with no MVTec AD data and no network: the data page must say how to place the data by hand.
+  if ! grep -q "place MVTec AD by hand" "$html/book/generated/01_data.html"; then
+    echo "FAIL: the data page does not show the offline download notice"; fail=1
+  else
+    echo "data page: shows the offline download notice"
+  fi
+fi
 for src in notebooks/*.py; do
   page="$html/book/generated/$(basename "$src" .py).html"
   if [[ ! -f "$page" ]]; then echo "MISSING page $page"; fail=1; continue; fi
