@@ -100,9 +100,9 @@ def _grid(args: argparse.Namespace) -> int:
         n_flow = len(splits) * len(layers) * len(args.poolings) * len(reductions)
         print(f"flow: {n_flow} trials, about {_duration(n_flow * FLOW_SECONDS_PER_TRIAL)} on a CPU "
               f"(~{FLOW_SECONDS_PER_TRIAL} s each); finished trials in {args.results} are skipped", file=sys.stderr)
+    extra = _optional(run_grid, scheduler=args.scheduler, workers=args.workers)
     for split in splits:
         _extract(split, bb, args)
-    extra = _optional(run_grid, scheduler=args.scheduler, workers=args.workers)
     df = run_grid(splits, bb, args.results, layers=layers, poolings=args.poolings, reductions=reductions,
                   estimators=args.estimators, basis=args.basis, input_size=args.input_size, cache_dir=args.cache,
                   device=args.device, **extra)
