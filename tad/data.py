@@ -1,32 +1,20 @@
-"""Datasets for transfer anomaly detection: MVTec AD (local folder or official download) and ELPV.
+"""Datasets for transfer anomaly detection: MVTec AD (a local folder in its layout) and ELPV.
 
 Every loader returns a :class:`Split` of file paths with labels; images are read lazily with :func:`load_image`.
+The data root defaults to :func:`default_root`; `tad.download` fetches the official MVTec AD archive into it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tarfile
-import urllib.error
-import urllib.parse
-import urllib.request
 import warnings
 from dataclasses import dataclass
-from http.client import HTTPException
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
-MVTEC_URL = (
-    "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f282/download/"
-    "420938113-1629952094/mvtec_anomaly_detection.tar.xz"
-)
-MVTEC_SHA256 = "cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d"
 MVTEC_CATEGORIES: dict[str, tuple[int, int, int]] = {
     "bottle": (209, 20, 63),
     "cable": (224, 58, 92),
@@ -45,6 +33,9 @@ MVTEC_CATEGORIES: dict[str, tuple[int, int, int]] = {
     "zipper": (240, 32, 119),
 }
 ELPV_CATEGORIES = ("elpv_mono", "elpv_poly")
+# Larger images are refused before decoding: 2**26 px (8192 x 8192) is 192 MiB as 8-bit RGB, held once per
+# DataLoader worker and batch slot; MVTec AD's largest images have 1024 x 1024 px.
+MAX_IMAGE_PIXELS = 2**26
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 _ELPV_DEFECTS = {0.0: "good", 1 / 3: "possibly_defective", 2 / 3: "likely_defective", 1.0: "defective"}
 
@@ -101,6 +92,58 @@ class Split:
         return [s.mask for s in self.test]
 
 
+# --------------------------------------------------------------------------------------------------- locations
+
+
+def default_root() -> Path:
+    """The data root used when none is given: the one default of the library, the CLI and the book.
+
+    In order: ``$TAD_DATA`` if set; else the project's shared copy ``../shared/data/mvtec_ad`` beside the
+    checkout holding this package, if that folder exists; else the per-user folder
+    ``$XDG_DATA_HOME/tad/mvtec_ad`` (``~/.local/share/tad/mvtec_ad``), where ``tad download`` puts the data.
+    """
+    env = os.environ.get("TAD_DATA")
+    if env:
+        return Path(env).expanduser()
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvtec_ad"
+    if shared.is_dir():
+        return shared
+    return _user_dir("XDG_DATA_HOME", ".local/share") / "mvtec_ad"
+
+
+def default_cache() -> Path:
+    """The feature cache used when none is given: ``$TAD_CACHE``, else ``$XDG_CACHE_HOME/tad`` (``~/.cache/tad``).
+
+    Per user and independent of the current folder, so every run from anywhere shares one cache.
+    """
+    env = os.environ.get("TAD_CACHE")
+    return Path(env).expanduser() if env else _user_dir("XDG_CACHE_HOME", ".cache")
+
+
+def resolve_root(root: str | Path | None) -> Path:
+    """``root`` as a Path, or :func:`default_root` for None."""
+    return default_root() if root is None or root == "" else Path(root).expanduser()
+
+
+def check_category(name: str) -> str:
+    """``name`` if it is a plain folder name (no path separator, not ``.`` or ``..``, not empty).
+
+    Raises
+    ------
+    DataError
+        Otherwise, so that a category can never point outside its data root.
+    """
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or os.sep in name:
+        raise DataError(f"category {name!r} is not a folder name: expected a name like 'bottle', without path "
+                        "separators or '..'")
+    return name
+
+
+def _user_dir(variable: str, fallback: str) -> Path:
+    base = os.environ.get(variable)
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / fallback) / "tad"
+
+
 # --------------------------------------------------------------------------------------------------- images
 
 
@@ -110,11 +153,13 @@ def load_image(path: str | Path) -> Image.Image:
     Grayscale (L) is replicated to three channels; alpha (LA, RGBA, transparent P) is dropped, not composited,
     so the stored colour values are kept. 16-bit and 32-bit integer modes (``I;16*``, ``I``, as PIL reads 16-bit
     PNG/TIFF) are taken as 16-bit samples and scaled by 255/65535 (not by the image's min/max), so 65535 -> 255.
+    32-bit float images (mode ``F``, e.g. float TIFF) are taken as intensities in [0, 1] and scaled by 255;
+    values outside [0, 1] are refused rather than guessed at.
 
     Parameters
     ----------
     path : str or Path
-        Image file.
+        Image file, at most `MAX_IMAGE_PIXELS` pixels.
 
     Returns
     -------
@@ -124,29 +169,10 @@ def load_image(path: str | Path) -> Image.Image:
     Raises
     ------
     DataError
-        If the file is missing, not an image, or truncated.
+        If the file is missing, not an image, truncated, larger than `MAX_IMAGE_PIXELS`, or a float image
+        with values outside [0, 1].
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return _to_rgb(image)
-    except FileNotFoundError as err:
-        raise DataError(f"image file {path} does not exist") from err
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise DataError(f"cannot read image file {path}: expected a complete image file ({err})") from err
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode.startswith("I"):
-        values = np.asarray(image).astype(np.float64)
-        values = np.clip(np.rint(values * (255 / 65535)), 0, 255).astype(np.uint8)
-        return Image.fromarray(values).convert("RGB")
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("LA", "La"):
-        image = image.getchannel("L")
-    return image.convert("RGB")
+    return _to_rgb(_read(Path(path), "image file"), Path(path))
 
 
 def load_mask(path: str | Path, size: tuple[int, int], *, image: str | Path | None = None) -> np.ndarray:
@@ -155,7 +181,7 @@ def load_mask(path: str | Path, size: tuple[int, int], *, image: str | Path | No
     Parameters
     ----------
     path : str or Path
-        Mask file (any mode; pixels >= 128 after conversion to 8-bit grayscale are anomalous).
+        Mask file (any mode `load_image` reads; pixels >= 128 after conversion to 8-bit grayscale are anomalous).
     size : tuple of int
         Expected (width, height), i.e. ``load_image(image).size``.
     image : str or Path, optional
@@ -172,14 +198,7 @@ def load_mask(path: str | Path, size: tuple[int, int], *, image: str | Path | No
         If the mask cannot be read or its size differs from ``size``.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as mask:
-            mask.load()
-            gray = np.asarray(_to_rgb(mask).convert("L"))
-    except FileNotFoundError as err:
-        raise DataError(f"mask file {path} does not exist") from err
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise DataError(f"cannot read mask file {path}: expected a complete image file ({err})") from err
+    gray = np.asarray(_to_rgb(_read(path, "mask file"), path).convert("L"))
     found = (gray.shape[1], gray.shape[0])
     if found != tuple(size):
         of = f"image {image}" if image is not None else "its image"
@@ -187,16 +206,49 @@ def load_mask(path: str | Path, size: tuple[int, int], *, image: str | Path | No
     return gray >= 128
 
 
+def _read(path: Path, what: str) -> Image.Image:
+    """The decoded image in ``path``, after checking its size against `MAX_IMAGE_PIXELS` from the header."""
+    limit = f"tad reads at most MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,} pixels (the decoded image must fit in memory)"
+    try:
+        with warnings.catch_warnings():  # PIL warns from 89 MP on; our own limit below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{what} {path} has {width}x{height} = {width * height:,} pixels; {limit}")
+            image.load()
+            return image.copy()
+    except Image.DecompressionBombError as err:  # PIL's own refusal, at twice its limit, before ours could look
+        raise DataError(f"{what} {path} is too large ({err}); {limit}") from err
+    except FileNotFoundError as err:
+        raise DataError(f"{what} {path} does not exist") from err
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"cannot read {what} {path}: expected a complete image file ({err})") from err
+
+
+def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if not (np.isfinite(values).all() and 0 <= lo and hi <= 1):
+            raise DataError(f"float image {path} has values in [{lo:.4g}, {hi:.4g}]: expected intensities in "
+                            "[0, 1] (or save it as an 8- or 16-bit image)")
+        return Image.fromarray(np.rint(values * 255).astype(np.uint8)).convert("RGB")
+    if image.mode.startswith("I"):
+        values = np.asarray(image).astype(np.float64)
+        values = np.clip(np.rint(values * (255 / 65535)), 0, 255).astype(np.uint8)
+        return Image.fromarray(values).convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "La"):
+        image = image.getchannel("L")
+    return image.convert("RGB")
+
+
 # --------------------------------------------------------------------------------------------------- MVTec AD
-
-
-def _resolve_root(root: str | Path | None) -> Path:
-    if root is None:
-        env = os.environ.get("TAD_DATA")
-        if not env:
-            raise DataError("no data root given: pass root= or set the TAD_DATA environment variable")
-        root = env
-    return Path(root).expanduser()
 
 
 def _images(folder: Path) -> list[Path]:
@@ -220,13 +272,20 @@ def _is_mvtec_category(folder: Path) -> bool:
 
 def available_categories(root: str | Path | None = None) -> list[str]:
     """Names of the sub-folders of ``root`` in MVTec layout (``train/good`` and ``test`` present), sorted."""
-    return [p.name for p in _subdirs(_resolve_root(root)) if _is_mvtec_category(p)]
+    return [p.name for p in _subdirs(resolve_root(root)) if _is_mvtec_category(p)]
 
 
 def _scan(folder: Path, require_masks: bool) -> tuple[list[Sample], list[Sample]]:
     train = [Sample(p, 0, "good") for p in _images(folder / "train" / "good")]
     test = []
+    seen: dict[Path, Path] = {}
     for defect_dir in _subdirs(folder / "test"):
+        target = defect_dir.resolve()
+        if target in seen:  # e.g. test/dup -> good: the same images under two labels
+            first, second = sorted([seen[target], defect_dir], key=lambda d: d.name != "good")
+            raise DataError(f"test folder {second} is a link to {first}: every test image must sit in one "
+                            "folder, whose name is its label; remove the link")
+        seen[target] = defect_dir
         defect = defect_dir.name
         for p in _images(defect_dir):
             if defect == "good":
@@ -243,6 +302,16 @@ def _scan(folder: Path, require_masks: bool) -> tuple[list[Sample], list[Sample]
     return train, test
 
 
+def _existing_root(root: str | Path | None) -> Path:
+    path = resolve_root(root)
+    if not path.is_dir():
+        given = "given" if root not in (None, "") else "default (TAD_DATA unset)" if not os.environ.get("TAD_DATA") \
+            else "from TAD_DATA"
+        raise DataError(f"data root {path} ({given}) is not a folder: expected a folder holding MVTec-layout "
+                        "categories (<category>/train/good, <category>/test/<defect>)")
+    return path
+
+
 def _counts(train: list[Sample], test: list[Sample]) -> tuple[int, int, int]:
     n_bad = sum(s.label for s in test)
     return len(train), len(test) - n_bad, n_bad
@@ -255,14 +324,16 @@ def load_mvtec(root: str | Path | None, category: str, *, require_masks: bool = 
     ``root/category/ground_truth/<defect>/<stem>_mask.png``. Image files are .png .jpg .jpeg .bmp .tif .tiff
     (any case), sorted by name, hidden files ignored. For the 15 official categories the split counts are
     compared with :data:`MVTEC_CATEGORIES` and a :class:`DataWarning` names any deviation; other folder names
-    are accepted without that check.
+    are accepted without that check. A test image's label is the name of the folder it sits in; a test
+    sub-folder that is a link to another one (``test/dup -> good``) is refused, since its images would be
+    read twice under two labels.
 
     Parameters
     ----------
     root : str, Path or None
-        Folder holding the categories; None reads the ``TAD_DATA`` environment variable.
+        Folder holding the categories; None means :func:`default_root`.
     category : str
-        Sub-folder name, e.g. ``"bottle"``.
+        Sub-folder name, e.g. ``"bottle"``: a name, not a path (see :func:`check_category`).
     require_masks : bool, default False
         Raise if a defective test image has no mask (otherwise its ``mask`` is None).
 
@@ -274,11 +345,11 @@ def load_mvtec(root: str | Path | None, category: str, *, require_masks: bool = 
     Raises
     ------
     DataError
-        If the category folder is missing, ``train/good`` is empty, the test set lacks a label, or a required
-        mask is missing.
+        If ``category`` is not a name, the root or category folder is missing, ``train/good`` is empty, the test
+        set lacks a label, a test folder links to another, or a required mask is missing.
     """
-    root = _resolve_root(root)
-    folder = root / category
+    root = _existing_root(root)
+    folder = root / check_category(category)
     if not folder.is_dir():
         found = available_categories(root) if root.is_dir() else []
         raise DataError(
@@ -315,9 +386,15 @@ def count_report(root: str | Path | None = None) -> pd.DataFrame:
     pandas.DataFrame
         One row per category (index ``category``) with columns ``train_good``, ``test_good``,
         ``test_defective``, ``official_train_good``, ``official_test_good``, ``official_test_defective``
-        (missing for non-official categories) and ``matches`` (False for non-official categories).
+        (<NA> for a category of one's own) and ``matches`` (nullable boolean: whether the counts are the
+        official ones; <NA> for a category of one's own, which has nothing to match).
+
+    Raises
+    ------
+    DataError
+        If ``root`` is not a folder.
     """
-    root = _resolve_root(root)
+    root = _existing_root(root)
     rows = []
     for name in available_categories(root):
         found = _counts(*_scan(root / name, require_masks=False))
@@ -328,175 +405,12 @@ def count_report(root: str | Path | None = None) -> pd.DataFrame:
             "official_train_good": official[0] if official else pd.NA,
             "official_test_good": official[1] if official else pd.NA,
             "official_test_defective": official[2] if official else pd.NA,
-            "matches": official == found,
+            "matches": official == found if official else pd.NA,
         })
     columns = ["category", "train_good", "test_good", "test_defective", "official_train_good",
                "official_test_good", "official_test_defective", "matches"]
     frame = pd.DataFrame(rows, columns=columns).set_index("category")
-    return frame.astype({c: "Int64" for c in columns[4:7]} | {"matches": bool})
-
-
-def _manual_instructions(root: Path, url: str) -> str:
-    return (
-        f"To place MVTec AD by hand: download {url} (or the archive from "
-        "https://www.mvtec.com/company/research/datasets/mvtec-ad), extract it so that "
-        f"{root}/<category>/train/good/*.png, {root}/<category>/test/<defect>/*.png and "
-        f"{root}/<category>/ground_truth/<defect>/*_mask.png exist, then set TAD_DATA={root} or pass that root."
-    )
-
-
-def download_mvtec(
-    root: str | Path | None = None,
-    *,
-    url: str = MVTEC_URL,
-    sha256: str = MVTEC_SHA256,
-    timeout: float = 30,
-) -> Path:
-    """Download, verify and extract the MVTec AD archive into ``root``.
-
-    The archive is written to ``root/<archive>.part`` (resumed with an HTTP Range request if present; restarted
-    when the server ignores Range), checked against ``sha256``, renamed to ``root/<archive>`` and kept there.
-    Extraction refuses links, devices and any member that would land outside ``root``; nothing is extracted
-    unless every member passes.
-
-    Parameters
-    ----------
-    root : str, Path or None
-        Target folder; None reads ``TAD_DATA``.
-    url : str
-        Archive URL.
-    sha256 : str
-        Expected SHA-256 hex digest of the archive.
-    timeout : float, default 30
-        Socket timeout in seconds.
-
-    Returns
-    -------
-    Path
-        ``root``, now holding the extracted categories.
-
-    Raises
-    ------
-    DatasetUnavailable
-        If the download fails (network) or ``root`` cannot be created or written (e.g. read-only); the message
-        says how to place the data by hand.
-    DataError
-        If the checksum does not match (the download is deleted) or the archive holds unsafe members.
-    """
-    root = _resolve_root(root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DatasetUnavailable(
-            f"cannot create the data root {root} to download MVTec AD into: {err}. " + _manual_instructions(root, url)
-        ) from err
-    name = Path(urllib.parse.urlparse(url).path).name or "mvtec_anomaly_detection.tar.xz"
-    archive = root / name
-    if not archive.is_file():
-        part = root / f"{name}.part"
-        try:
-            _fetch(url, part, timeout)
-        except (urllib.error.URLError, HTTPException, OSError) as err:
-            raise DatasetUnavailable(
-                f"could not download MVTec AD from {url}: {err}. " + _manual_instructions(root, url)
-            ) from err
-        digest = _sha256(part)
-        if digest != sha256.lower():
-            part.unlink()
-            raise DataError(
-                f"SHA-256 mismatch for {part} downloaded from {url}: expected {sha256.lower()}, got {digest}; "
-                "the file was deleted"
-            )
-        os.replace(part, archive)
-    _safe_extract(archive, root)
-    return root
-
-
-def _fetch(url: str, part: Path, timeout: float) -> None:
-    offset = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and offset:  # nothing left to fetch: the partial file is complete
-            return
-        raise
-    with response:
-        if response.status != 206:
-            offset = 0
-        length = response.headers.get("Content-Length")
-        total = offset + int(length) if length is not None else None
-        with open(part, "ab" if offset else "wb") as out, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, desc=part.name, disable=None
-        ) as bar:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                bar.update(len(chunk))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _safe_extract(archive: Path, root: Path) -> None:
-    base = root.resolve()
-    with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()
-        for member in members:
-            target = (base / member.name).resolve()
-            if os.path.isabs(member.name) or (target != base and base not in target.parents):
-                raise DataError(f"archive {archive}: member {member.name!r} would be written outside {root}")
-            if not (member.isfile() or member.isdir()):
-                raise DataError(f"archive {archive}: member {member.name!r} is a link or device, expected files")
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(base, members=members, filter="data")
-        else:
-            tar.extractall(base, members=members)
-
-
-def ensure_mvtec(
-    root: str | Path | None,
-    categories: list[str] | tuple[str, ...],
-    *,
-    download: bool = True,
-    url: str = MVTEC_URL,
-    sha256: str = MVTEC_SHA256,
-) -> tuple[list[str], list[str]]:
-    """Make the requested categories available, downloading once if some are missing.
-
-    Never raises for being offline or for a read-only ``root``: a failed download gives one
-    :class:`DataWarning` line and the categories already present are returned.
-
-    Returns
-    -------
-    present, missing : list of str
-        Requested categories found (after any download) and those still missing, in request order.
-    """
-    root = _resolve_root(root)
-
-    def split() -> tuple[list[str], list[str]]:
-        have = set(available_categories(root)) if root.is_dir() else set()
-        return [c for c in categories if c in have], [c for c in categories if c not in have]
-
-    present, missing = split()
-    if missing and download:
-        try:
-            download_mvtec(root, url=url, sha256=sha256)
-        except DatasetUnavailable as err:
-            reason = str(err.__cause__ or err).replace("\n", " ")
-            warnings.warn(
-                f"MVTec AD categories {missing} unavailable under {root} (download failed: {reason}); "
-                f"continuing with {present}",
-                DataWarning,
-                stacklevel=2,
-            )
-            return present, missing
-        present, missing = split()
-    return present, missing
+    return frame.astype({c: "Int64" for c in columns[4:7]} | {"matches": "boolean"})
 
 
 # --------------------------------------------------------------------------------------------------- ELPV
@@ -575,55 +489,3 @@ def load_split(
     if name in ELPV_CATEGORIES:
         return load_elpv(name, seed=seed)
     return load_mvtec(root, name, require_masks=require_masks)
-
-
-# --------------------------------------------------------------------------------------------------- synthetic
-
-
-def make_synthetic_mvtec(
-    root: str | Path,
-    category: str = "synthetic",
-    *,
-    n_train: int = 20,
-    n_test_good: int = 6,
-    n_test_defective: int = 6,
-    size: int = 64,
-    seed: int = 0,
-) -> Path:
-    """Write a tiny MVTec-layout category of textured PNGs. For tests only.
-
-    Good images share one smooth random RGB texture plus small per-image noise; defective images (defect type
-    ``blob``) add a bright disc whose area is written as ``ground_truth/blob/NNN_mask.png``.
-
-    Returns
-    -------
-    Path
-        ``root/category``.
-    """
-    rng = np.random.default_rng(seed)
-    folder = Path(root) / category
-    if folder.exists():
-        shutil.rmtree(folder)
-    coarse = rng.uniform(60, 190, size=(max(size // 8, 2), max(size // 8, 2), 3)).astype(np.uint8)
-    texture = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC), dtype=np.float64)
-    yy, xx = np.mgrid[:size, :size]
-
-    def write(path: Path, array: np.ndarray) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8)).save(path)
-
-    def noisy() -> np.ndarray:
-        return texture + rng.normal(0, 4, size=texture.shape)
-
-    for i in range(n_train):
-        write(folder / "train" / "good" / f"{i:03d}.png", noisy())
-    for i in range(n_test_good):
-        write(folder / "test" / "good" / f"{i:03d}.png", noisy())
-    for i in range(n_test_defective):
-        cy, cx = rng.uniform(size * 0.2, size * 0.8, size=2)
-        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= (size * 0.1) ** 2
-        image = noisy()
-        image[mask] = 250
-        write(folder / "test" / "blob" / f"{i:03d}.png", image)
-        write(folder / "ground_truth" / "blob" / f"{i:03d}_mask.png", mask * 255.0)
-    return folder

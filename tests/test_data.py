@@ -5,9 +5,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import make_synthetic_mvtec
 from tad.data import (
     DataError,
     DataWarning,
@@ -18,7 +20,6 @@ from tad.data import (
     load_mask,
     load_mvtec,
     load_split,
-    make_synthetic_mvtec,
 )
 
 REAL_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvtec_ad"
@@ -141,7 +142,8 @@ def test_count_deviation_warns_with_expected_and_found(tmp_path):
     make_synthetic_mvtec(tmp_path, "bottle", n_train=3, n_test_good=2, n_test_defective=2, size=16)
     with pytest.warns(DataWarning, match=r"\(209, 20, 63\).*\(3, 2, 2\)"):
         load_mvtec(tmp_path, "bottle")
-    assert not bool(count_report(tmp_path).loc["bottle", "matches"])
+    matches = count_report(tmp_path).loc["bottle", "matches"]
+    assert matches is not pd.NA and not matches  # an official name whose counts differ
 
 
 def test_unknown_category_lists_valid_ones(synthetic):
@@ -201,10 +203,12 @@ def test_text_file_named_png_names_file(tmp_path):
         load_image(path)
 
 
-def test_missing_root_without_env_asks_for_root(monkeypatch):
-    monkeypatch.delenv("TAD_DATA", raising=False)
-    with pytest.raises(DataError, match="TAD_DATA"):
+def test_missing_root_is_named_with_where_it_came_from(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAD_DATA", str(tmp_path / "absent"))
+    with pytest.raises(DataError, match=r"absent \(from TAD_DATA\) is not a folder"):
         load_mvtec(None, "bottle")
+    with pytest.raises(DataError, match=r"nowhere \(given\) is not a folder"):
+        count_report(tmp_path / "nowhere")
 
 
 def test_tad_data_env_is_default_root(synthetic, monkeypatch):
@@ -303,3 +307,92 @@ def test_elpv_bad_arguments():
         load_elpv("thin")
     with pytest.raises(DataError, match="intermediate"):
         load_elpv("mono", intermediate="drop")
+
+
+# ------------------------------------------------------------------------------------------ input limits
+
+
+@pytest.mark.parametrize("name", ["../other", "toy/../toy", "a/b", "..", ".", "", "a\\b"])
+def test_category_that_is_not_a_name_is_refused(synthetic, name):
+    with pytest.raises(DataError, match="not a folder name"):
+        load_mvtec(synthetic.parent, name)
+
+
+def test_category_outside_root_is_not_read(tmp_path):
+    make_synthetic_mvtec(tmp_path / "other", "x", n_train=2, n_test_good=1, n_test_defective=1, size=16)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(DataError, match="not a folder name"):
+        load_mvtec(tmp_path / "data", "../other/x")
+
+
+def test_test_folder_linked_to_good_is_refused(synthetic):
+    (synthetic / "test" / "dup").symlink_to("good")
+    with pytest.raises(DataError, match=r"test/dup is a link to .*test/good"):
+        load_mvtec(synthetic.parent, "toy")
+
+
+def test_default_root_order(tmp_path, monkeypatch):
+    from tad.data import default_cache, default_root
+
+    monkeypatch.setenv("TAD_DATA", str(tmp_path / "d"))
+    assert default_root() == tmp_path / "d"
+    monkeypatch.setenv("TAD_CACHE", str(tmp_path / "c"))
+    assert default_cache() == tmp_path / "c"
+    monkeypatch.delenv("TAD_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    assert default_cache() == tmp_path / "xdg" / "tad"  # per user, not below the current folder
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache() == Path.home() / ".cache" / "tad"
+
+
+def test_image_over_pixel_limit_names_file_and_limit(tmp_path, monkeypatch):
+    import tad.data
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (40, 30)).save(path)
+    monkeypatch.setattr(tad.data, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(DataError, match=r"big.png has 40x30 = 1,200 pixels; .*at most MAX_IMAGE_PIXELS = 1,000"):
+        load_image(path)
+
+
+def _png_header(width, height):
+    """A PNG whose header claims ``width`` x ``height`` (no pixel data): enough for PIL to refuse or open it."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("shape", [(14000, 13000), (9000, 8000)])  # 182 MP: PIL's own bomb error; 72 MP: ours
+def test_huge_png_is_refused_naming_file_before_decoding(tmp_path, shape):
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png_header(*shape))
+    with pytest.raises(DataError, match=r"huge.png .*MAX_IMAGE_PIXELS = 67,108,864"):
+        load_image(path)
+
+
+def test_float_tiff_is_scaled_from_unit_range(tmp_path):
+    values = np.array([[0.0, 0.25], [0.5, 1.0]], dtype=np.float32)
+    path = tmp_path / "f.tif"
+    Image.fromarray(values, mode="F").save(path)
+    rgb = np.asarray(load_image(path))
+    assert rgb[..., 0].tolist() == [[0, 64], [128, 255]]  # round(255 * v)
+    assert (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def test_float_tiff_outside_unit_range_is_refused(tmp_path):
+    path = tmp_path / "f.tif"
+    Image.fromarray(np.array([[0.0, 300.0]], dtype=np.float32), mode="F").save(path)
+    with pytest.raises(DataError, match=r"f.tif has values in \[0, 300\]: expected intensities in \[0, 1\]"):
+        load_image(path)
+
+
+def test_count_report_leaves_own_category_unjudged(synthetic):
+    row = count_report(synthetic.parent).loc["toy"]
+    assert row.matches is pd.NA and row.official_train_good is pd.NA
+    assert (row.train_good, row.test_good, row.test_defective) == (5, 3, 4)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tad.data import DataError, DataWarning, DatasetUnavailable, download_mvtec, ensure_mvtec, load_mvtec
+from tad.data import DataError, DataWarning, DatasetUnavailable, load_mvtec
+from tad.download import download_mvtec, ensure_mvtec
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -212,3 +213,35 @@ def test_ensure_mvtec_reports_root_it_cannot_write_to(server, archive, tmp_path)
     (tmp_path / "mvtec.tar.xz.part").mkdir()
     with pytest.warns(DataWarning, match="unavailable"):
         assert ensure_mvtec(tmp_path, ["toy"], url=f"{server.url}/mvtec.tar.xz", sha256=digest) == ([], ["toy"])
+
+
+def test_hand_placed_archive_is_checked_and_used_without_download(archive, tmp_path):
+    data, digest = archive
+    (tmp_path / "mvtec.tar.xz").write_bytes(data)
+    url = f"http://127.0.0.1:{_closed_port()}/mvtec.tar.xz"  # offline: only the placed file can serve
+    download_mvtec(tmp_path, url=url, sha256=digest)
+    assert (tmp_path / "toy" / "test" / "crack" / "000.png").is_file()
+
+
+@pytest.mark.parametrize("content", ["truncated", "unrelated"])
+def test_hand_placed_bad_archive_is_refused_by_checksum_and_kept(archive, tmp_path, content):
+    data, digest = archive
+    placed = data[: len(data) // 2] if content == "truncated" else b"<html>not an archive</html>"
+    (tmp_path / "mvtec.tar.xz").write_bytes(placed)
+    url = f"http://127.0.0.1:{_closed_port()}/mvtec.tar.xz"
+    with pytest.raises(DataError, match=r"SHA-256 mismatch for archive .*mvtec.tar.xz \(already present\)"):
+        download_mvtec(tmp_path, url=url, sha256=digest)
+    assert (tmp_path / "mvtec.tar.xz").read_bytes() == placed  # the user's file is not deleted
+    assert not (tmp_path / "toy").exists()
+
+
+@pytest.mark.parametrize("content", ["truncated", "unrelated"])
+def test_archive_that_is_not_a_tar_gives_one_data_error(archive, tmp_path, content):
+    # Matching checksum (a custom sha256), yet not a complete tar: a DataError, never a raw tarfile error.
+    data, _ = archive
+    placed = data[: len(data) // 2] if content == "truncated" else b"plain text, not a tar archive\n" * 50
+    (tmp_path / "mvtec.tar.xz").write_bytes(placed)
+    url = f"http://127.0.0.1:{_closed_port()}/mvtec.tar.xz"
+    with pytest.raises(DataError, match="is not a complete tar archive"):
+        download_mvtec(tmp_path, url=url, sha256=hashlib.sha256(placed).hexdigest())
+    assert not (tmp_path / "toy").exists()

@@ -9,7 +9,8 @@ from PIL import Image
 
 import tad.features
 from tad.backbones import load_backbone
-from tad.data import load_split, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import load_split
 from tad.features import cache_key, extract, pool, select
 
 SIZE = 64

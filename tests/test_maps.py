@@ -7,7 +7,8 @@ import pytest
 from sklearn.covariance import LedoitWolf
 
 from tad.backbones import WeightsUnavailable, load_backbone
-from tad.data import load_split, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import load_split
 from tad.evaluate import pro_score
 from tad.maps import PatchModel, evaluate_maps, extract_maps, upsample_maps
 from tad.reduce import Reducer

@@ -17,7 +17,8 @@ import pytest
 
 import tad.features
 from tad.backbones import load_backbone
-from tad.data import load_split, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import load_split
 from tad.features import cache_key, extract, select
 from tad.sweep import KEY, REDUCTIONS, run_grid, score
 

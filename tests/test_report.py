@@ -3,7 +3,8 @@
 import pytest
 
 import tad.backbones
-from tad.data import DataError, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import DataError
 from tad.report import load_backbones, setup_run
 
 

@@ -9,7 +9,8 @@ from sklearn.metrics import roc_auc_score
 
 import tad.sweep
 from tad.backbones import load_backbone
-from tad.data import load_split, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import load_split
 from tad.estimators import ESTIMATORS, make_estimator
 from tad.features import POOLING_CHOICES, extract, select
 from tad.reduce import Reducer
