@@ -1,10 +1,9 @@
 # Two entry points: `make book` (the main job) and `make test`. Each sets up .venv itself.
-# Data: $TAD_DATA if set, else ../shared/data/mvtec_ad where that folder exists (this workplace's copy);
-# with neither, the book finds no MVTec AD class (it tries the official download) and is built on ELPV.
+# Data and feature cache: tad.data.default_root() / default_cache() ($TAD_DATA / $TAD_CACHE when set), the same
+# defaults as the CLI's. With no MVTec AD class found, the book tries the official download, else uses ELPV.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-export TAD_DATA ?= $(abspath $(wildcard ../shared/data/mvtec_ad))
 BOOK_PARAMS ?=
 CHECK_ARGS ?=
 

@@ -42,7 +42,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from PIL import Image
 
-from tad.data import MVTEC_CATEGORIES, count_report, ensure_mvtec, load_elpv, load_image, load_mask
+from tad.data import MVTEC_CATEGORIES, count_report, load_elpv, load_image, load_mask
+from tad.download import ensure_mvtec
 from tad.report import setup_run
 
 splits, bb = setup_run(data_root, classes, backbone, input_size, seed)

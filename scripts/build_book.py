@@ -109,7 +109,8 @@ def execute(name: str, parameters: dict, data: str) -> None:
 
 def data_step(download: bool) -> str | None:
     """Say which data this build finds; try the MVTec AD download where classes are missing (one line offline)."""
-    from tad.data import MVTEC_CATEGORIES, default_root, ensure_mvtec
+    from tad.data import MVTEC_CATEGORIES, default_root
+    from tad.download import ensure_mvtec
 
     root = default_root()
     with warnings.catch_warnings(record=True) as caught:
