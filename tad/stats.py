@@ -133,17 +133,29 @@ def defect_aurocs(samples: Sequence, scores: ArrayLike, *, level: float = 0.95) 
 
 def delong_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
                 level: float = 0.95) -> tuple[float, float, float, float]:
-    """DeLong et al.'s (1988) test of two correlated AUROCs: two scorings of the same test images.
+    """Two scorings of the same test images compared: DeLong's p-value, and a MOVER interval of the difference.
 
-    The variance of ``AUROC(a) - AUROC(b)`` comes from the structural components (each image's share of
-    pairs won), so the correlation the shared images induce is accounted for; the two-sided p-value
-    and the interval are from the normal approximation. The null hypothesis is equal true AUROCs; its
-    error rate is ``1 - level`` per comparison (use `holm` over a family). When both scorings separate
-    the images perfectly the variance is 0: the difference is then 0 with p = 1.
+    p-value: DeLong et al.'s (1988) test of two correlated AUROCs. The covariance of the two AUROCs comes
+    from the structural components (each image's share of pairs won), so the correlation the shared
+    images induce is accounted for; two-sided, normal approximation; null hypothesis equal true AUROCs,
+    error rate ``1 - level`` per comparison (use `holm` over a family).
+
+    Interval: DeLong's own interval collapses where its variance does: two scorings that both separate
+    the images perfectly get ``[0, 0]``, the bootstrap's failure at AUROC 1 again. So the interval is
+    Zou & Donner's (2008) MOVER for a difference, built from each AUROC's `auroc_ci` (which stays open
+    at 1) and DeLong's correlation ``r`` of the two estimates::
+
+        low  = d - sqrt((A_a - l_a)**2 + (u_b - A_b)**2 - 2 r (A_a - l_a)(u_b - A_b))
+        high = d + sqrt((u_a - A_a)**2 + (A_b - l_b)**2 - 2 r (u_a - A_a)(A_b - l_b))
+
+    with ``r = 0`` where a variance is 0 (an AUROC of 0 or 1), so two perfect scorings get an honest
+    width; scorings that rank the images alike (DeLong variance of the difference 0, AUROCs inside
+    (0, 1)) get ``[d, d]``. Near AUROC 1 DeLong's
+    p-value is the less reliable of the two: `compare_pairs` asks both to agree.
 
     Parameters
     ----------
-    labels : array of 0/1 or bool, shape (n,)
+    labels : array of 0/1 or bool, shape (n,), at least 2 images of each class
     scores_a, scores_b : array of float, shape (n,)
         Two configurations' anomaly scores of the same images; higher means more anomalous.
     level : float
@@ -152,7 +164,8 @@ def delong_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
     Returns
     -------
     (diff, low, high, p) : tuple of float
-        ``auroc(a) - auroc(b)``, its interval, and the two-sided p-value.
+        ``auroc(a) - auroc(b)``, its interval, and the two-sided p-value (1 when DeLong's variance is 0
+        and the difference too).
     """
     labels, a = _check_1d(labels, scores_a)
     _, b = _check_1d(labels, scores_b)
@@ -160,13 +173,21 @@ def delong_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
     if min(labels.sum(), (~labels).sum()) < 2:
         raise ValueError(f"labels must hold at least 2 images of each class; got {int((~labels).sum())} good "
                          f"and {int(labels.sum())} anomalous")
-    diff, var = _delong_diff(labels, np.stack([a, b]))
-    if var <= 0:
+    (auc_a, auc_b), cov = _delong(labels, np.stack([a, b]))
+    diff = auc_a - auc_b
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    if var > 0:
+        p = float(2 * norm.sf(abs(diff) / np.sqrt(var)))
+    else:
         p = 1.0 if diff == 0 else 0.0
+    if var <= 1e-12 * cov[0, 0] and cov[0, 0] > 0:  # the same ranking: every image contributes equally to both
         return float(diff), float(diff), float(diff), p
-    se = np.sqrt(var)
-    half = norm.ppf((1 + level) / 2) * se
-    return float(diff), float(diff - half), float(diff + half), float(2 * norm.sf(abs(diff) / se))
+    r = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]) if cov[0, 0] > 0 and cov[1, 1] > 0 else 0.0
+    m, n = int((~labels).sum()), int(labels.sum())
+    (l_a, l_b), (u_a, u_b) = score_interval(np.array([auc_a, auc_b]), m, n, level)
+    low = diff - np.sqrt(max((auc_a - l_a) ** 2 + (u_b - auc_b) ** 2 - 2 * r * (auc_a - l_a) * (u_b - auc_b), 0))
+    high = diff + np.sqrt(max((u_a - auc_a) ** 2 + (auc_b - l_b) ** 2 - 2 * r * (u_a - auc_a) * (auc_b - l_b), 0))
+    return float(diff), float(low), float(high), p
 
 
 def holm(p_values: ArrayLike) -> np.ndarray:
@@ -208,8 +229,10 @@ def compare_pairs(labels: ArrayLike, scores: Mapping[str, ArrayLike], pairs: Seq
     Returns
     -------
     DataFrame
-        One row per pair: a, b, diff, ci_low, ci_high (Bonferroni level ``1 - alpha / k``, so the k
-        intervals hold simultaneously), p, p_holm, verdict (`verdict` of diff and p_holm at alpha).
+        One row per pair: a, b, diff, ci_low, ci_high (`delong_test`'s interval at the Bonferroni level
+        ``1 - alpha / k``, so the k intervals hold simultaneously), p, p_holm, verdict: "higher" or
+        "lower" only when both p_holm < alpha and the interval excludes 0 (`verdict` of each agree),
+        else "within noise"; the family-wise error rate is then at most alpha.
     """
     _check_level(1 - alpha)
     missing = sorted({name for pair in pairs for name in pair} - set(scores))
@@ -220,7 +243,10 @@ def compare_pairs(labels: ArrayLike, scores: Mapping[str, ArrayLike], pairs: Seq
                      (a, b, *delong_test(labels, scores[a], scores[b], level=level)))) for a, b in pairs]
     table = pd.DataFrame(rows, columns=["a", "b", "diff", "ci_low", "ci_high", "p"])
     table["p_holm"] = holm(table["p"].to_numpy()) if rows else []
-    table["verdict"] = [verdict(d, p=p, alpha=alpha) for d, p in zip(table["diff"], table["p_holm"])]
+    table["verdict"] = [v if v == verdict(d, interval=(lo, hi)) else "within noise"
+                        for d, lo, hi, v in zip(table["diff"], table["ci_low"], table["ci_high"],
+                                                [verdict(d, p=p, alpha=alpha)
+                                                 for d, p in zip(table["diff"], table["p_holm"])])]
     return table
 
 
@@ -292,15 +318,13 @@ def mean_sem(values: ArrayLike) -> tuple[float, float]:
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _delong_diff(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """AUROC difference of two scorings, shape (2, n), and DeLong's variance of it."""
-    psi = [(s[labels][:, None] > s[~labels][None, :]) + 0.5 * (s[labels][:, None] == s[~labels][None, :])
-           for s in scores]  # (n_anomalous, n_good) each
-    v10 = np.stack([p.mean(axis=1) for p in psi])  # per anomalous image, shape (2, n_anomalous)
-    v01 = np.stack([p.mean(axis=0) for p in psi])  # per good image, shape (2, n_good)
-    c = np.array([1.0, -1.0])
-    var = c @ np.cov(v10) @ c / v10.shape[1] + c @ np.cov(v01) @ c / v01.shape[1]
-    return float(v10[0].mean() - v10[1].mean()), float(var)
+def _delong(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUROCs of k scorings, shape (k, n), and DeLong's covariance of them, shape (k, k)."""
+    pos, neg = scores[:, labels], scores[:, ~labels]
+    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])  # (k, n_pos, n_neg)
+    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)  # per anomalous image, per good image
+    cov = np.cov(v10).reshape(len(scores), -1) / v10.shape[1] + np.cov(v01).reshape(len(scores), -1) / v01.shape[1]
+    return v10.mean(axis=1), cov
 
 
 def _check_level(level: float) -> None:
