@@ -203,6 +203,9 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile confidence interval of the image AUROC by stratified bootstrap.
 
+    Collapses to ``(1.0, 1.0)`` whenever the sample separates perfectly (every resample does too), so
+    it cannot express uncertainty at AUROC 1; `tad.stats.auroc_ci` can and is recommended.
+
     Parameters
     ----------
     labels : array of 0/1 or bool, shape (n,)
@@ -253,8 +256,10 @@ def paired_bootstrap(
     Returns
     -------
     (diff, low, high) : tuple of float
-        ``auroc(a) - auroc(b)`` and the percentile interval of the resampled differences. The two
-        configurations differ beyond test-set noise when the interval excludes 0.
+        ``auroc(a) - auroc(b)`` and the percentile interval of the resampled differences. Like
+        `bootstrap_ci` it collapses to 0 width when both scorings separate perfectly; for a p-value,
+        an interval that stays open at AUROC 1 and Holm's correction over a family, use
+        `tad.stats.delong_test` and `tad.stats.compare_pairs`.
     """
     labels, scores_a = _check_1d(labels, scores_a)
     _, scores_b = _check_1d(labels, scores_b)
