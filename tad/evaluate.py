@@ -1,13 +1,13 @@
 """Evaluation metrics for anomaly detection on MVTec AD.
 
-Image AUROC with stratified bootstrap confidence intervals, a per-class table,
-pixel AUROC and the per-region overlap (PRO) score of Bergmann et al. (IJCV 2021).
+Image AUROC with stratified bootstrap intervals (`tad.stats.auroc_ci` is the recommended interval),
+operating points (TPR at a false-positive rate, rates at a threshold), pixel AUROC and the per-region
+overlap (PRO) score of Bergmann et al. (IJCV 2021).
 """
 
 import functools
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import ndimage
 from scipy.stats import rankdata
@@ -79,6 +79,62 @@ def auroc(labels: ArrayLike, scores: ArrayLike) -> float:
     return float((rank_sum - n_anom * (n_anom + 1) / 2) / (n_anom * n_good))
 
 
+def tpr_at_fpr(labels: ArrayLike, scores: ArrayLike, fpr: float) -> float:
+    """True-positive rate of the best threshold whose false-positive rate does not exceed ``fpr``.
+
+    An image is flagged anomalous when ``score >= t``. Over every threshold t (each distinct score, and
+    one above all scores), keep those whose empirical FPR (flagged good / good) is <= ``fpr`` and return
+    the largest empirical TPR (flagged anomalous / anomalous) among them. No interpolation between ROC
+    points: the value is an operating point a threshold actually realises on these images, so with 20
+    good images any ``fpr`` < 1/20 means flagging no good image at all.
+
+    Parameters
+    ----------
+    labels : array of 0/1 or bool, shape (n,)
+        1 (True) marks an anomalous image.
+    scores : array of float, shape (n,)
+        Anomaly scores; higher means more anomalous.
+    fpr : float
+        Largest false-positive rate allowed, in [0, 1].
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    labels, scores = _check_1d(labels, scores)
+    if not 0 <= fpr <= 1:
+        raise ValueError(f"fpr must lie in [0, 1]; got {fpr!r}")
+    good, anom = np.sort(scores[~labels]), np.sort(scores[labels])
+    thresholds = np.unique(scores)  # plus one above all scores, where both rates are 0
+    fprs = (good.size - np.searchsorted(good, thresholds, side="left")) / good.size
+    tprs = (anom.size - np.searchsorted(anom, thresholds, side="left")) / anom.size
+    allowed = fprs <= fpr
+    return float(tprs[allowed].max()) if allowed.any() else 0.0
+
+
+def rates_at_threshold(labels: ArrayLike, scores: ArrayLike, threshold: float) -> tuple[float, float]:
+    """False- and true-positive rates when an image is flagged anomalous at ``score > threshold``.
+
+    Parameters
+    ----------
+    labels : array of 0/1 or bool, shape (n,)
+        1 (True) marks an anomalous image.
+    scores : array of float, shape (n,)
+        Anomaly scores; higher means more anomalous.
+    threshold : float
+        E.g. `tad.selection.good_threshold` of training scores.
+
+    Returns
+    -------
+    (fpr, tpr) : tuple of float
+        Fraction of good images flagged, fraction of anomalous images flagged.
+    """
+    labels, scores = _check_1d(labels, scores)
+    flagged = scores > threshold
+    return float(flagged[~labels].mean()), float(flagged[labels].mean())
+
+
 def _stratified_resamples(
     labels: np.ndarray, n_boot: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -123,13 +179,6 @@ def _seeded_resamples(labels: bytes, n_boot: int, seed: int) -> tuple[np.ndarray
     return counts
 
 
-def _bootstrap_aurocs(
-    labels: np.ndarray, scores: np.ndarray, n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """AUROC of stratified bootstrap resamples, shape (n_boot,)."""
-    return _resampled_aurocs(labels, scores, _stratified_resamples(labels, n_boot, rng))
-
-
 def _check_boot_params(n_boot: int, level: float) -> None:
     """Raise ValueError unless n_boot >= 1 and 0 < level < 1."""
     if int(n_boot) != n_boot or n_boot < 1:
@@ -153,6 +202,9 @@ def bootstrap_ci(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile confidence interval of the image AUROC by stratified bootstrap.
+
+    Collapses to ``(1.0, 1.0)`` whenever the sample separates perfectly (every resample does too), so
+    it cannot express uncertainty at AUROC 1; `tad.stats.auroc_ci` can and is recommended.
 
     Parameters
     ----------
@@ -204,8 +256,10 @@ def paired_bootstrap(
     Returns
     -------
     (diff, low, high) : tuple of float
-        ``auroc(a) - auroc(b)`` and the percentile interval of the resampled differences. The two
-        configurations differ beyond test-set noise when the interval excludes 0.
+        ``auroc(a) - auroc(b)`` and the percentile interval of the resampled differences. Like
+        `bootstrap_ci` it collapses to 0 width when both scorings separate perfectly; for a p-value,
+        an interval that stays open at AUROC 1 and Holm's correction over a family, use
+        `tad.stats.delong_test` and `tad.stats.compare_pairs`.
     """
     labels, scores_a = _check_1d(labels, scores_a)
     _, scores_b = _check_1d(labels, scores_b)
@@ -214,72 +268,6 @@ def paired_bootstrap(
     diffs = _resampled_aurocs(labels, scores_a, counts) - _resampled_aurocs(labels, scores_b, counts)
     diff = auroc(labels, scores_a) - auroc(labels, scores_b)
     return (diff, *_percentile_ci(diffs, level))
-
-
-def auroc_table(
-    labels_by_class: dict[str, np.ndarray],
-    scores_by_class: dict[str, np.ndarray],
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Per-class image AUROC with 95% bootstrap intervals and a mean row.
-
-    Each class is resampled independently (one generator seeded with ``seed``,
-    consumed in the order of ``labels_by_class``). The "mean" row's AUROC is the
-    mean of the class AUROCs; its interval is the percentile interval of the
-    per-resample mean over classes.
-
-    Parameters
-    ----------
-    labels_by_class : dict of str to array of 0/1 or bool, each shape (n_c,)
-        1 (True) marks an anomalous image.
-    scores_by_class : dict of str to array of float, each shape (n_c,)
-        Anomaly scores with the same keys as ``labels_by_class``.
-    n_boot : int
-        Number of bootstrap resamples per class.
-    seed : int
-        Seed of ``numpy.random.default_rng``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index "class" (the class names, then "mean"); columns auroc, ci_low,
-        ci_high, n_good, n_anomalous. The mean row's counts are totals.
-    """
-    if not labels_by_class:
-        raise ValueError("labels_by_class must hold at least one class")
-    if set(labels_by_class) != set(scores_by_class):
-        raise ValueError(
-            "scores_by_class must have the same keys as labels_by_class; got "
-            f"{sorted(scores_by_class)} and {sorted(labels_by_class)}"
-        )
-    level = 0.95
-    _check_boot_params(n_boot, level)
-    rng = np.random.default_rng(seed)
-    rows, boots = {}, []
-    for name, class_labels in labels_by_class.items():
-        labels, scores = _check_1d(class_labels, scores_by_class[name])
-        boots.append(_bootstrap_aurocs(labels, scores, n_boot, rng))
-        rows[name] = (
-            auroc(labels, scores),
-            *_percentile_ci(boots[-1], level),
-            int((~labels).sum()),
-            int(labels.sum()),
-        )
-    table = pd.DataFrame.from_dict(
-        rows,
-        orient="index",
-        columns=["auroc", "ci_low", "ci_high", "n_good", "n_anomalous"],
-    )
-    table.loc["mean"] = (
-        table["auroc"].mean(),
-        *_percentile_ci(np.mean(boots, axis=0), level),
-        table["n_good"].sum(),
-        table["n_anomalous"].sum(),
-    )
-    table.index.name = "class"
-    return table.astype({"n_good": int, "n_anomalous": int})
 
 
 def _check_maps(masks: ArrayLike, maps: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -90,12 +90,15 @@ def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | No
 def fold_scores(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
                 *, n_folds: int = 5, basis: str = "dims", seed: int = 0,
                 flow_params: dict | None = None) -> np.ndarray:
-    """Scores of ``test`` from `score` fitted on each fold's complement of the training rows (as Rippel et al.).
+    """Scores of ``test`` from `score` fitted on each of ``n_folds`` disjoint folds of the training rows.
 
-    The training rows are split into ``n_folds`` shuffled folds (`sklearn.model_selection.KFold`, seeded);
-    fit ``i`` leaves fold ``i`` out, so each training image is left out exactly once and each fit sees
-    ``(n_folds - 1) / n_folds`` of the training set. The spread of the folds' AUROCs measures how much a
-    result depends on which good images were available for training.
+    The training rows are split into ``n_folds`` shuffled folds (`sklearn.model_selection.KFold`, seeded)
+    and fit ``i`` sees fold ``i`` only, so no two fits share a training image and each sees about
+    ``n_train / n_folds`` of them. Fits on overlapping subsets (e.g. each fold's complement, 60 % shared
+    pairwise with 5 folds) would agree partly because they share images, understating how much a result
+    depends on which good images were available; disjoint fits are independent given the test set, so
+    `tad.stats.mean_sem` of their AUROCs is an honest mean +- SEM (as Rippel et al. report), for a
+    training set ``n_folds`` times smaller than the full one.
 
     Returns
     -------
@@ -104,8 +107,8 @@ def fold_scores(train: np.ndarray, test: np.ndarray, reduction: str, ratio: floa
     if isinstance(n_folds, bool) or not isinstance(n_folds, int) or not 2 <= n_folds <= len(train):
         raise ValueError(f"n_folds {n_folds!r} must be an int from 2 to the number of training rows ({len(train)})")
     folds = KFold(n_folds, shuffle=True, random_state=seed).split(train)
-    return np.stack([score(train[keep], test, reduction, ratio, estimator, basis=basis, seed=seed,
-                           flow_params=flow_params) for keep, _ in folds])
+    return np.stack([score(train[fold], test, reduction, ratio, estimator, basis=basis, seed=seed,
+                           flow_params=flow_params) for _, fold in folds])
 
 
 def evaluate_config(

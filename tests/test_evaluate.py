@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 from scipy import ndimage
-from sklearn.metrics import roc_auc_score
 
-from tad.evaluate import auroc, auroc_table, bootstrap_ci, pixel_auroc, pro_score
+from tad.evaluate import auroc, bootstrap_ci, pixel_auroc, pro_score, rates_at_threshold, tpr_at_fpr
 
 
 def pairwise_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -64,7 +63,7 @@ def test_bootstrap_ci_narrows_with_more_samples():
     assert large[1] - large[0] < 0.5 * (small[1] - small[0])
 
 
-def test_bootstrap_ci_agrees_with_loop_over_sklearn():
+def test_bootstrap_ci_agrees_with_a_loop_of_pairwise_aurocs():
     labels, scores = shifted_scores(150, 100, seed=6)
     good, anomalous = scores[labels == 0], scores[labels == 1]
     rng = np.random.default_rng(7)
@@ -72,7 +71,7 @@ def test_bootstrap_ci_agrees_with_loop_over_sklearn():
     for _ in range(1500):
         g = rng.choice(good, good.size)
         a = rng.choice(anomalous, anomalous.size)
-        aurocs.append(roc_auc_score(np.r_[np.zeros(g.size), np.ones(a.size)], np.r_[g, a]))
+        aurocs.append(((a[:, None] > g[None]) + 0.5 * (a[:, None] == g[None])).mean())  # pairwise, no sklearn
     expected = np.percentile(aurocs, [2.5, 97.5])
     got = bootstrap_ci(labels, scores, n_boot=1500, level=0.95, seed=8)
     np.testing.assert_allclose(got, expected, atol=0.02)
@@ -86,28 +85,40 @@ def test_bootstrap_ci_rejects_bad_level_and_n_boot():
         bootstrap_ci(labels, scores, n_boot=0)
 
 
-def test_auroc_table_rows_and_mean_row():
-    data = {name: shifted_scores(40 + 10 * i, 20 + 5 * i, seed=i) for i, name in enumerate("abc")}
-    table = auroc_table(
-        {k: v[0] for k, v in data.items()}, {k: v[1] for k, v in data.items()}, n_boot=500
-    )
-    assert list(table.index) == ["a", "b", "c", "mean"]
-    assert list(table.columns) == ["auroc", "ci_low", "ci_high", "n_good", "n_anomalous"]
-    for name, (labels, scores) in data.items():
-        assert table.loc[name, "auroc"] == pytest.approx(pairwise_auroc(labels, scores))
-        assert table.loc[name, "n_good"] == (labels == 0).sum()
-        assert table.loc[name, "n_anomalous"] == (labels == 1).sum()
-    assert table.loc["mean", "auroc"] == pytest.approx(table.loc[["a", "b", "c"], "auroc"].mean())
-    assert (table["ci_low"] < table["auroc"]).all() and (table["auroc"] < table["ci_high"]).all()
-    # Averaging three independent classes makes the mean's interval narrower than theirs.
-    widths = table["ci_high"] - table["ci_low"]
-    assert widths["mean"] < widths[["a", "b", "c"]].min()
+def brute_force_tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float:
+    """Try every threshold (each score and +inf), flag score >= t, keep the best TPR with FPR <= fpr."""
+    best = 0.0
+    for t in list(scores) + [np.inf]:
+        flagged = scores >= t
+        f = sum(flagged[i] for i in range(len(scores)) if labels[i] == 0) / sum(labels == 0)
+        r = sum(flagged[i] for i in range(len(scores)) if labels[i] == 1) / sum(labels == 1)
+        if f <= fpr:
+            best = max(best, r)
+    return best
 
 
-def test_auroc_table_rejects_mismatched_keys():
-    labels, scores = shifted_scores(10, 10, seed=0)
-    with pytest.raises(ValueError, match="scores_by_class"):
-        auroc_table({"a": labels}, {"b": scores})
+@pytest.mark.parametrize("fpr", [0.0, 0.01, 0.05, 0.1, 0.5, 1.0])
+def test_tpr_at_fpr_matches_a_brute_force_count(fpr):
+    rng = np.random.default_rng(11)
+    labels = np.r_[np.zeros(20, int), np.ones(63, int)]
+    scores = np.round(rng.normal(size=83) + 1.5 * labels, 1)  # ties within and across classes
+    assert tpr_at_fpr(labels, scores, fpr) == pytest.approx(brute_force_tpr_at_fpr(labels, scores, fpr))
+
+
+def test_tpr_at_fpr_hand_case():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.5, 0.95, 0.05])
+    assert tpr_at_fpr(labels, scores, 0.0) == pytest.approx(1 / 3)  # only 0.95 above every good image
+    assert tpr_at_fpr(labels, scores, 0.25) == pytest.approx(2 / 3)  # threshold 0.5 flags 0.9 too
+    with pytest.raises(ValueError, match="fpr"):
+        tpr_at_fpr(labels, scores, 1.5)
+
+
+def test_rates_at_threshold_counts_scores_strictly_above():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.3, 0.95, 0.05])
+    assert rates_at_threshold(labels, scores, 0.3) == pytest.approx((1 / 4, 1 / 3))
+    assert rates_at_threshold(labels, scores, 0.29) == pytest.approx((2 / 4, 2 / 3))
 
 
 def test_pixel_auroc_matches_pairwise_on_tiny_case():

@@ -49,16 +49,19 @@ def test_paired_bootstrap_rejects_mismatched_scores():
         paired_bootstrap(labels, a, a[:-1])
 
 
-def test_fold_scores_leave_each_training_row_out_exactly_once():
+def test_fold_scores_fit_each_training_row_in_exactly_one_fold():
     rng = np.random.default_rng(7)
-    train, test = rng.normal(size=(40, 3)), rng.normal(size=(25, 3))
+    train = rng.normal(size=(40, 3))
+    test = np.concatenate([train, rng.normal(size=(25, 3))])  # the training rows themselves, then new rows
     folds = fold_scores(train, test, "none", None, "knn1", n_folds=5, seed=0)
-    full = np.sqrt(((test[:, None] - train[None]) ** 2).sum(-1)).min(axis=1)  # brute-force 1-NN distance
-    assert folds.shape == (5, 25)
-    # Each fit sees a subset, so no distance shrinks; the nearest training row is missing from exactly one
-    # fit, so at least 4 of 5 fits find it.
-    assert (folds >= full - 1e-12).all()
-    assert (np.isclose(folds, full, rtol=1e-12).sum(axis=0) >= 4).all()
+    assert folds.shape == (5, 65)
+    # A training row is at distance 0 from a fit that contains it and only from that one: disjoint folds
+    # covering every row mean exactly one zero per training row.
+    np.testing.assert_array_equal((folds[:, :40] == 0).sum(axis=0), np.ones(40))
+    sizes = [(folds[i, :40] == 0).sum() for i in range(5)]
+    assert sizes == [8] * 5  # each fit sees 40 / 5 rows
+    # The fits together hold all rows: the nearest over folds is the brute-force 1-NN distance.
+    full = np.sqrt(((test[:, None] - train[None]) ** 2).sum(-1)).min(axis=1)
     np.testing.assert_allclose(folds.min(axis=0), full, rtol=1e-12)
 
 

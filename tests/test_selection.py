@@ -1,0 +1,120 @@
+"""Tests for tad.selection: pseudo-anomalies, validation-fold selection and thresholds, all from training data."""
+
+import inspect
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.model_selection import KFold
+
+import tad.selection as selection
+from tad.data import load_image, load_mvtec, make_synthetic_mvtec
+from tad.selection import (good_threshold, out_of_fold_scores, pseudo_anomaly_images, select_config,
+                           validation_auroc)
+
+
+def nn_distance(fit: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Brute-force Euclidean distance of each row to its nearest fit row."""
+    return np.array([min(np.linalg.norm(r - f) for f in fit) for r in rows])
+
+
+def pairwise_auroc(good: np.ndarray, anomalous: np.ndarray) -> float:
+    return float(np.mean([(a > g) + 0.5 * (a == g) for a in anomalous for g in good]))
+
+
+def test_pseudo_anomaly_is_a_patch_of_the_image_pasted_elsewhere(tmp_path):
+    rng = np.random.default_rng(0)
+    source = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)  # noise: every pixel distinct in practice
+    Image.fromarray(source).save(tmp_path / "src.png")
+    (out,) = pseudo_anomaly_images([tmp_path / "src.png"], tmp_path / "pseudo", seed=3)
+    assert out.suffix == ".png" and Image.open(out).format == "PNG"
+    made = np.asarray(Image.open(out))
+    assert made.shape == source.shape
+    ys, xs = np.nonzero((made != source).any(axis=2))
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    assert ys.size == (y1 - y0) * (x1 - x0)  # the change is one full rectangle
+    assert 0.02 * 0.8 <= ys.size / (48 * 64) <= 0.15 * 1.2  # area range, up to rounding of the sides
+    patch = made[y0:y1, x0:x1]
+    h, w = patch.shape[:2]
+    found = [(y, x) for y in range(48 - h + 1) for x in range(64 - w + 1)
+             if (y, x) != (y0, x0) and np.array_equal(source[y:y + h, x:x + w], patch)]
+    assert found, "the pasted rectangle is not a patch of the source image"
+    again = pseudo_anomaly_images([tmp_path / "src.png"], tmp_path / "again", seed=3)
+    assert np.array_equal(np.asarray(Image.open(again[0])), made)
+
+
+def test_validation_auroc_matches_fold_by_fold_brute_force():
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(30, 4))
+    pseudo = train + rng.normal(scale=0.8, size=train.shape)
+    expected = []
+    for fit, held in KFold(3, shuffle=True, random_state=2).split(train):  # documented split
+        expected.append(pairwise_auroc(nn_distance(train[fit], train[held]), nn_distance(train[fit], pseudo[held])))
+    got = validation_auroc(train, pseudo, "none", None, "knn1", n_folds=3, seed=2)
+    assert got == pytest.approx(np.mean(expected))
+
+
+def test_select_config_picks_the_configuration_that_separates_pseudo_anomalies():
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(40, 5))
+    weak, strong = train + rng.normal(scale=0.05, size=train.shape), train + 3.0
+    key, table = select_config({"weak": (train, weak, "none", None, "knn1"),
+                                "strong": (train, strong, "none", None, "mvg")})
+    assert key == "strong"
+    assert list(table.index) == ["weak", "strong"]
+    assert table["strong"] == pytest.approx(1.0) and table["weak"] < 0.9
+
+
+def test_out_of_fold_scores_never_score_a_row_with_a_fit_that_holds_it():
+    rng = np.random.default_rng(4)
+    train = rng.normal(size=(25, 3))
+    got = out_of_fold_scores(train, "none", None, "knn1", n_folds=5, seed=1)
+    expected = np.empty(25)
+    for fit, held in KFold(5, shuffle=True, random_state=1).split(train):
+        expected[held] = nn_distance(train[fit], train[held])
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert (got > 0).all()
+
+
+@pytest.mark.parametrize("fpr", [0.0, 0.01, 0.05, 0.1, 0.29, 0.5])
+def test_good_threshold_is_the_smallest_score_with_at_most_fpr_above(fpr):
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.normal(size=100), 1)  # ties
+    brute = min(t for t in scores if np.sum(scores > t) <= fpr * 100 + 1e-9)
+    assert good_threshold(scores, fpr) == brute
+
+
+class TrainOnly:
+    """A split whose test side raises on any access: the selection protocol must never need it."""
+
+    def __init__(self, split):
+        self.train_paths = split.train_paths
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the selection protocol touched split.{name}")
+
+
+def grid_features(paths, cells: int) -> np.ndarray:
+    """A cheap featuriser: mean colour of each cell of a cells x cells grid, shape (n, 3 * cells**2)."""
+    rows = []
+    for p in paths:
+        img = np.asarray(load_image(p), dtype=float)
+        h, w = img.shape[0] // cells, img.shape[1] // cells
+        rows.append([img[i * h:(i + 1) * h, j * w:(j + 1) * w].mean(axis=(0, 1)) for i in range(cells)
+                     for j in range(cells)])
+    return np.asarray(rows).reshape(len(paths), -1)
+
+
+def test_selection_protocol_runs_from_training_images_alone(tmp_path):
+    split = TrainOnly(load_mvtec(tmp_path, make_synthetic_mvtec(tmp_path, n_train=15).name))
+    pseudo_paths = pseudo_anomaly_images(split.train_paths, tmp_path / "pseudo", seed=0)
+    candidates = {f"{cells}x{cells} {est}": (grid_features(split.train_paths, cells),
+                                             grid_features(pseudo_paths, cells), "none", None, est)
+                  for cells in (1, 4) for est in ("knn1", "mvg")}
+    key, table = select_config(candidates, n_folds=3)
+    assert key in candidates and table.between(0, 1).all()
+    with pytest.raises(AssertionError, match="touched split.test_labels"):
+        split.test_labels  # the guard works
+    for func in (pseudo_anomaly_images, validation_auroc, select_config, out_of_fold_scores, good_threshold):
+        assert not {"test", "labels", "test_labels", "split"} & set(inspect.signature(func).parameters)
+    assert "test_labels" not in inspect.getsource(selection)

@@ -1,0 +1,234 @@
+"""Tests for tad.stats: interval coverage by simulation, DeLong against loops, Holm and the wording rules."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+from scipy.stats import norm
+
+from tad.data import Sample
+from tad.evaluate import bootstrap_ci
+from tad.stats import (auroc_ci, compare_pairs, defect_aurocs, delong_test, gain_statement, holm, mean_sem,
+                       score_interval, verdict)
+
+N_GOOD, N_DEFECTIVE = 20, 63  # bottle's test set
+
+
+def binormal_aurocs(true_auroc: float, n_sims: int, rng: np.random.Generator) -> np.ndarray:
+    """Sample AUROCs of n_sims binormal data sets: good ~ N(0, 1), defective ~ N(mu, 1), AUROC = Phi(mu / sqrt 2)."""
+    mu = np.sqrt(2) * norm.ppf(true_auroc)
+    good = rng.normal(size=(n_sims, 1, N_GOOD))
+    defective = rng.normal(mu, size=(n_sims, N_DEFECTIVE, 1))
+    return (defective > good).mean(axis=(1, 2))  # continuous scores: no ties
+
+
+@pytest.mark.parametrize("true_auroc", [0.8, 0.9, 0.95, 0.99])
+def test_auroc_ci_covers_the_true_auroc_about_95_percent_of_the_time(true_auroc):
+    # 4,000 simulated bottle-sized test sets; the standard error of a coverage near 0.95 is 0.0035. Stated
+    # tolerance: coverage within [0.93, 0.99] (never more than 2 points below nominal, and not an interval
+    # so wide that it covers nearly always).
+    aurocs = binormal_aurocs(true_auroc, 4000, np.random.default_rng(int(1000 * true_auroc)))
+    low, high = score_interval(aurocs, N_GOOD, N_DEFECTIVE, 0.95)
+    coverage = np.mean((low <= true_auroc) & (true_auroc <= high))
+    assert 0.93 <= coverage <= 0.99
+
+
+def test_auroc_ci_stays_open_below_one_under_perfect_separation():
+    labels = np.r_[np.zeros(N_GOOD, bool), np.ones(N_DEFECTIVE, bool)]
+    scores = np.r_[np.linspace(0, 1, N_GOOD), np.linspace(2, 3, N_DEFECTIVE)]
+    assert bootstrap_ci(labels, scores) == (1.0, 1.0)  # why the bootstrap is not enough
+    low, high = auroc_ci(labels, scores)
+    # Closed form at A = 1: the low end solves (1 - t)^2 = z^2 V(t) with Hanley-McNeil's V, sizes -> their mean.
+    m, n, n_star, z = N_GOOD, N_DEFECTIVE, (N_GOOD + N_DEFECTIVE) / 2, norm.ppf(0.975)
+
+    def f(t):
+        v = t * (1 - t) / (m * n) * (1 + (n_star - 1) * ((1 - t) / (2 - t) + t / (1 + t)))
+        return (1 - t) ** 2 - z**2 * v
+
+    assert high == 1.0
+    assert low == pytest.approx(brentq(f, 0.5, 1 - 1e-9), abs=1e-9)
+    assert 0.9 < low < 0.97
+
+
+def test_auroc_ci_contains_the_estimate_and_narrows_with_level():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(30, bool), np.ones(40, bool)]
+    scores = rng.normal(size=70) + labels
+    a = ((scores[labels][:, None] > scores[~labels][None]).mean())
+    low95, high95 = auroc_ci(labels, scores)
+    low80, high80 = auroc_ci(labels, scores, level=0.8)
+    assert low95 < low80 < a < high80 < high95
+
+
+def test_auroc_ci_is_symmetric_in_which_class_is_positive():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.zeros(20, bool), np.ones(63, bool)]
+    scores = rng.normal(size=83) + 1.5 * labels
+    low, high = auroc_ci(labels, scores)
+    flipped = auroc_ci(~labels, -scores)  # same AUROC, roles of the two classes swapped
+    assert flipped == pytest.approx((low, high), abs=1e-12)
+
+
+def delong_by_loops(labels, a, b):
+    """AUROCs of a and b and DeLong's 2 x 2 covariance of them, from explicit loops over images."""
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+
+    def psi(x, y):
+        return 1.0 if x > y else 0.5 if x == y else 0.0
+
+    v10 = [[sum(psi(s[i], s[j]) for j in neg) / len(neg) for i in pos] for s in (a, b)]
+    v01 = [[sum(psi(s[i], s[j]) for i in pos) / len(pos) for j in neg] for s in (a, b)]
+
+    def cov(x, y):
+        x, y = np.array(x), np.array(y)
+        return ((x - x.mean()) * (y - y.mean())).sum() / (len(x) - 1)
+
+    c = np.array([[cov(v10[i], v10[j]) / len(pos) + cov(v01[i], v01[j]) / len(neg) for j in (0, 1)]
+                  for i in (0, 1)])
+    return np.mean(v10[0]), np.mean(v10[1]), c
+
+
+def test_delong_p_value_and_mover_interval_match_loops():
+    rng = np.random.default_rng(2)
+    labels = np.r_[np.zeros(15, bool), np.ones(12, bool)]
+    a = np.round(rng.normal(size=27) + labels, 1)  # rounded: ties
+    b = np.round(a + rng.normal(scale=0.7, size=27), 1)
+    auc_a, auc_b, c = delong_by_loops(labels, a, b)
+    diff, var, r = auc_a - auc_b, c[0, 0] + c[1, 1] - 2 * c[0, 1], c[0, 1] / np.sqrt(c[0, 0] * c[1, 1])
+    got_diff, low, high, p = delong_test(labels, a, b)
+    assert got_diff == pytest.approx(diff)
+    assert p == pytest.approx(2 * norm.sf(abs(diff) / np.sqrt(var)))
+    (l_a, u_a), (l_b, u_b) = auroc_ci(labels, a), auroc_ci(labels, b)
+    x, y = auc_a - l_a, u_b - auc_b  # MOVER, Zou & Donner (2008)
+    assert low == pytest.approx(diff - np.sqrt(x**2 + y**2 - 2 * r * x * y))
+    x, y = u_a - auc_a, auc_b - l_b
+    assert high == pytest.approx(diff + np.sqrt(x**2 + y**2 - 2 * r * x * y))
+
+
+@pytest.mark.parametrize("true_auroc", [0.9, 0.99])
+def test_delong_interval_covers_a_zero_difference_near_one(true_auroc):
+    # Two correlated scorings with the same true AUROC (shared signal, independent noise), bottle-sized;
+    # 300 simulations, standard error of a 95 % coverage 0.013: tolerance >= 0.92 (measured with 2,000:
+    # 0.976 at 0.9, 1.000 at 0.99; conservative near 1).
+    rng = np.random.default_rng(int(100 * true_auroc))
+    labels = np.r_[np.zeros(N_GOOD, bool), np.ones(N_DEFECTIVE, bool)]
+    mu = np.sqrt(2) * norm.ppf(true_auroc)  # each scoring is N(0, 1) vs N(mu, 1): half shared, half own noise
+    covered = []
+    for _ in range(300):
+        base = rng.normal(size=labels.size) * np.sqrt(0.5) + mu * labels
+        a, b = (base + rng.normal(size=labels.size) * np.sqrt(0.5) for _ in range(2))
+        _, low, high, _ = delong_test(labels, a, b)
+        covered.append(low <= 0 <= high)
+    assert np.mean(covered) >= 0.92
+
+
+def test_delong_rejects_about_5_percent_of_equal_auroc_pairs():
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(N_GOOD, bool), np.ones(N_DEFECTIVE, bool)]
+    rejections = []
+    for _ in range(400):
+        base = rng.normal(size=labels.size) + 1.2 * labels  # shared signal: correlated scorings
+        a, b = base + rng.normal(size=labels.size), base + rng.normal(size=labels.size)
+        rejections.append(delong_test(labels, a, b)[3] < 0.05)
+    assert 0.02 <= np.mean(rejections) <= 0.085  # standard error 0.011
+
+
+def test_delong_interval_stays_open_when_both_scorings_separate_perfectly():
+    labels = np.r_[np.zeros(N_GOOD, bool), np.ones(N_DEFECTIVE, bool)]
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=labels.size) + 10 * labels
+    b = rng.normal(size=labels.size) + 10 * labels
+    diff, low, high, p = delong_test(labels, a, b)
+    assert diff == 0.0 and p == 1.0
+    one_low, _ = auroc_ci(labels, a)
+    assert low == pytest.approx(-(1 - one_low)) and high == pytest.approx(1 - one_low)  # r = 0 at AUROC 1
+
+
+def test_delong_of_identical_scorings_is_exactly_zero():
+    labels = np.r_[np.zeros(20, bool), np.ones(20, bool)]
+    a = np.random.default_rng(7).normal(size=40) + labels
+    assert delong_test(labels, a, a.copy()) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_holm_matches_hand_case_and_the_step_down_procedure():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    # sorted 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04)
+    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02])
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0, 0.1, 9)
+    for alpha in (0.01, 0.03, 0.05, 0.1):
+        rejected = set()
+        for j, i in enumerate(np.argsort(p)):  # step down: stop at the first p above alpha / (k - j)
+            if p[i] > alpha / (p.size - j):
+                break
+            rejected.add(i)
+        assert set(np.flatnonzero(holm(p) <= alpha)) == rejected
+
+
+def test_compare_pairs_applies_holm_and_bonferroni_intervals():
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.zeros(30, bool), np.ones(30, bool)]
+    base = rng.normal(size=60) + labels
+    scores = {"x": base + 2 * labels, "y": base, "z": base + rng.normal(scale=0.3, size=60)}
+    pairs = [("x", "y"), ("y", "z"), ("x", "z")]
+    table = compare_pairs(labels, scores, pairs)
+    for row, (a, b) in zip(table.itertuples(), pairs):
+        diff, low, high, p = delong_test(labels, scores[a], scores[b], level=1 - 0.05 / 3)
+        assert (row.diff, row.ci_low, row.ci_high, row.p) == pytest.approx((diff, low, high, p))
+    np.testing.assert_allclose(table["p_holm"], holm(table["p"]))
+    assert table.loc[0, "verdict"] == "higher" and table.loc[1, "verdict"] == "within noise"
+    with pytest.raises(ValueError, match="'w'"):
+        compare_pairs(labels, scores, [("x", "w")])
+
+
+@pytest.mark.parametrize(("diff", "kw", "expected"), [
+    (0.02, {"interval": (0.001, 0.04)}, "higher"),
+    (-0.02, {"interval": (-0.04, -0.001)}, "lower"),
+    (0.02, {"interval": (-0.001, 0.04)}, "within noise"),
+    (0.0, {"interval": (0.0, 0.0)}, "within noise"),
+    (0.02, {"p": 0.049}, "higher"),
+    (-0.02, {"p": 0.01}, "lower"),
+    (0.02, {"p": 0.05}, "within noise"),
+    (0.02, {"p": 0.02, "alpha": 0.01}, "within noise"),
+])
+def test_verdict_wording(diff, kw, expected):
+    assert verdict(diff, **kw) == expected
+
+
+def test_verdict_needs_exactly_one_of_p_and_interval():
+    with pytest.raises(ValueError, match="exactly one"):
+        verdict(0.1)
+    with pytest.raises(ValueError, match="exactly one"):
+        verdict(0.1, p=0.01, interval=(0.0, 0.2))
+
+
+def test_gain_statement():
+    assert gain_statement((-0.011, 0.014), 0.02) == (
+        "a gain as large as 0.020 is excluded (95 % interval of the difference: [-0.011, 0.014])")
+    assert gain_statement((-0.011, 0.025), 0.02).startswith("a gain as large as 0.020 is not excluded")
+    assert gain_statement((-0.025, 0.011), -0.02).startswith("a loss as large as 0.020 is not excluded")
+    assert gain_statement((-0.019, 0.025), -0.02).startswith("a loss as large as 0.020 is excluded")
+
+
+def test_mean_sem_matches_hand_values():
+    mean, sem = mean_sem([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5
+    assert sem == pytest.approx(np.sqrt(5 / 3) / 2)
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_sem([0.9])
+
+
+def test_defect_aurocs_compares_good_images_with_each_type_alone():
+    kinds = ["good"] * 4 + ["crack"] * 3 + ["scratch"] * 2
+    samples = [Sample(Path(f"{i}.png"), int(k != "good"), k) for i, k in enumerate(kinds)]
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.35, 0.8, 0.05, 0.15])
+    table = defect_aurocs(samples, scores)
+    assert list(table.index) == ["crack", "scratch"]
+    # crack vs 4 good: 0.9 and 0.8 beat all 4, 0.35 beats 3 -> 11/12; scratch: 0.05 beats none, 0.15 one -> 1/8
+    assert table.loc["crack", "auroc"] == pytest.approx(11 / 12)
+    assert table.loc["scratch", "auroc"] == pytest.approx(1 / 8)
+    assert table.loc["crack", ["n_good", "n_defective"]].tolist() == [4, 3]
+    assert (table["ci_low"] <= table["auroc"]).all() and (table["auroc"] <= table["ci_high"]).all()
+    with pytest.raises(ValueError, match="one per sample"):
+        defect_aurocs(samples, scores[:-1])
