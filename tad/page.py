@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ PAPER_BACKBONE = "tf_efficientnet_b5"
 FALLBACK = "elpv_mono"  # the data set every installation has (the elpv-dataset package)
 NEEDS = ("masks", "mvtec")
 MAX_PLAIN_ROWS = 20  # longer tables are shown interactively
+_WIDTH = 100  # printed lines wrap here, so a book page shows them without a scroll bar
 
 _ESTIMATOR_NAMES = {"mvg": "MVG", "knn1": "1-NN", "knn5": "5-NN", "knn10": "10-NN", "flow": "flow"}
 _REDUCTION_NAMES = {"pca": "PCA", "npca": "NPCA"}
@@ -109,7 +111,7 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
     splits, missing = keep_needed(splits, needs)
     bb = load_backbone(backbone)
     size = input_size or bb.input_size
-    paths = [Path(cache_dir), Path(results), Path(download_dir)]
+    paths = [Path(cache_dir).resolve(), Path(results).resolve(), Path(download_dir).resolve()]
     for folder in (paths[0], paths[1].parent, paths[2]):
         folder.mkdir(parents=True, exist_ok=True)
     lines = [*notices, data_line(splits), weights_line(bb), input_line(size, bb.input_size)]
@@ -117,11 +119,12 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
         lines.append(missing)
     summary = "\n".join(lines)
     if verbose:
-        print(summary)
-        for s in splits:
-            print(f"  {s.name}: {len(s.train)} train (good), {len(s.test)} test "
-                  f"({int(s.test_labels.sum())} anomalous); {s.source}")
-        print(f"Paths: features cached in {paths[0]}, results in {paths[1]}, downloads in {paths[2]}")
+        details = [f"{s.name}: {len(s.train)} train (good), {len(s.test)} test ({int(s.test_labels.sum())} "
+                   f"anomalous); {s.source}" for s in splits]
+        details.append(f"Paths: features cached in {paths[0]}, results in {paths[1]}, downloads in {paths[2]}")
+        for line in [*lines, *details]:
+            print(textwrap.fill(line, width=_WIDTH, subsequent_indent="    ", break_on_hyphens=False,
+                                break_long_words=False))
     return Page(name, splits, bb, size, *paths, summary=summary, missing=missing, notices=tuple(notices))
 
 
@@ -300,13 +303,17 @@ def ci_text(estimate: float, low: float, high: float, *, digits: int = 3, ci_dig
 
 
 class Glued:
-    """Text that displays as itself in every representation (plain and Markdown), for MyST-NB glue."""
+    """Text for MyST-NB glue that pastes as itself: Markdown as is, plain text as a string literal.
+
+    ``{glue:text}`` reads text/plain through `ast.literal_eval`, which would turn "+0.405" into 0.405 and
+    "0.950" into 0.95; a quoted literal comes back as the string, unchanged.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
 
     def __repr__(self) -> str:
-        return self.text
+        return repr(self.text)
 
     def _repr_markdown_(self) -> str:
         return self.text
@@ -352,7 +359,7 @@ def show_table(df: pd.DataFrame, *, max_plain_rows: int = MAX_PLAIN_ROWS, **opti
     if not _ITABLES_READY:
         itables.init_notebook_mode(all_interactive=False, connected=False)
         _ITABLES_READY = True
-    itables.show(df, **({"pageLength": 20, "classes": "display compact"} | options))
+    itables.show(df, **({"pageLength": 20, "lengthMenu": [20, 50, 100], "classes": "display compact"} | options))
 
 
 _ITABLES_READY = False

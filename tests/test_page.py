@@ -71,7 +71,7 @@ def test_open_page_on_an_empty_data_root_runs_on_elpv_and_creates_its_folders(tm
                      results=tmp_path / "r" / "grid.jsonl", download_dir=tmp_path / "d")
     assert page.names == [FALLBACK]
     assert all(p.is_dir() for p in (page.cache_dir, page.results.parent, page.download_dir))
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # printed lines are wrapped
     assert "ELPV" in out and "none of the 15 MVTec AD classes" in out
     assert "tf_efficientnet_lite0.in1k" in out and "tf_efficientnet_b5" in out
     assert page.input_size == page.backbone.input_size and "native size" in out
@@ -172,13 +172,16 @@ def test_ci_text_rounds_the_interval_outward_so_it_contains_the_computed_one():
 # --- glue and downloads ------------------------------------------------------------------------------
 
 
-def test_glue_text_stores_the_text_itself_as_plain_and_markdown(monkeypatch):
+@pytest.mark.parametrize("text", ["layer 7", "+0.405", "0.950", "3", "−0.024"])
+def test_glued_text_pastes_back_unchanged_through_myst_nb(monkeypatch, text):
+    from myst_nb.core.variables import format_plain_text  # what {glue:text} applies to text/plain
+
     shown = []
     monkeypatch.setattr("myst_nb.ext.glue.ipy_display", lambda data, **kw: shown.append((data, kw)))
-    assert glue_text("best", "layer 7") == "layer 7"
+    assert glue_text("best", text) == text
     ((data, kw),) = shown
-    assert data["application/papermill.record/text/plain"] == "layer 7"  # no quotes, unlike a glued str
-    assert data["application/papermill.record/text/markdown"] == "layer 7"
+    assert format_plain_text(data["application/papermill.record/text/plain"], "s") == text
+    assert data["application/papermill.record/text/markdown"] == text
     assert kw["metadata"]["scrapbook"]["name"] == "best"
 
 
