@@ -76,8 +76,8 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
               download_dir: str | Path = "../book/generated/data", verbose: bool = True) -> Page:
     """Resolve a page's parameters into data, weights and folders, and print what differs from the paper.
 
-    Data: ``classes`` as given, or every MVTec AD class under ``data_root`` (default ``$TAD_DATA``); when
-    none is there, ELPV (`FALLBACK`) from the installed package, said in one line. Never fails for absent
+    Data: ``classes`` as given, or every folder in MVTec AD layout under ``data_root`` (default
+    ``$TAD_DATA``; official classes first); when none is there, ELPV (`FALLBACK`) from the installed package, said in one line. Never fails for absent
     data: requested MVTec classes that are absent are dropped with a notice.
 
     Parameters
@@ -135,15 +135,16 @@ def resolve_data(data_root: str | Path | None, classes: Sequence[str] | str | No
     -------
     names : list of str
         ``classes`` that are present (MVTec layout under ``data_root``) or ELPV names, in the given order;
-        with ``classes=None`` every official MVTec AD class present, in the official order; `FALLBACK`
-        when that leaves nothing.
+        with ``classes=None`` every folder in MVTec layout under ``data_root``: the official MVTec AD
+        classes in their official order, then a user's own folders by name; `FALLBACK` when that leaves
+        nothing.
     notices : list of str
     """
     present = available_categories(data_root) if data_root and Path(data_root).is_dir() else []
     where = f"under {data_root}" if data_root else "(no data root: TAD_DATA is unset)"
     notices = []
     if classes is None:
-        names = [c for c in MVTEC_CATEGORIES if c in present]
+        names = [c for c in MVTEC_CATEGORIES if c in present] + [c for c in present if c not in MVTEC_CATEGORIES]
     else:
         classes = [classes] if isinstance(classes, str) else list(classes)
         unknown = [c for c in classes if c not in present and c not in ELPV_CATEGORIES and c not in MVTEC_CATEGORIES]

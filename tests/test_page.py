@@ -9,7 +9,7 @@ import pytest
 
 from tad.data import MVTEC_CATEGORIES, load_elpv, make_synthetic_mvtec
 from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page,
-                      resolve_data, save_csv, select_trials)
+                      resolve_data, save_csv, select_trials, show_table)
 
 pytestmark = pytest.mark.filterwarnings("ignore::tad.data.DataWarning")  # synthetic classes have few images
 
@@ -25,9 +25,10 @@ def mvtec_root(tmp_path):
 # --- data discovery ------------------------------------------------------------------------------------
 
 
-def test_resolve_data_without_classes_takes_every_official_class_present_in_official_order(mvtec_root):
+def test_resolve_data_without_classes_takes_every_class_present_official_ones_first(mvtec_root):
+    (mvtec_root / "notes").mkdir()  # not in MVTec layout: not a class
     names, notices = resolve_data(mvtec_root, None)
-    assert names == ["bottle", "screw"]  # my_parts is not an MVTec AD class; bottle precedes screw officially
+    assert names == ["bottle", "screw", "my_parts"]  # official order, then the user's own folder
     assert notices == []
 
 
@@ -80,8 +81,9 @@ def test_open_page_on_an_empty_data_root_runs_on_elpv_and_creates_its_folders(tm
 def test_open_page_reports_classes_present_and_their_image_size(mvtec_root, tmp_path, capsys):
     page = open_page("demo", data_root=mvtec_root, needs="masks", input_size=64, cache_dir=tmp_path / "c",
                      results=tmp_path / "r.jsonl", download_dir=tmp_path / "d")
-    assert page.names == ["bottle", "screw"] and page.missing == ""
-    assert f"2 of the {len(MVTEC_CATEGORIES)} MVTec AD classes (bottle, screw) at 32x32 px" in page.summary
+    assert page.names == ["bottle", "screw", "my_parts"] and page.missing == ""
+    assert f"2 of the {len(MVTEC_CATEGORIES)} MVTec AD classes (bottle, screw) at 32x32 px; my_parts at 32x32 px" \
+        in page.summary
     assert "Input: 64x64 px" in page.summary and page.input_size == 64
 
 
@@ -191,3 +193,31 @@ def test_save_csv_writes_the_table_and_links_it_relative_to_the_generated_page(t
     assert link == "{download}`Download these results (CSV) <data/02_layers.csv>`"
     back = pd.read_csv(tmp_path / "data" / "02_layers.csv", index_col="dataset")
     pd.testing.assert_frame_equal(back, df)
+
+
+def _shown(call):
+    """The display outputs (mime bundles) of ``call()`` under an IPython shell."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    with capture_output() as captured:
+        call()
+    return [o.data for o in captured.outputs]
+
+
+def test_show_table_keeps_short_tables_plain_and_makes_long_ones_interactive_without_network(monkeypatch):
+    import re
+
+    import tad.page
+
+    monkeypatch.setattr(tad.page, "_ITABLES_READY", False)
+    short = pd.DataFrame({"auroc": np.linspace(0.5, 1, 20)})
+    (plain,) = _shown(lambda: show_table(short))
+    assert "<table" in plain["text/html"] and "itables" not in plain["text/html"]
+    long = pd.DataFrame({"auroc": np.linspace(0.5, 1, 21)})
+    html = "\n".join(o.get("text/html", "") for o in _shown(lambda: show_table(long)))
+    assert '<table id="itables_' in html
+    assert re.search(r"window\._itables_\w+\s*=", html)  # the library itself is defined on the page
+    loads = re.findall(r"""(?:src=|import\s*(?:[^'"]*from\s*)?)["'](https?://[^"']+)""", html)
+    assert loads == []  # the library is embedded, nothing is fetched
