@@ -1,0 +1,401 @@
+"""What a book page needs around the pipeline: its data, weights and folders, and the words and tables it shows.
+
+`open_page` turns a notebook's parameters into the splits and backbone it runs on (every MVTec AD class
+present, else ELPV), creates its folders and prints how this run differs from the paper as found. The
+helpers below select trials of a results table, label configurations, format and glue numbers into prose
+(MyST-NB), show long tables interactively offline (itables) and write a page's results as a CSV download.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from tad.backbones import BACKBONES, Backbone, load_backbone
+from tad.data import ELPV_CATEGORIES, MVTEC_CATEGORIES, Split, available_categories, load_split
+
+PAPER_BACKBONE = "tf_efficientnet_b5"
+FALLBACK = "elpv_mono"  # the data set every installation has (the elpv-dataset package)
+NEEDS = ("masks", "mvtec")
+MAX_PLAIN_ROWS = 20  # longer tables are shown interactively
+_WIDTH = 100  # printed lines wrap here, so a book page shows them without a scroll bar
+
+_ESTIMATOR_NAMES = {"mvg": "MVG", "knn1": "1-NN", "knn5": "5-NN", "knn10": "10-NN", "flow": "flow"}
+_REDUCTION_NAMES = {"pca": "PCA", "npca": "NPCA"}
+
+
+@dataclass(frozen=True)
+class Page:
+    """Everything a page runs on, as found.
+
+    Attributes
+    ----------
+    name : str
+        The page's name (its notebook's stem), used for its CSV download.
+    splits : list of Split
+        The data sets this page can use (after `needs`); may be empty, then `missing` says why.
+    backbone : Backbone
+    input_size : int
+        Side of the square input fed to the backbone (the weights' native size unless asked otherwise).
+    cache_dir, results, download_dir : Path
+        Feature cache, the shared results table (JSON lines) and the folder the book serves CSVs from.
+    summary : str
+        The printed account of data, weights and input, one line each (Markdown-safe).
+    missing : str
+        One sentence on what the page asked for (`needs`) and this run lacks; "" when nothing is missing.
+    """
+
+    name: str
+    splits: list[Split]
+    backbone: Backbone
+    input_size: int
+    cache_dir: Path
+    results: Path
+    download_dir: Path
+    summary: str
+    missing: str = ""
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the data sets in `splits`, in order."""
+        return [s.name for s in self.splits]
+
+
+def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequence[str] | str | None = None,
+              backbone: str = "tf_efficientnet_lite0", input_size: int | None = None, seed: int = 0,
+              needs: Sequence[str] | str = (), cache_dir: str | Path = "../.cache/tad",
+              results: str | Path = "../.cache/results/grid.jsonl",
+              download_dir: str | Path = "../book/generated/data", verbose: bool = True) -> Page:
+    """Resolve a page's parameters into data, weights and folders, and print what differs from the paper.
+
+    Data: ``classes`` as given, or every folder in MVTec AD layout under ``data_root`` (default
+    ``$TAD_DATA``; official classes first); when none is there, ELPV (`FALLBACK`) from the installed package, said in one line. Never fails for absent
+    data: requested MVTec classes that are absent are dropped with a notice.
+
+    Parameters
+    ----------
+    name : str
+        The page (notebook stem), e.g. ``"02_layers"``.
+    needs : "masks", "mvtec" or a sequence of them
+        What the page's analysis needs: ground-truth masks (anomaly maps) or MVTec AD classes (a paper
+        table). Data sets without it are left out of `Page.splits` and `Page.missing` says so.
+    cache_dir, results, download_dir : path
+        Created if missing (``results``: its folder). Relative paths are relative to the working
+        directory, which for a book page is ``notebooks/``.
+
+    Raises
+    ------
+    ValueError
+        An unknown backbone, a ``needs`` value not in `NEEDS`, or a class name that is neither present,
+        an official MVTec AD class nor an ELPV split (the message lists the valid ones).
+    tad.backbones.WeightsUnavailable
+        The backbone's weights cannot be had here (the message names the offline alternatives).
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone {backbone!r} not in {sorted(BACKBONES)}")
+    needs = [needs] if isinstance(needs, str) else list(needs)
+    bad = [n for n in needs if n not in NEEDS]
+    if bad:
+        raise ValueError(f"needs {bad} not in {NEEDS}")
+    root = data_root or os.environ.get("TAD_DATA") or None
+    names, notices = resolve_data(root, classes)
+    splits = [load_split(c, root, seed=seed) for c in names]
+    splits, missing = keep_needed(splits, needs)
+    bb = load_backbone(backbone)
+    size = input_size or bb.input_size
+    paths = [Path(cache_dir).resolve(), Path(results).resolve(), Path(download_dir).resolve()]
+    for folder in (paths[0], paths[1].parent, paths[2]):
+        folder.mkdir(parents=True, exist_ok=True)
+    lines = [*notices, data_line(splits), weights_line(bb), input_line(size, bb.input_size)]
+    if missing:
+        lines.append(missing)
+    summary = "\n".join(lines)
+    if verbose:
+        details = [f"{s.name}: {len(s.train)} train (good), {len(s.test)} test ({int(s.test_labels.sum())} "
+                   f"anomalous); {s.source}" for s in splits]
+        details.append(f"Paths: features cached in {paths[0]}, results in {paths[1]}, downloads in {paths[2]}")
+        for line in [*lines, *details]:
+            print(textwrap.fill(line, width=_WIDTH, subsequent_indent="    ", break_on_hyphens=False,
+                                break_long_words=False))
+    return Page(name, splits, bb, size, *paths, summary=summary, missing=missing, notices=tuple(notices))
+
+
+def resolve_data(data_root: str | Path | None, classes: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
+    """The data set names a page runs on and the notices (one sentence each) about what was not found.
+
+    Returns
+    -------
+    names : list of str
+        ``classes`` that are present (MVTec layout under ``data_root``) or ELPV names, in the given order;
+        with ``classes=None`` every folder in MVTec layout under ``data_root``: the official MVTec AD
+        classes in their official order, then a user's own folders by name; `FALLBACK` when that leaves
+        nothing.
+    notices : list of str
+    """
+    present = available_categories(data_root) if data_root and Path(data_root).is_dir() else []
+    where = f"under {data_root}" if data_root else "(no data root: TAD_DATA is unset)"
+    notices = []
+    if classes is None:
+        names = [c for c in MVTEC_CATEGORIES if c in present] + [c for c in present if c not in MVTEC_CATEGORIES]
+    else:
+        classes = [classes] if isinstance(classes, str) else list(classes)
+        unknown = [c for c in classes if c not in present and c not in ELPV_CATEGORIES and c not in MVTEC_CATEGORIES]
+        if unknown:
+            raise ValueError(f"classes {unknown} not found {where}; valid choices here: "
+                             f"{[*present, *ELPV_CATEGORIES]}, or an MVTec AD class once placed there")
+        names = [c for c in classes if c in present or c in ELPV_CATEGORIES]
+        absent = [c for c in classes if c not in names]
+        if absent:
+            notices.append(f"Requested MVTec AD class(es) {', '.join(absent)} are not {where}; left out.")
+    if not names:
+        notices.append(f"No MVTec AD class {where}: this run uses ELPV ({FALLBACK}) from the installed "
+                       f"elpv-dataset package instead.")
+        names = [FALLBACK]
+    return names, notices
+
+
+def keep_needed(splits: Sequence[Split], needs: Sequence[str]) -> tuple[list[Split], str]:
+    """The splits that have what the page needs, and one sentence naming those left out and why ("" if none).
+
+    ``"masks"``: every anomalous test image has a ground-truth mask. ``"mvtec"``: an official MVTec AD class.
+    """
+    kept, dropped = [], {}
+    for s in splits:
+        lacks = [n for n in needs if not _has(s, n)]
+        if lacks:
+            dropped[s.name] = lacks
+        else:
+            kept.append(s)
+    if not dropped:
+        return kept, ""
+    why = {"masks": "ground-truth masks", "mvtec": "an official MVTec AD class"}
+    parts = [f"{name} ({' and '.join(why[n] for n in lacks)})" for name, lacks in dropped.items()]
+    rest = f"; it shows {', '.join(s.name for s in kept)}" if kept else "; nothing here has it, so its analysis is skipped"
+    return kept, f"This page needs what these data sets lack, so it leaves them out: {', '.join(parts)}{rest}."
+
+
+def data_line(splits: Sequence[Split]) -> str:
+    """One line: which data sets, how many of the 15 MVTec AD classes and at what image size."""
+    mvtec = [s for s in splits if s.name in MVTEC_CATEGORIES]
+    other = [s for s in splits if s.name not in MVTEC_CATEGORIES]
+    parts = []
+    if mvtec:
+        parts.append(f"{len(mvtec)} of the {len(MVTEC_CATEGORIES)} MVTec AD classes "
+                     f"({', '.join(s.name for s in mvtec)}) at {_sizes(mvtec)}")
+    else:
+        parts.append(f"none of the {len(MVTEC_CATEGORIES)} MVTec AD classes")
+    if other:
+        parts.append(f"{', '.join(s.name for s in other)} at {_sizes(other)}")
+    return f"Data: {'; '.join(parts)} (the paper: all {len(MVTEC_CATEGORIES)} MVTec AD classes at full size)."
+
+
+def weights_line(bb: Backbone) -> str:
+    """One line: the weights' tag and source, and the paper's backbone when it differs."""
+    same = "" if bb.name == PAPER_BACKBONE else f" (the paper: {BACKBONES[PAPER_BACKBONE].tag})"
+    return f"Weights: {bb.weights['tag']} from {bb.weights['source']}{same}."
+
+
+def input_line(size: int, native: int) -> str:
+    """One line: the input side fed to the backbone against the weights' native one."""
+    note = "the weights' native size" if size == native else f"the weights' native size is {native} px"
+    return f"Input: {size}x{size} px ({note})."
+
+
+# --------------------------------------------------------------------------------------------- results vocabulary
+
+
+def select_trials(df: pd.DataFrame, *, dataset: str | Sequence[str] | None = None, layer: int | str | None = None,
+                  pooling: str | None = None, reduction: str | None = None, ratio: float | None = None,
+                  estimator: str | None = None, backbone: str | None = None) -> pd.DataFrame:
+    """Rows of a results table (`tad.sweep.run_grid`) matching every choice given; None means any.
+
+    ``reduction="none"`` has no ratio (NaN in the table): asking it with a ratio is an error. A ratio is
+    matched to 1e-9, so 0.5 finds rows stored as 0.5 whatever the float round trip. ``layer`` may be an int
+    or a string (the table stores ``"7"``, ``"all"``).
+
+    Raises
+    ------
+    ValueError
+        ``reduction="none"`` with a ratio, or a choice no row of ``df`` has (the message lists those it has).
+    """
+    if reduction == "none" and ratio is not None:
+        raise ValueError(f"reduction 'none' keeps every dimension and has no ratio; got ratio={ratio}")
+    mask = pd.Series(True, index=df.index)
+    for col, want in (("dataset", dataset), ("layer", None if layer is None else str(layer)),
+                      ("pooling", pooling), ("reduction", reduction), ("estimator", estimator),
+                      ("backbone", backbone)):
+        if want is None:
+            continue
+        wants = [want] if isinstance(want, str) else list(want)
+        have = set(df[col].astype(str))
+        if not set(wants) & have:
+            raise ValueError(f"{col} {want!r} not in this table; it has {sorted(have)}")
+        mask &= df[col].astype(str).isin(wants)
+    if ratio is not None:
+        ratios = pd.to_numeric(df["ratio"], errors="coerce")
+        mask &= (ratios - ratio).abs() < 1e-9
+    return df[mask]
+
+
+def config_label(config: Mapping, *, parts: Sequence[str] = ("layer", "pooling", "reduction", "estimator")) -> str:
+    """A configuration as the book writes it: ``"layer 7, avg, NPCA 50 %, MVG"``.
+
+    ``config`` holds the result-table columns named in ``parts`` (``reduction`` uses ``ratio`` too);
+    layer ``"all"`` reads "all layers", reduction ``"none"`` reads "no reduction".
+    """
+    words = []
+    for part in parts:
+        value = config[part]
+        if part == "layer":
+            words.append("all layers" if str(value) == "all" else f"layer {value}")
+        elif part == "reduction":
+            words.append("no reduction" if value == "none"
+                         else f"{_REDUCTION_NAMES.get(value, value)} {format_value(config['ratio'], 'percent')}")
+        elif part == "estimator":
+            words.append(_ESTIMATOR_NAMES.get(value, value))
+        else:
+            words.append(str(value))
+    return ", ".join(words)
+
+
+def format_value(value: float, kind: str) -> str:
+    """A number as the book writes it.
+
+    ``"auroc"``: 3 decimals (0.934); ``"diff"``: signed, 3 decimals (+0.012, −0.012); ``"count"``: an
+    integer (3; a non-integral value is an error); ``"percent"``: a fraction as a percentage (0.5 -> "50 %",
+    0.125 -> "12.5 %"); ``"seconds"``: 1 decimal with unit (2.5 s).
+    """
+    value = float(value)
+    if kind == "auroc":
+        return f"{value:.3f}"
+    if kind == "diff":
+        text = f"{abs(value):.3f}"
+        return ("−" if value < 0 and text.strip("0.") else "+") + text
+    if kind == "count":
+        if not value.is_integer():
+            raise ValueError(f"count {value} is not an integer")
+        return f"{int(value)}"
+    if kind == "percent":
+        return f"{100 * value:.1f}".removesuffix(".0") + " %"
+    if kind == "seconds":
+        return f"{value:.1f} s"
+    raise ValueError(f"kind {kind!r} not in ('auroc', 'diff', 'count', 'percent', 'seconds')")
+
+
+def ci_text(estimate: float, low: float, high: float, *, digits: int = 3, ci_digits: int = 2) -> str:
+    """An estimate with its interval: ``"0.934 [0.90, 0.96]"``.
+
+    The bounds are rounded outward (low down, high up), so the printed interval contains the computed one.
+    """
+    scale = 10 ** ci_digits
+    lo, hi = math.floor(low * scale + 1e-9) / scale, math.ceil(high * scale - 1e-9) / scale
+    return f"{estimate:.{digits}f} [{lo:.{ci_digits}f}, {hi:.{ci_digits}f}]"
+
+
+# --------------------------------------------------------------------------------------------- glue
+
+
+class Glued:
+    """Text for MyST-NB glue that pastes as itself: Markdown as is, plain text as a string literal.
+
+    ``{glue:text}`` reads text/plain through `ast.literal_eval`, which would turn "+0.405" into 0.405 and
+    "0.950" into 0.95; a quoted literal comes back as the string, unchanged.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+
+def glue_value(name: str, value: float, kind: str = "auroc") -> str:
+    """Glue ``value`` formatted by `format_value` under ``name``, for ``{glue:text}`name``` in prose.
+
+    Returns the text glued.
+    """
+    return glue_text(name, format_value(value, kind))
+
+
+def glue_text(name: str, text: str) -> str:
+    """Glue a word, phrase or generated Markdown sentence under ``name``, as is; returns it.
+
+    A verdict word (from `tad.stats.verdict`) or plain text is pasted with ``{glue:text}`name```; Markdown
+    with ``{glue:md}`name:myst``` (MyST, so roles such as ``{download}`` in it work).
+    """
+    from myst_nb import glue
+
+    glue(name, Glued(text), display=False)
+    return text
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+
+def show_table(df: pd.DataFrame, *, max_plain_rows: int = MAX_PLAIN_ROWS, **options) -> None:
+    """Display ``df``: as a plain table up to ``max_plain_rows`` rows, else as an interactive one
+    (sortable, searchable) whose JavaScript is embedded in the notebook, so the built HTML needs no network.
+
+    ``options`` go to `itables.show` (e.g. ``pageLength``).
+    """
+    from IPython.display import display
+
+    if len(df) <= max_plain_rows:
+        display(df)
+        return
+    import itables
+
+    global _ITABLES_READY
+    if not _ITABLES_READY:
+        itables.init_notebook_mode(all_interactive=False, connected=False)
+        _ITABLES_READY = True
+    itables.show(df, **({"pageLength": 20, "lengthMenu": [20, 50, 100], "classes": "display compact"} | options))
+
+
+_ITABLES_READY = False
+
+
+def save_csv(df: pd.DataFrame, page: Page | str, folder: str | Path | None = None, *,
+             text: str = "Download these results (CSV)") -> str:
+    """Write ``df`` to ``folder/<page>.csv`` and return a MyST ``{download}`` link to it.
+
+    The link is relative to the page's generated notebook (``book/generated/``), which is where the book
+    expects ``data/<page>.csv``; glue it with `glue_text` and paste it with ``{glue:md}`name:myst```.
+    """
+    name = page.name if isinstance(page, Page) else page
+    folder = Path(folder) if folder is not None else (page.download_dir if isinstance(page, Page) else None)
+    if folder is None:
+        raise ValueError("save_csv needs a folder when given a page name instead of a Page")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.csv"
+    df.to_csv(path, index=not isinstance(df.index, pd.RangeIndex))
+    return f"{{download}}`{text} <{folder.name}/{path.name}>`"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _has(split: Split, need: str) -> bool:
+    if need == "mvtec":
+        return split.name in MVTEC_CATEGORIES
+    return all(s.mask is not None for s in split.test if s.label == 1)
+
+
+def _sizes(splits: Sequence[Split]) -> str:
+    sizes = []
+    for s in splits:
+        with Image.open(s.train[0].path) as im:
+            sizes.append(im.size)
+    distinct = sorted(set(sizes))
+    return " / ".join(f"{w}x{h} px" for w, h in distinct)

@@ -1,0 +1,223 @@
+"""tad.page: data discovery with its fallback, the results vocabulary, formatting, glue and downloads."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tad.data import MVTEC_CATEGORIES, load_elpv, make_synthetic_mvtec
+from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page,
+                      resolve_data, save_csv, select_trials, show_table)
+
+pytestmark = pytest.mark.filterwarnings("ignore::tad.data.DataWarning")  # synthetic classes have few images
+
+
+@pytest.fixture
+def mvtec_root(tmp_path):
+    """Two official class names (synthetic images, 32 px) and one user folder."""
+    for name in ("screw", "bottle", "my_parts"):
+        make_synthetic_mvtec(tmp_path, name, n_train=4, n_test_good=2, n_test_defective=3, size=32)
+    return tmp_path
+
+
+# --- data discovery ------------------------------------------------------------------------------------
+
+
+def test_resolve_data_without_classes_takes_every_class_present_official_ones_first(mvtec_root):
+    (mvtec_root / "notes").mkdir()  # not in MVTec layout: not a class
+    names, notices = resolve_data(mvtec_root, None)
+    assert names == ["bottle", "screw", "my_parts"]  # official order, then the user's own folder
+    assert notices == []
+
+
+@pytest.mark.parametrize("root", [None, "empty", "missing"])
+def test_resolve_data_falls_back_to_elpv_with_one_notice_when_no_class_is_present(tmp_path, root):
+    if root == "empty":
+        root = tmp_path
+    elif root == "missing":
+        root = tmp_path / "nope"
+    names, notices = resolve_data(root, None)
+    assert names == [FALLBACK]
+    assert len(notices) == 1 and "ELPV" in notices[0] and "\n" not in notices[0]
+
+
+def test_resolve_data_drops_absent_requested_classes_with_a_notice_naming_them(mvtec_root):
+    names, notices = resolve_data(mvtec_root, ["hazelnut", "bottle", "my_parts", "elpv_poly"])
+    assert names == ["bottle", "my_parts", "elpv_poly"]
+    assert len(notices) == 1 and "hazelnut" in notices[0]
+
+
+def test_resolve_data_rejects_a_name_that_is_no_class_anywhere(mvtec_root):
+    with pytest.raises(ValueError, match="botle"):
+        resolve_data(mvtec_root, ["botle"])
+
+
+def test_keep_needed_leaves_out_data_without_masks_and_says_which(mvtec_root):
+    from tad.data import load_mvtec
+
+    bottle = load_mvtec(mvtec_root, "bottle")
+    elpv = load_elpv("mono")
+    kept, missing = keep_needed([bottle, elpv], ["masks"])
+    assert [s.name for s in kept] == ["bottle"]
+    assert "elpv_mono" in missing and "mask" in missing and missing.count(".") == 1
+    kept, missing = keep_needed([elpv], ["mvtec"])
+    assert kept == [] and "elpv_mono" in missing
+    assert keep_needed([bottle], ["masks", "mvtec"]) == ([bottle], "")
+
+
+def test_open_page_on_an_empty_data_root_runs_on_elpv_and_creates_its_folders(tmp_path, capsys):
+    page = open_page("demo", data_root=tmp_path / "empty", cache_dir=tmp_path / "c",
+                     results=tmp_path / "r" / "grid.jsonl", download_dir=tmp_path / "d")
+    assert page.names == [FALLBACK]
+    assert all(p.is_dir() for p in (page.cache_dir, page.results.parent, page.download_dir))
+    out = " ".join(capsys.readouterr().out.split())  # printed lines are wrapped
+    assert "ELPV" in out and "none of the 15 MVTec AD classes" in out
+    assert "tf_efficientnet_lite0.in1k" in out and "tf_efficientnet_b5" in out
+    assert page.input_size == page.backbone.input_size and "native size" in out
+
+
+def test_open_page_reports_classes_present_and_their_image_size(mvtec_root, tmp_path, capsys):
+    page = open_page("demo", data_root=mvtec_root, needs="masks", input_size=64, cache_dir=tmp_path / "c",
+                     results=tmp_path / "r.jsonl", download_dir=tmp_path / "d")
+    assert page.names == ["bottle", "screw", "my_parts"] and page.missing == ""
+    assert f"2 of the {len(MVTEC_CATEGORIES)} MVTec AD classes (bottle, screw) at 32x32 px; my_parts at 32x32 px" \
+        in page.summary
+    assert "Input: 64x64 px" in page.summary and page.input_size == 64
+
+
+def test_open_page_rejects_unknown_needs(tmp_path):
+    with pytest.raises(ValueError, match="pixels"):
+        open_page("demo", data_root=tmp_path, needs="pixels")
+
+
+# --- results vocabulary ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def trials():
+    rows = [{"dataset": d, "layer": lay, "pooling": "avg", "reduction": red, "ratio": r, "estimator": e,
+             "auroc": 0.5}
+            for d in ("bottle", "screw") for lay in ("6", "7", "all")
+            for red, r in (("none", None), ("npca", 0.1), ("npca", 0.5), ("pca", 0.5)) for e in ("mvg", "knn1")]
+    # the float a JSON round trip gives back, as run_grid's table holds it
+    return pd.DataFrame([json.loads(json.dumps(r)) for r in rows])
+
+
+def test_select_trials_matches_a_brute_force_filter(trials):
+    got = select_trials(trials, layer=7, reduction="npca", ratio=0.5, estimator="mvg")
+    want = [i for i, r in trials.iterrows() if r.layer == "7" and r.reduction == "npca"
+            and r.ratio is not None and not (isinstance(r.ratio, float) and math.isnan(r.ratio))
+            and abs(r.ratio - 0.5) < 1e-12 and r.estimator == "mvg"]
+    assert list(got.index) == want and len(want) == 2  # one per dataset
+
+
+def test_select_trials_finds_reduction_none_whose_ratio_is_missing(trials):
+    got = select_trials(trials, reduction="none", layer="all")
+    assert len(got) == 2 * 2 and got["ratio"].isna().all()
+
+
+def test_select_trials_with_a_ratio_leaves_out_reduction_none(trials):
+    got = select_trials(trials, ratio=0.5)
+    assert set(got.reduction) == {"npca", "pca"}
+
+
+def test_select_trials_refuses_a_ratio_for_reduction_none_and_unknown_choices(trials):
+    with pytest.raises(ValueError, match="no ratio"):
+        select_trials(trials, reduction="none", ratio=0.5)
+    with pytest.raises(ValueError, match="knn7"):
+        select_trials(trials, estimator="knn7")
+
+
+@pytest.mark.parametrize("config, label", [
+    ({"layer": "7", "pooling": "avg", "reduction": "npca", "ratio": 0.5, "estimator": "mvg"},
+     "layer 7, avg, NPCA 50 %, MVG"),
+    ({"layer": "all", "pooling": "min+avg", "reduction": "none", "ratio": None, "estimator": "knn1"},
+     "all layers, min+avg, no reduction, 1-NN"),
+    ({"layer": 3, "pooling": "max", "reduction": "pca", "ratio": 0.1, "estimator": "flow"},
+     "layer 3, max, PCA 10 %, flow"),
+])
+def test_config_label_writes_configurations_as_the_book_does(config, label):
+    assert config_label(config) == label
+
+
+def test_config_label_takes_a_results_row_and_a_choice_of_parts(trials):
+    row = select_trials(trials, dataset="bottle", layer=6, reduction="none", estimator="mvg").iloc[0]
+    assert config_label(row, parts=("reduction", "estimator")) == "no reduction, MVG"
+
+
+@pytest.mark.parametrize("value, kind, text", [
+    (0.93449, "auroc", "0.934"), (1, "auroc", "1.000"), (0.0125, "diff", "+0.013"), (-0.0125, "diff", "−0.013"),
+    (-0.0001, "diff", "+0.000"), (3.0, "count", "3"), (np.int64(15), "count", "15"), (0.5, "percent", "50 %"),
+    (0.125, "percent", "12.5 %"), (2.46, "seconds", "2.5 s"),
+])
+def test_format_value_writes_each_kind_as_specified(value, kind, text):
+    assert format_value(value, kind) == text
+
+
+def test_format_value_rejects_a_fractional_count_and_unknown_kinds():
+    with pytest.raises(ValueError, match="2.5"):
+        format_value(2.5, "count")
+    with pytest.raises(ValueError, match="roc"):
+        format_value(0.5, "roc")
+
+
+def test_ci_text_rounds_the_interval_outward_so_it_contains_the_computed_one():
+    assert ci_text(0.9341, 0.9049, 0.9551) == "0.934 [0.90, 0.96]"
+    assert ci_text(0.9, 0.9, 0.95) == "0.900 [0.90, 0.95]"  # exact bounds stay
+    text = ci_text(0.8, 0.7612, 0.8388, ci_digits=3)
+    lo, hi = (float(x) for x in text.split("[")[1].rstrip("]").split(", "))
+    assert lo <= 0.7612 and hi >= 0.8388 and text.startswith("0.800 ")
+
+
+# --- glue and downloads ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["layer 7", "+0.405", "0.950", "3", "−0.024"])
+def test_glued_text_pastes_back_unchanged_through_myst_nb(monkeypatch, text):
+    from myst_nb.core.variables import format_plain_text  # what {glue:text} applies to text/plain
+
+    shown = []
+    monkeypatch.setattr("myst_nb.ext.glue.ipy_display", lambda data, **kw: shown.append((data, kw)))
+    assert glue_text("best", text) == text
+    ((data, kw),) = shown
+    assert format_plain_text(data["application/papermill.record/text/plain"], "s") == text
+    assert data["application/papermill.record/text/markdown"] == text
+    assert kw["metadata"]["scrapbook"]["name"] == "best"
+
+
+def test_save_csv_writes_the_table_and_links_it_relative_to_the_generated_page(tmp_path):
+    df = pd.DataFrame({"auroc": [0.9, 0.8]}, index=pd.Index(["bottle", "screw"], name="dataset"))
+    link = save_csv(df, "02_layers", tmp_path / "data")
+    assert link == "{download}`Download these results (CSV) <data/02_layers.csv>`"
+    back = pd.read_csv(tmp_path / "data" / "02_layers.csv", index_col="dataset")
+    pd.testing.assert_frame_equal(back, df)
+
+
+def _shown(call):
+    """The display outputs (mime bundles) of ``call()`` under an IPython shell."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    with capture_output() as captured:
+        call()
+    return [o.data for o in captured.outputs]
+
+
+def test_show_table_keeps_short_tables_plain_and_makes_long_ones_interactive_without_network(monkeypatch):
+    import re
+
+    import tad.page
+
+    monkeypatch.setattr(tad.page, "_ITABLES_READY", False)
+    short = pd.DataFrame({"auroc": np.linspace(0.5, 1, 20)})
+    (plain,) = _shown(lambda: show_table(short))
+    assert "<table" in plain["text/html"] and "itables" not in plain["text/html"]
+    long = pd.DataFrame({"auroc": np.linspace(0.5, 1, 21)})
+    html = "\n".join(o.get("text/html", "") for o in _shown(lambda: show_table(long)))
+    assert '<table id="itables_' in html
+    assert re.search(r"window\._itables_\w+\s*=", html)  # the library itself is defined on the page
+    loads = re.findall(r"""(?:src=|import\s*(?:[^'"]*from\s*)?)["'](https?://[^"']+)""", html)
+    assert loads == []  # the library is embedded, nothing is fetched
