@@ -9,7 +9,6 @@ helpers below select trials of a results table, label configurations, format and
 from __future__ import annotations
 
 import math
-import os
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ import pandas as pd
 from PIL import Image
 
 from tad.backbones import BACKBONES, Backbone, load_backbone
-from tad.data import ELPV_CATEGORIES, MVTEC_CATEGORIES, Split, available_categories, load_split
+from tad.data import (ELPV_CATEGORIES, MVTEC_CATEGORIES, Split, available_categories, default_cache, load_split,
+                      resolve_root)
 
 PAPER_BACKBONE = "tf_efficientnet_b5"
 FALLBACK = "elpv_mono"  # the data set every installation has (the elpv-dataset package)
@@ -71,8 +71,8 @@ class Page:
 
 def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequence[str] | str | None = None,
               backbone: str = "tf_efficientnet_lite0", input_size: int | None = None, seed: int = 0,
-              needs: Sequence[str] | str = (), cache_dir: str | Path = "../.cache/tad",
-              results: str | Path = "../.cache/results/grid.jsonl",
+              needs: Sequence[str] | str = (), cache_dir: str | Path | None = None,
+              results: str | Path | None = None,
               download_dir: str | Path = "../book/generated/data", verbose: bool = True) -> Page:
     """Resolve a page's parameters into data, weights and folders, and print what differs from the paper.
 
@@ -88,8 +88,9 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
         What the page's analysis needs: ground-truth masks (anomaly maps) or MVTec AD classes (a paper
         table). Data sets without it are left out of `Page.splits` and `Page.missing` says so.
     cache_dir, results, download_dir : path
-        Created if missing (``results``: its folder). Relative paths are relative to the working
-        directory, which for a book page is ``notebooks/``.
+        Created if missing (``results``: its folder). None means the one default of the library, the CLI
+        and the book: `tad.data.default_cache` for features and ``results.jsonl`` in it for the results.
+        Relative paths are relative to the working directory, which for a book page is ``notebooks/``.
 
     Raises
     ------
@@ -105,7 +106,9 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
     bad = [n for n in needs if n not in NEEDS]
     if bad:
         raise ValueError(f"needs {bad} not in {NEEDS}")
-    root = data_root or os.environ.get("TAD_DATA") or None
+    root = resolve_root(data_root)
+    cache_dir = default_cache() if cache_dir is None else cache_dir
+    results = Path(cache_dir) / "results.jsonl" if results is None else results
     names, notices = resolve_data(root, classes)
     splits = [load_split(c, root, seed=seed) for c in names]
     splits, missing = keep_needed(splits, needs)

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tad.data import MVTEC_CATEGORIES, load_elpv, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import MVTEC_CATEGORIES, load_elpv
 from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page,
                       resolve_data, save_csv, select_trials, show_table)
 

@@ -8,7 +8,8 @@ from PIL import Image
 from sklearn.model_selection import KFold
 
 import tad.selection as selection
-from tad.data import load_image, load_mvtec, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import load_image, load_mvtec
 from tad.selection import (good_threshold, out_of_fold_scores, pseudo_anomaly_images, select_config,
                            validation_auroc)
 
