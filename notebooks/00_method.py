@@ -189,10 +189,11 @@ fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), width_ratios=[1.2, 1])
 left.scatter(*toy.T, s=6, color="grey", alpha=0.5)
 left.scatter(*anomaly.T, marker="*", s=200, color="tab:red", zorder=3, label="anomaly")
 for method, colour in (("pca", "tab:blue"), ("npca", "tab:orange")):
-    axis = Reducer(method, ratio=0.5).fit(toy).components_[0] * 3
-    left.annotate("", axis, -axis, arrowprops={"arrowstyle": "<->", "color": colour, "linewidth": 2})
-    left.text(*(axis * 1.05), f"{method.upper()} axis", color=colour, fontsize=9)
-    z = Reducer(method, ratio=0.5).fit(toy).transform(np.vstack([toy, anomaly]))[:, 0]
+    reducer = Reducer(method, ratio=0.5).fit(toy)
+    axis = reducer.components_[0] * (3 * np.sqrt(reducer.explained_variance_[0]) + 0.5)
+    left.plot(*np.stack([-axis, axis]).T, color=colour, linewidth=2.5)
+    left.text(*(axis * 1.08), f"{method.upper()} axis", color=colour, fontsize=10, weight="bold")
+    z = reducer.transform(np.vstack([toy, anomaly]))[:, 0]
     row = 1 if method == "pca" else 0
     right.scatter(z[:-1], row + rng.uniform(-0.15, 0.15, len(toy)), s=6, color=colour, alpha=0.5)
     right.scatter(z[-1], row, marker="*", s=200, color="tab:red", zorder=3)

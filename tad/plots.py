@@ -154,47 +154,44 @@ def pipeline_figure(shapes: pd.DataFrame, input_size: int, *, layer: int | None 
     layer : int, optional
         The layer the steps start from, drawn highlighted.
     steps : sequence of str
-        Boxes drawn after the stages, left to right (e.g. "avg pool\\n320 numbers").
+        Boxes drawn after the stages, in a second row read right to left (e.g. "avg pool\\n320 numbers").
 
     Returns
     -------
     Figure
         Each stage is a square whose side is proportional to the square root of its map's side (so 7 x 7
-        stays visible next to 112 x 112), labelled ``C x H x W``; an orange arrow leads from ``layer`` to
-        the first step.
+        stays visible next to 112 x 112), labelled ``C x H x W`` (broken over two lines); an orange arrow
+        leads from ``layer`` down to the first step.
     """
     if layer is not None and layer not in shapes.index:
         raise ValueError(f"layer {layer!r} not in {list(shapes.index)}")
     if steps and layer is None:
         raise ValueError("steps start from a layer: pass layer=")
-    fig = Figure(figsize=(1.35 * (1 + len(shapes) + len(steps)) + 1, 3.4), layout="constrained")
+    fig = Figure(figsize=(10, 3.2 if not steps else 4.6), layout="constrained")
     ax = fig.add_subplot()
-    boxes = [("input", f"3 x {input_size} x {input_size}", 1.0, "lightgrey")]
+    boxes = [("input", f"3 x {input_size}\nx {input_size}", 1.0, "lightgrey")]
     for i, row in shapes.iterrows():
-        boxes.append((f"layer {i}", f"{row.channels} x {row.height} x {row.width}",
+        boxes.append((f"layer {i}", f"{row.channels} x {row.height}\nx {row.width}",
                       np.sqrt(row.height / input_size), "orange" if i == layer else "lightsteelblue"))
     for x, (title, label, side, colour) in enumerate(boxes):
         ax.add_patch(Rectangle((x * 1.4 - side / 2, -side / 2), side, side, facecolor=colour, edgecolor="black"))
-        ax.text(x * 1.4, 0.62, title, ha="center", va="bottom", fontsize=9, weight="bold")
-        ax.text(x * 1.4, -0.62, label, ha="center", va="top", fontsize=8)
+        ax.text(x * 1.4, 0.6, title, ha="center", va="bottom", fontsize=10, weight="bold")
+        ax.text(x * 1.4, -0.6, label, ha="center", va="top", fontsize=9)
     for x in range(len(boxes) - 1):
         _arrow(ax, (x * 1.4 + boxes[x][2] / 2, 0), ((x + 1) * 1.4 - boxes[x + 1][2] / 2, 0))
+    # The steps run in a second row, right to left from under the last stage (a snake), so the figure
+    # stays wide enough to read on a page.
+    right, gap = (len(boxes) - 1) * 1.4, (len(boxes) - 1) * 1.4 / max(len(steps) - 1, 1)
     for j, text in enumerate(steps):
-        x = (len(boxes) + j) * 1.4
-        ax.text(x, 0, text, ha="center", va="center", fontsize=8,
+        ax.text(right - j * gap, -2.2, text, ha="center", va="center", fontsize=10,
                 bbox={"boxstyle": "round", "facecolor": "honeydew", "edgecolor": "darkgreen"})
         if j:
-            _arrow(ax, (x - 1.4 + 0.5, 0), (x - 0.5, 0))
+            _arrow(ax, (right - (j - 1) * gap - 0.75, -2.2), (right - j * gap + 0.75, -2.2))
     if steps:  # the first step hangs off the chosen layer, which need not be the last
         x = list(shapes.index).index(layer) + 1
-        reach = (len(boxes) - x) * 1.4
-        _arrow(ax, (x * 1.4, boxes[x][2] / 2), (len(boxes) * 1.4, 0.2), colour="darkorange", bend=-0.4)
-        top = max(0.9, 0.25 * reach + 0.3)
-    else:
-        top = 0.9
-    last = (len(boxes) + len(steps) - 1) * 1.4
-    ax.set_xlim(-0.8, last + 0.9)
-    ax.set_ylim(-1.1, top)
+        _arrow(ax, (x * 1.4, -1.15), (right, -1.8), colour="darkorange")
+    ax.set_xlim(-0.8, (len(boxes) - 1) * 1.4 + 0.8)
+    ax.set_ylim(-2.7 if steps else -1.2, 0.9)
     ax.set_aspect("equal")
     ax.axis("off")
     return fig

@@ -81,8 +81,8 @@ def test_pipeline_figure_labels_every_stage_and_step(lite0):
     shapes = stage_shapes(lite0, 64)
     fig = pipeline_figure(shapes, 64, layer=5, steps=["pool", "score"])
     texts = {t.get_text() for t in fig.axes[0].texts}
-    assert "3 x 64 x 64" in texts and {"pool", "score"} <= texts
+    assert "3 x 64\nx 64" in texts and {"pool", "score"} <= texts
     for i, row in shapes.iterrows():
-        assert f"layer {i}" in texts and f"{row.channels} x {row.height} x {row.width}" in texts
+        assert f"layer {i}" in texts and f"{row.channels} x {row.height}\nx {row.width}" in texts
     with pytest.raises(ValueError, match="layer 9"):
         pipeline_figure(shapes, 64, layer=9)
