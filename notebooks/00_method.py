@@ -84,6 +84,8 @@ fig = pipeline_figure(shapes, size, layer=layer, steps=[
     f"{estimator.upper()}\nscore", "rank test images\nAUROC"])
 glue("fig_pipeline", fig, display=False)
 glue("size", size, display=False)
+glue("k", k, display=False)
+glue("ratio_pct", f"{ratio:.0%}", display=False)
 glue("last_hw", f"{shapes.iloc[-1].height} x {shapes.iloc[-1].width}", display=False)
 
 # %% [markdown]
@@ -262,18 +264,28 @@ plt.close(fig)
 train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device,
                              progress=False)
 X, Y = select(train, layer, pooling, bb), select(test, layer, pooling, bb)
-eigenvalues = spectrum(X)[1]
-rank = int((eigenvalues > eigenvalues[0] * len(eigenvalues) * np.finfo(float).eps).sum())
-print(f"{split.name}, layer {layer}, {pooling} pooling: n = {len(X)} good images, d = {X.shape[1]} dimensions,"
-      f" rank {rank}, null space of {X.shape[1] - rank} dimensions; NPCA {ratio:.0%} keeps the smallest {k}")
+null_dims = {}
+for name in (layer, "all"):
+    Z = select(train, name, pooling, bb)
+    values = spectrum(Z)[1]
+    rank = int((values > values[0] * len(values) * np.finfo(float).eps).sum())
+    null_dims[name] = Z.shape[1] - rank
+    print(f"{split.name}, layer {name}, {pooling} pooling: n = {len(Z)} good images, d = {Z.shape[1]} "
+          f"dimensions, rank {rank}, null space of {null_dims[name]} dimensions")
 glue("n_train", len(X), display=False)
 glue("d", X.shape[1], display=False)
-glue("null_dims", X.shape[1] - rank, display=False)
+glue("d_all", Z.shape[1], display=False)  # Z: the last of the loop, all layers
+glue("null_layer", null_dims[layer], display=False)
+glue("null_all", null_dims["all"], display=False)
 
 # %% [markdown]
-# With {glue:text}`n_train` images in {glue:text}`d` dimensions, {glue:text}`null_dims` directions carry no training
-# variance at all (the chapter *Why does NPCA work?* measures what they contribute). `basis="rank"` in
-# `tad.reduce` offers the other reading of the ratio: a share of the axes with non-zero variance only.
+# With {glue:text}`n_train` images, {glue:text}`null_layer` of the {glue:text}`d` dimensions of layer
+# {glue:text}`layer` carry no training variance at all, and {glue:text}`null_all` of the
+# {glue:text}`d_all` dimensions of all layers concatenated. NPCA at {glue:text}`ratio_pct` keeps the
+# {glue:text}`k` axes of layer {glue:text}`layer` with the least variance: null axes first, then the
+# nearly flat ones. The chapter *Why does NPCA work?* measures what the null space contributes;
+# `basis="rank"` in `tad.reduce` offers the other reading of the ratio, a share of the axes with non-zero
+# variance only.
 #
 # ## 6. Ledoit-Wolf shrinkage
 #
@@ -284,7 +296,9 @@ glue("null_dims", X.shape[1] - rank, display=False)
 #
 # $$
 # \Sigma_{LW} = (1 - \delta)\, S + \delta\, \mu I, \qquad \mu = \frac{\operatorname{tr}(S)}{d},
-# \qquad
+# $$
+#
+# $$
 # \delta = \min\left(1,\; \frac{\frac{1}{n^2} \sum_{k=1}^{n} \lVert x_k x_k^\top - S \rVert_F^2}{\lVert S - \mu I \rVert_F^2}\right),
 # $$
 #
@@ -370,11 +384,13 @@ plt.close(fig)
 # The scores are never thresholded. The {term}`AUROC` asks only whether they *rank* the test images right:
 #
 # $$
-# \mathrm{AUROC} = P\big(s(x_{\text{defective}}) > s(x_{\text{good}})\big)
-# = \frac{1}{n_+ n_-} \sum_{i \in \text{defective}} \sum_{j \in \text{good}} \Big( \mathbf{1}[s_i > s_j] + \tfrac{1}{2}\, \mathbf{1}[s_i = s_j] \Big),
+# \begin{aligned}
+# \mathrm{AUROC} &= P\big(s(x_{\text{defective}}) > s(x_{\text{good}})\big) \\
+# &= \frac{1}{n_+ n_-} \sum_{i \in \text{defective}} \sum_{j \in \text{good}} \Big( \mathbf{1}[s_i > s_j] + \tfrac{1}{2}\, \mathbf{1}[s_i = s_j] \Big),
+# \end{aligned}
 # $$
 #
-# the share of (defective, good) pairs in the right order. It equals the area under the ROC curve, which
+# with $n_+$ defective and $n_-$ good test images: # the share of (defective, good) pairs in the right order. It equals the area under the ROC curve, which
 # plots, for every threshold, the share of defects caught against the share of good images flagged.
 # Here are real scores:
 

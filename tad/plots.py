@@ -61,7 +61,7 @@ def roc_figure(labels: ArrayLike, scores: ArrayLike, *, name: str = "") -> Figur
         0 good, 1 defective; both must occur.
     scores : array-like of shape (n_test,)
     name : str
-        Prefix of the legend entry, e.g. the configuration.
+        Title, e.g. the configuration.
 
     Returns
     -------
@@ -72,15 +72,15 @@ def roc_figure(labels: ArrayLike, scores: ArrayLike, *, name: str = "") -> Figur
     fpr, tpr, _ = roc_curve(labels, scores)
     fig = Figure(figsize=(4, 4), layout="constrained")
     ax = fig.add_subplot()
-    prefix = f"{name}, " if name else ""
-    ax.plot(fpr, tpr, color=DEFECTIVE, drawstyle="default", label=f"{prefix}AUROC = {auroc(labels, scores):.3f}")
+    ax.plot(fpr, tpr, color=DEFECTIVE, label=f"AUROC = {auroc(labels, scores):.3f}")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance (AUROC = 0.5)")
     ax.set_xlabel("false-positive rate (good images flagged)")
     ax.set_ylabel("true-positive rate (defects caught)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_aspect("equal")
-    ax.legend(loc="lower right")
+    ax.set_title(name, fontsize=10)
+    ax.legend(loc="lower right", fontsize=9)
     return fig
 
 

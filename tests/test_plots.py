@@ -24,7 +24,8 @@ def test_roc_curve_points_are_sklearns_and_legend_gives_pairwise_auroc(scored):
     np.testing.assert_array_equal(curve.get_ydata(), tpr)
     # AUROC = P(defective above good), ties counted half: 4 + 2.5 + 3 = 9.5 of the 12 pairs by hand.
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert legend[0] == f"toy, AUROC = {9.5 / 12:.3f}"
+    assert legend[0] == f"AUROC = {9.5 / 12:.3f}"
+    assert fig.axes[0].get_title() == "toy"
     assert "chance" in legend[1]
 
 
