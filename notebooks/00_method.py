@@ -156,7 +156,7 @@ for name, p, colour in (("a", a, "tab:blue"), ("b", b, "tab:red")):
     ax.scatter(*p, marker="*", s=200, color=colour, zorder=3,
                label=f"{name}: Euclidean 2.5, Mahalanobis {np.sqrt(maha[name]):.1f}")
 ax.set_aspect("equal")
-ax.legend(loc="lower right", fontsize=8)
+ax.legend(loc="upper left", fontsize=8)
 glue("fig_mahalanobis", fig, display=False)
 plt.close(fig)
 glue("maha_a", float(np.sqrt(maha["a"])), display=False)
