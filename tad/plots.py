@@ -1,0 +1,214 @@
+"""Figures the book's pages share: scores, ROC curves, poolings and the backbone's stages.
+
+Each function takes arrays (or a backbone) and returns a `matplotlib.figure.Figure` built without pyplot,
+so nothing is shown until a page displays or glues it; captions are the page's, never drawn in the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, Rectangle
+from numpy.typing import ArrayLike
+from sklearn.metrics import roc_curve
+
+from tad.backbones import Backbone
+from tad.evaluate import auroc
+
+GOOD, DEFECTIVE = "tab:blue", "tab:red"
+
+
+def score_histogram(labels: ArrayLike, scores: ArrayLike, *, bins: int = 30) -> Figure:
+    """Histograms of the good and the defective test images' scores on shared bins.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_test,)
+        0 good, 1 defective; both must occur.
+    scores : array-like of shape (n_test,)
+        Anomaly scores, higher meaning more anomalous.
+    bins : int
+        Number of bins spanning all scores.
+
+    Returns
+    -------
+    Figure
+        One axes with two histograms labelled ``good (n=...)`` and ``defective (n=...)``.
+    """
+    labels, scores = _check_scores(labels, scores)
+    edges = np.histogram_bin_edges(scores, bins=bins)
+    fig = Figure(figsize=(6, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    for value, name, colour in ((0, "good", GOOD), (1, "defective", DEFECTIVE)):
+        part = scores[labels == value]
+        ax.hist(part, bins=edges, alpha=0.6, color=colour, label=f"{name} (n={len(part)})")
+    ax.set_xlabel("anomaly score (higher = more anomalous)")
+    ax.set_ylabel("test images")
+    ax.legend()
+    return fig
+
+
+def roc_figure(labels: ArrayLike, scores: ArrayLike, *, name: str = "") -> Figure:
+    """ROC curve of the scores, with the AUROC in the legend and the chance diagonal.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_test,)
+        0 good, 1 defective; both must occur.
+    scores : array-like of shape (n_test,)
+    name : str
+        Title, e.g. the configuration.
+
+    Returns
+    -------
+    Figure
+        The curve's points are `sklearn.metrics.roc_curve`'s (false-positive rate, true-positive rate).
+    """
+    labels, scores = _check_scores(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fig = Figure(figsize=(4, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, color=DEFECTIVE, label=f"AUROC = {auroc(labels, scores):.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance (AUROC = 0.5)")
+    ax.set_xlabel("false-positive rate (good images flagged)")
+    ax.set_ylabel("true-positive rate (defects caught)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_title(name, fontsize=10)
+    ax.legend(loc="lower right", fontsize=9)
+    return fig
+
+
+def pooling_figure(feature_map: ArrayLike) -> Figure:
+    """One channel of an activation map and the three numbers pooling makes of it.
+
+    Parameters
+    ----------
+    feature_map : array-like of shape (H, W)
+
+    Returns
+    -------
+    Figure
+        Left: the map, its maximum marked with a triangle up and its minimum with a triangle down.
+        Right: every position's value as a dot, with vertical lines at avg, max and min, whose legend
+        entries give the values.
+    """
+    m = np.asarray(feature_map, dtype=np.float64)
+    if m.ndim != 2 or m.size == 0 or not np.isfinite(m).all():
+        raise ValueError(f"feature_map must be a finite, non-empty (H, W) array, got shape {m.shape}")
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.6])
+    image = left.imshow(m, cmap="viridis")
+    fig.colorbar(image, ax=left, shrink=0.8)
+    for where, marker, colour in ((np.argmax(m), "^", "white"), (np.argmin(m), "v", "black")):
+        row, col = np.unravel_index(where, m.shape)
+        left.plot(col, row, marker=marker, color=colour, markersize=10, markeredgecolor="red")
+    left.set_title(f"one channel, {m.shape[0]} x {m.shape[1]} positions")
+    left.set_xticks([])
+    left.set_yticks([])
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, m.size)
+    right.scatter(m.ravel(), jitter, s=8, color="grey", alpha=0.6)
+    for name, value, colour in (("avg", m.mean(), "tab:green"), ("max", m.max(), "tab:red"),
+                                ("min", m.min(), "tab:blue")):
+        right.axvline(value, color=colour, linewidth=2, label=f"{name} = {value:.3g}")
+    right.set_yticks([])
+    right.set_ylim(-1, 1)
+    right.set_xlabel("activation at each position")
+    right.legend(loc="upper right")
+    return fig
+
+
+def stage_shapes(backbone: Backbone, input_size: int | None = None) -> pd.DataFrame:
+    """Shape of every layer's activation map for one square image, from a forward pass of zeros.
+
+    Returns
+    -------
+    DataFrame with one row per layer (1-based index ``layer``)
+        ``channels``, ``height``, ``width``, ``stride`` (input side / map height) and ``values``
+        (channels x height x width).
+    """
+    size = input_size or backbone.input_size
+    with torch.no_grad():
+        maps = backbone(torch.zeros(1, 3, size, size))
+    rows = [{"layer": i, "channels": m.shape[1], "height": m.shape[2], "width": m.shape[3],
+             "stride": size // m.shape[2], "values": m.shape[1] * m.shape[2] * m.shape[3]}
+            for i, m in enumerate(maps, start=1)]
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def pipeline_figure(shapes: pd.DataFrame, input_size: int, *, layer: int | None = None,
+                    steps: Sequence[str] = ()) -> Figure:
+    """The image, the backbone's stages drawn to scale, then the steps that follow one layer.
+
+    Parameters
+    ----------
+    shapes : DataFrame
+        `stage_shapes`'s table.
+    input_size : int
+        Side of the input image in pixels.
+    layer : int, optional
+        The layer the steps start from, drawn highlighted.
+    steps : sequence of str
+        Boxes drawn after the stages, in a second row read right to left (e.g. "avg pool\\n320 numbers").
+
+    Returns
+    -------
+    Figure
+        Each stage is a square whose side is proportional to the square root of its map's side (so 7 x 7
+        stays visible next to 112 x 112), labelled ``C x H x W`` (broken over two lines); an orange arrow
+        leads from ``layer`` down to the first step.
+    """
+    if layer is not None and layer not in shapes.index:
+        raise ValueError(f"layer {layer!r} not in {list(shapes.index)}")
+    if steps and layer is None:
+        raise ValueError("steps start from a layer: pass layer=")
+    fig = Figure(figsize=(10, 3.2 if not steps else 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    boxes = [("input", f"3 x {input_size}\nx {input_size}", 1.0, "lightgrey")]
+    for i, row in shapes.iterrows():
+        boxes.append((f"layer {i}", f"{row.channels} x {row.height}\nx {row.width}",
+                      np.sqrt(row.height / input_size), "orange" if i == layer else "lightsteelblue"))
+    for x, (title, label, side, colour) in enumerate(boxes):
+        ax.add_patch(Rectangle((x * 1.4 - side / 2, -side / 2), side, side, facecolor=colour, edgecolor="black"))
+        ax.text(x * 1.4, 0.6, title, ha="center", va="bottom", fontsize=10, weight="bold")
+        ax.text(x * 1.4, -0.6, label, ha="center", va="top", fontsize=9)
+    for x in range(len(boxes) - 1):
+        _arrow(ax, (x * 1.4 + boxes[x][2] / 2, 0), ((x + 1) * 1.4 - boxes[x + 1][2] / 2, 0))
+    # The steps run in a second row, right to left from under the last stage (a snake), so the figure
+    # stays wide enough to read on a page.
+    right, gap = (len(boxes) - 1) * 1.4, (len(boxes) - 1) * 1.4 / max(len(steps) - 1, 1)
+    for j, text in enumerate(steps):
+        ax.text(right - j * gap, -2.2, text, ha="center", va="center", fontsize=10,
+                bbox={"boxstyle": "round", "facecolor": "honeydew", "edgecolor": "darkgreen"})
+        if j:
+            _arrow(ax, (right - (j - 1) * gap - 0.75, -2.2), (right - j * gap + 0.75, -2.2))
+    if steps:  # the first step hangs off the chosen layer, which need not be the last
+        x = list(shapes.index).index(layer) + 1
+        _arrow(ax, (x * 1.4, -1.15), (right, -1.8), colour="darkorange")
+    ax.set_xlim(-0.8, (len(boxes) - 1) * 1.4 + 0.8)
+    ax.set_ylim(-2.7 if steps else -1.2, 0.9)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return fig
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _arrow(ax, start: tuple[float, float], end: tuple[float, float], colour: str = "black",
+           bend: float = 0.0) -> None:
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color=colour,
+                                 connectionstyle=f"arc3,rad={bend}"))
+
+
+def _check_scores(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    if labels.shape != scores.shape or labels.ndim != 1:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} must be 1-D of the same length")
+    if set(np.unique(labels)) != {0, 1}:
+        raise ValueError(f"labels must hold both 0 (good) and 1 (defective), got {sorted(set(labels.tolist()))}")
+    return labels, scores

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
+
+from tad.backbones import load_backbone
+from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
+
+
+@pytest.fixture
+def scored():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.9, 0.4, 0.7])
+    return labels, scores
+
+
+def test_roc_curve_points_are_sklearns_and_legend_gives_pairwise_auroc(scored):
+    labels, scores = scored
+    fig = roc_figure(labels, scores, name="toy")
+    assert isinstance(fig, Figure)
+    curve = fig.axes[0].lines[0]
+    fpr, tpr, _ = roc_curve(labels, scores)
+    np.testing.assert_array_equal(curve.get_xdata(), fpr)
+    np.testing.assert_array_equal(curve.get_ydata(), tpr)
+    # AUROC = P(defective above good), ties counted half: 4 + 2.5 + 3 = 9.5 of the 12 pairs by hand.
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[0] == f"AUROC = {9.5 / 12:.3f}"
+    assert fig.axes[0].get_title() == "toy"
+    assert "chance" in legend[1]
+
+
+def test_histogram_counts_each_group_on_shared_bins(scored):
+    labels, scores = scored
+    fig = score_histogram(labels, scores, bins=4)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["good (n=4)", "defective (n=3)"]
+    heights = [sum(p.get_height() for p in c) for c in ax.containers]
+    assert heights == [4, 3]
+    edges = np.linspace(scores.min(), scores.max(), 5)
+    good_first_bin = sum((scores[labels == 0] >= edges[0]) & (scores[labels == 0] < edges[1]))
+    assert ax.containers[0][0].get_height() == good_first_bin
+    assert ax.get_xlabel().startswith("anomaly score")
+
+
+def test_scores_without_both_labels_are_rejected():
+    with pytest.raises(ValueError, match="both 0"):
+        roc_figure([0, 0], [0.1, 0.2])
+    with pytest.raises(ValueError, match="same length"):
+        score_histogram([0, 1], [0.1])
+
+
+def test_pooling_figure_marks_avg_max_min_of_the_map():
+    m = np.arange(12.0).reshape(3, 4)
+    m[1, 2] = 40.0
+    fig = pooling_figure(m)
+    left, right = fig.axes[:2]
+    lines = {line.get_label().split(" = ")[0]: line.get_xdata()[0] for line in right.lines}
+    assert lines == {"avg": pytest.approx(m.mean()), "max": 40.0, "min": 0.0}
+    # the triangles sit at (column, row) of the maximum and the minimum
+    marks = [(line.get_xdata()[0], line.get_ydata()[0]) for line in left.lines]
+    assert marks == [(2, 1), (0, 0)]
+    with pytest.raises(ValueError, match="shape"):
+        pooling_figure(np.zeros(5))
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_backbone("tf_efficientnet_lite0", weights="random")
+
+
+def test_stage_shapes_of_lite0_at_224_px_halve_to_7_by_7(lite0):
+    shapes = stage_shapes(lite0, 224)
+    # EfficientNet's stages stride 2, 4, 8, 16, 16, 32, 32 (Tan & Le, table 1)
+    assert list(shapes["stride"]) == [2, 4, 8, 16, 16, 32, 32]
+    assert list(shapes["height"]) == [224 // s for s in (2, 4, 8, 16, 16, 32, 32)]
+    assert list(shapes["channels"]) == list(lite0.channels)
+    assert (shapes["values"] == shapes["channels"] * shapes["height"] * shapes["width"]).all()
+
+
+def test_pipeline_figure_labels_every_stage_and_step(lite0):
+    shapes = stage_shapes(lite0, 64)
+    fig = pipeline_figure(shapes, 64, layer=5, steps=["pool", "score"])
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert "3 x 64\nx 64" in texts and {"pool", "score"} <= texts
+    for i, row in shapes.iterrows():
+        assert f"layer {i}" in texts and f"{row.channels} x {row.height}\nx {row.width}" in texts
+    with pytest.raises(ValueError, match="layer 9"):
+        pipeline_figure(shapes, 64, layer=9)
