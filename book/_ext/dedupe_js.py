@@ -18,5 +18,5 @@ def _dedupe(app, pagename, templatename, context, doctree) -> None:
 
 
 def setup(app):
-    app.connect("html-page-context", _dedupe, priority=100)
+    app.connect("html-page-context", _dedupe, priority=900)  # after MathJax adds its script (500)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
