@@ -34,8 +34,8 @@ def check_reduction(method: str, ratio: float | None, basis: str = DEFAULT_BASIS
     """
     if method not in METHODS or (method != "none" and not (
             isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1)):
-        raise ValueError(f"reduction {(method, ratio)!r}: method must be one of {METHODS} and ratio in (0, 1] "
-                         "(None for 'none')")
+        raise ValueError(f"reduction {(method, ratio)!r}: expected ('none', None) or ('pca'|'npca', r) with "
+                         "ratio r in (0, 1]")
     if basis not in BASES:
         raise ValueError(f"basis {basis!r} not in {BASES}")
 
@@ -141,7 +141,9 @@ class View:
         True when some but not all null-space axes are kept (in some group): then another orthonormal basis
         of the null space would keep another subspace and give other scores. False means the kept subspace
         is unique, so estimators invariant to rotations of the kept coordinates (MVG with Ledoit-Wolf,
-        k-NN) give the same scores for any null-space basis.
+        k-NN; not the flow, which standardises each coordinate) give the same scores for any null-space
+        basis. One case is not flagged: a view of null axes only (``"dims"`` with ``k`` equal to the null
+        dimension) is well defined for k-NN, but an MVG there shrinks towards rounding noise.
     """
 
     method: str
@@ -221,8 +223,10 @@ class PrincipalAxes:
         -------
         ndarray of shape (..., m, k)
         """
-        vectors = self.eigenvectors if view is None else self.eigenvectors[..., view.axes]
-        return (np.asarray(X, dtype=np.float64) - self.mean[..., None, :]) @ vectors
+        # All axes, then the kept columns: the same rounding whatever the view, so a view's scores equal the
+        # same columns sliced from a shared projection (as `tad.sweep.score_group` does) bit for bit.
+        Z = (np.asarray(X, dtype=np.float64) - self.mean[..., None, :]) @ self.eigenvectors
+        return Z if view is None else np.ascontiguousarray(Z[..., view.axes])
 
 
 class Reducer(TransformerMixin, BaseEstimator):
