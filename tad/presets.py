@@ -39,11 +39,13 @@ class Preset:
     backbones: tuple[tuple[str, int], ...]  # (name in tad.backbones.BACKBONES, square input side in px)
     reductions: tuple[tuple[str, float | None], ...] = REDUCTIONS
     estimators: tuple[str, ...] = ("mvg", "knn1", "knn5", "knn10", "flow")
+    layers: dict[str, tuple[str, ...]] | None = None  # per backbone; None: every layer and "all" of each
     pooling: str = "avg"
     basis: str = "dims"
     table_backbone: str = "tf_efficientnet_b5"
     table_layer: str = "7"
     pooling_estimators: tuple[str, ...] = ("mvg", "knn1")
+    flow_params: dict | None = None  # tad.estimators.Flow settings; None: its defaults (the benchmarks' too)
     n_boot: int = 1000
     seed: int = 0
 
@@ -77,10 +79,15 @@ def get_preset(name: str) -> Preset:
 
 
 def preset_layers(preset: Preset, backbone: str) -> list[str]:
-    """Layers a backbone runs in the grid: ``"1"``..``"n"`` and ``"all"`` (from `tad.backbones.BACKBONES`)."""
+    """Layers a backbone runs in the grid: ``preset.layers[backbone]``, by default ``"1"``..``"n"`` and ``"all"``."""
     if backbone not in BACKBONES:
         raise ValueError(f"backbone {backbone!r} not in {sorted(BACKBONES)}")
-    return [*map(str, range(1, BACKBONES[backbone].n_layers + 1)), "all"]
+    every = [*map(str, range(1, BACKBONES[backbone].n_layers + 1)), "all"]
+    chosen = list(map(str, preset.layers[backbone])) if preset.layers and backbone in preset.layers else every
+    bad = [x for x in chosen if x not in every]
+    if bad:
+        raise ValueError(f"layers {bad} of {backbone} not in {every}")
+    return chosen
 
 
 def grid_trials(preset: Preset) -> int:
@@ -291,7 +298,7 @@ def run_preset(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     splits, loaded = check(preset, data_root, weights=weights, expected=expected, download=download)
     common = dict(basis=preset.basis, cache_dir=cache_dir, device=device, n_boot=preset.n_boot, seed=preset.seed,
-                  progress=progress)
+                  flow_params=preset.flow_params, progress=progress)
     frames = []
     for b, size in preset.backbones:
         frames.append(run_grid(splits, loaded[b], results, layers=preset_layers(preset, b),
@@ -303,6 +310,24 @@ def run_preset(
                            poolings=others, reductions=[("npca", 0.5)], estimators=preset.pooling_estimators,
                            input_size=size, **common))
     return pd.concat(frames, ignore_index=True)
+
+
+def book_parameters(preset: Preset) -> dict[str, dict]:
+    """Parameters of the book pages that reproduce the paper (02-08), for ``scripts/build_book.py --preset``.
+
+    Every page gets the preset's classes and its table backbone at its size; the backbone and grid pages
+    get all its backbones (each at its native size, which the preset's sizes are), the grid page its
+    estimators, reductions and flow settings.
+    """
+    size = dict(preset.backbones)[preset.table_backbone]
+    one = {"classes": list(preset.classes), "backbone": preset.table_backbone, "input_size": size}
+    names = [b for b, _ in preset.backbones]
+    pages = {p: dict(one) for p in ("02_layers", "03_reduction", "04_pooling", "05_estimators", "06_augmentation")}
+    pages["03_reduction"]["basis"] = preset.basis
+    pages["07_backbones"] = {**one, "backbones": names, "input_size": None}
+    pages["08_grid"] = {**one, "backbones": names, "input_size": None, "estimators": list(preset.estimators),
+                        "reductions": [list(r) for r in preset.reductions], "flow_params": preset.flow_params or {}}
+    return pages
 
 
 def paper_tables(rows: pd.DataFrame, preset: Preset = PAPER) -> dict[int, pd.DataFrame]:
@@ -321,13 +346,14 @@ def paper_tables(rows: pd.DataFrame, preset: Preset = PAPER) -> dict[int, pd.Dat
     npca50 = (df.reduction == "npca") & np.isclose(df.ratio.astype(float), 0.5)
     t2 = df[(df.layer == preset.table_layer) & (df.pooling == preset.pooling) & (df.estimator == "mvg")]
     t2 = t2.assign(reduction=[_label(m, r) for m, r in zip(t2.reduction, t2.ratio)])
-    order = [_label(m, r) for m, r in preset.reductions]
+    order = list(dict.fromkeys(_label(m, r) for m, r in (*REDUCTIONS, *preset.reductions)))  # the paper's rows first
     paper2 = paper_table(2)["auc"]
     paper2.index = [_label(m, r) for m, r in paper2.index]
     ours2 = t2.groupby("reduction").auroc.mean().reindex(order).rename_axis("reduction")
     t3 = df[npca50 & (df.pooling == preset.pooling) & (df.estimator == "knn1")]
     ours3 = t3.pivot_table(index="dataset", columns="layer", values="auroc")
-    ours3 = ours3.reindex(index=list(preset.classes), columns=preset_layers(preset, preset.table_backbone))
+    every = [*map(str, range(1, BACKBONES[preset.table_backbone].n_layers + 1)), "all"]
+    ours3 = ours3.reindex(index=list(preset.classes), columns=every)  # layers not run stay visible as NaN
     ours3.loc["mean"] = ours3.mean()
     t4 = df[npca50 & (df.layer == preset.table_layer) & df.estimator.isin(preset.pooling_estimators)]
     ours4 = t4.pivot_table(index="estimator", columns="pooling", values="auroc")
