@@ -5,6 +5,7 @@ the book: random weights give no AUROC worth reporting)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 import itertools
 
 import numpy as np
@@ -19,6 +20,7 @@ from tad.data import MVTEC_CATEGORIES, make_synthetic_mvtec
 from tad.paper import paper_table
 from tad.presets import PAPER, PresetUnavailable, check, get_preset, grid_trials, paper_tables, plan, run_preset
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = (6, 3, 3)  # train good, test good, test defective of each synthetic class
 
 
@@ -176,3 +178,18 @@ def test_every_combination_of_the_table_configurations_is_in_the_grid():
                                  PAPER.estimators))
     assert (PAPER.table_layer, ("npca", 0.5), "mvg") in grid
     assert all((layer, ("npca", 0.5), "knn1") in grid for layer in presets.preset_layers(PAPER, "tf_efficientnet_b5"))
+
+
+def test_book_parameters_name_only_parameters_the_pages_have():
+    import ast
+
+    import jupytext
+
+    for page, params in presets.book_parameters(PAPER).items():
+        nb = jupytext.read(ROOT / "notebooks" / f"{page}.py")
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        names = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                 for target in node.targets for t in ast.walk(target) if isinstance(t, ast.Name)}
+        assert set(params) <= names, (page, set(params) - names)
+        assert params["classes"] == list(MVTEC_CATEGORIES) and params["backbone"] == "tf_efficientnet_b5"
+    assert presets.book_parameters(PAPER)["08_grid"]["backbones"] == ["tf_efficientnet_b5", "resnet18"]
