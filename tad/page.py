@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -301,6 +302,95 @@ def ci_text(estimate: float, low: float, high: float, *, digits: int = 3, ci_dig
     scale = 10 ** ci_digits
     lo, hi = math.floor(low * scale + 1e-9) / scale, math.ceil(high * scale - 1e-9) / scale
     return f"{estimate:.{digits}f} [{lo:.{ci_digits}f}, {hi:.{ci_digits}f}]"
+
+
+PAPER_TRIALS = 15 * (6 + 8) * 11 * 5  # 15 classes x (6 ResNet-18 + 8 ENB5 layer choices) x 11 reductions x 5 estimators
+CONFIG_COLUMNS = ("backbone", "layer", "pooling", "reduction", "ratio", "estimator")
+
+
+def rank_configs(df: pd.DataFrame, sizes: Mapping[str, tuple[int, int]], *,
+                 by: Sequence[str] = CONFIG_COLUMNS, level: float = 0.95) -> pd.DataFrame:
+    """Configurations ranked by mean AUROC over the data sets, each marked whether it ties with the best.
+
+    Only configurations run on every data set of ``df`` are ranked. Each trial's standard error is the
+    wider side of its `tad.stats.auroc_ci` interval divided by the normal quantile ``z`` (so it stays
+    nonzero at AUROC 1, where a bootstrap's is 0); the mean over ``k`` data sets has standard error
+    ``sqrt(sum se**2) / k``. A configuration is ``within_noise`` of the best when
+    ``best - mean <= z * sqrt(se_best**2 + se**2)``. Treating the two means as independent overstates the
+    noise of a difference between configurations scored on the same images, so ties are called
+    generously: a configuration is said to trail the best only when it clearly does.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Result rows (`tad.sweep.run_grid`): the ``by`` columns, ``dataset`` and ``auroc``; ``basis_dependent``
+        is carried over (True if any data set's trial is) when present.
+    sizes : mapping of data set name to (n_good, n_anomalous)
+        Test-set sizes, e.g. ``{s.name: (int((s.test_labels == 0).sum()), int(s.test_labels.sum()))}``.
+    by : sequence of str
+        Columns that make a configuration.
+    level : float
+        Coverage of the intervals the noise comes from.
+
+    Returns
+    -------
+    DataFrame
+        Index ``rank`` 1..n (best first; equal means keep their order in ``df``); columns ``by``, auroc
+        (mean), se, worst_class (lowest AUROC), within_noise, and basis_dependent when ``df`` has it.
+    """
+    from scipy.stats import norm
+
+    from tad.stats import score_interval
+
+    missing = sorted(set(df["dataset"]) - set(sizes))
+    if missing:
+        raise ValueError(f"sizes lacks data set(s) {missing}; it has {sorted(sizes)}")
+    z = norm.ppf((1 + level) / 2)
+    se = pd.Series(index=df.index, dtype=float)
+    for name, rows in df.groupby("dataset"):
+        low, high = score_interval(rows["auroc"].to_numpy(float), *sizes[name], level)
+        se[rows.index] = np.maximum(rows["auroc"] - low, high - rows["auroc"]) / z
+    trials = df.assign(_se2=se ** 2)
+    agg = {"auroc": ("auroc", "mean"), "se": ("_se2", "sum"), "worst_class": ("auroc", "min"),
+           "n": ("dataset", "nunique")}
+    if "basis_dependent" in df:
+        agg["basis_dependent"] = ("basis_dependent", "any")
+    ranked = trials.groupby(list(by), dropna=False, sort=False).agg(**agg).reset_index()
+    k = df["dataset"].nunique()
+    ranked = ranked[ranked.n == k].drop(columns="n")
+    ranked["se"] = np.sqrt(ranked["se"]) / k
+    ranked = ranked.sort_values("auroc", ascending=False, kind="stable").reset_index(drop=True)
+    best = ranked.iloc[0]
+    ranked["within_noise"] = best.auroc - ranked.auroc <= z * np.sqrt(best.se ** 2 + ranked.se ** 2)
+    ranked.index = pd.RangeIndex(1, len(ranked) + 1, name="rank")
+    return ranked
+
+
+def extrapolate_cost(df: pd.DataFrame, n_trials: int = PAPER_TRIALS) -> pd.DataFrame:
+    """Seconds a grid of ``n_trials`` would take on this machine, from the measured seconds of ``df``'s trials.
+
+    The paper's grid gives every estimator the same number of trials, so each estimator of ``df`` gets
+    ``n_trials / k`` of them (k estimators), at the mean seconds its trials took here (fit and scoring).
+    Larger features (a bigger backbone) cost more, so for the paper's backbones this is a lower bound.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Result rows with columns ``estimator`` and ``seconds``.
+    n_trials : int
+
+    Returns
+    -------
+    DataFrame
+        Index estimator; columns trials_here, mean_seconds, trials (its share of ``n_trials``), seconds.
+        `DataFrame.seconds.sum()` is the whole grid's.
+    """
+    if df.empty:
+        raise ValueError("df holds no trials to extrapolate from")
+    out = df.groupby("estimator").seconds.agg(trials_here="size", mean_seconds="mean")
+    out["trials"] = n_trials / len(out)
+    out["seconds"] = out.mean_seconds * out.trials
+    return out
 
 
 # --------------------------------------------------------------------------------------------- glue

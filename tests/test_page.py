@@ -222,3 +222,62 @@ def test_show_table_keeps_short_tables_plain_and_makes_long_ones_interactive_wit
     assert re.search(r"window\._itables_\w+\s*=", html)  # the library itself is defined on the page
     loads = re.findall(r"""(?:src=|import\s*(?:[^'"]*from\s*)?)["'](https?://[^"']+)""", html)
     assert loads == []  # the library is embedded, nothing is fetched
+
+
+# --- ranking and cost ------------------------------------------------------------------------------------
+
+def _grid_rows(aurocs):
+    """Result rows: {(config, dataset): auroc}, configs differing in their estimator."""
+    return pd.DataFrame([{"backbone": "b", "layer": "7", "pooling": "avg", "reduction": "none", "ratio": np.nan,
+                          "estimator": est, "dataset": ds, "auroc": a} for (est, ds), a in aurocs.items()])
+
+
+def test_rank_configs_orders_by_mean_and_drops_configs_missing_a_data_set():
+    from tad.page import rank_configs
+
+    df = _grid_rows({("mvg", "a"): 0.9, ("mvg", "b"): 0.8, ("knn1", "a"): 1.0, ("knn1", "b"): 0.9,
+                     ("flow", "a"): 1.0})
+    ranked = rank_configs(df, {"a": (50, 50), "b": (50, 50)})
+    assert list(ranked.estimator) == ["knn1", "mvg"]  # flow ran on one data set only
+    assert list(ranked.index) == [1, 2]
+    assert ranked.auroc.tolist() == pytest.approx([0.95, 0.85])
+    assert ranked.worst_class.tolist() == pytest.approx([0.9, 0.8])
+
+
+def test_rank_configs_standard_error_stays_open_at_auroc_one_and_pools_over_data_sets():
+    from scipy.stats import norm
+
+    from tad.page import rank_configs
+    from tad.stats import auroc_ci
+
+    # An independent route to each data set's interval: auroc_ci on images that separate perfectly.
+    y = np.r_[np.zeros(20), np.ones(60)]
+    low_a, _ = auroc_ci(y, y)
+    y2 = np.r_[np.zeros(40), np.ones(30)]
+    low_b, _ = auroc_ci(y2, y2)
+    z = norm.ppf(0.975)
+    ranked = rank_configs(_grid_rows({("mvg", "a"): 1.0, ("mvg", "b"): 1.0}), {"a": (20, 60), "b": (40, 30)})
+    assert ranked.se.iloc[0] > 0
+    assert ranked.se.iloc[0] == pytest.approx(np.hypot((1 - low_a) / z, (1 - low_b) / z) / 2, rel=1e-6)
+
+
+def test_rank_configs_ties_small_gaps_and_separates_large_ones():
+    from tad.page import rank_configs
+
+    df = _grid_rows({("mvg", "a"): 0.900, ("knn1", "a"): 0.899, ("flow", "a"): 0.70})
+    ranked = rank_configs(df, {"a": (1000, 1000)})
+    assert ranked.set_index("estimator").within_noise.to_dict() == {"mvg": True, "knn1": True, "flow": False}
+    with pytest.raises(ValueError, match="sizes lacks"):
+        rank_configs(df, {"b": (10, 10)})
+
+
+def test_extrapolate_cost_gives_each_estimator_an_equal_share_at_its_mean_seconds():
+    from tad.page import PAPER_TRIALS, extrapolate_cost
+
+    df = pd.DataFrame({"estimator": ["mvg", "mvg", "flow"], "seconds": [1.0, 3.0, 100.0]})
+    cost = extrapolate_cost(df, n_trials=10)
+    assert cost.loc["mvg"].tolist() == [2, 2.0, 5.0, 10.0]
+    assert cost.loc["flow", "seconds"] == 500.0
+    assert PAPER_TRIALS == 11550
+    with pytest.raises(ValueError, match="no trials"):
+        extrapolate_cost(df.iloc[:0])
