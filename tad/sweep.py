@@ -394,7 +394,7 @@ def _run_dask(units: Iterable[tuple], finished, kw: dict, *, workers: int | None
               progress: bool) -> None:
     """Submit every unit to Dask workers and hand each unit's rows to ``finished`` as it completes.
 
-    Each group's X and Y are scattered once and shared by its units. A unit whose worker died is rerun
+    Each group's X and Y are shipped once and shared by its units. A unit whose worker died is rerun
     (``retries=2``); a unit that still fails counts every trial in it as failed, with the error.
     """
     from dask.distributed import Client, LocalCluster, as_completed  # here: importing tad stays fast
@@ -415,7 +415,8 @@ def _run_dask(units: Iterable[tuple], finished, kw: dict, *, workers: int | None
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
         pending, ac = {}, as_completed()
         for X, Y, labels, unit_configs in units:
-            Xf, Yf = client.scatter([X, Y])
+            # Shipped once per group as tasks (scattered data would be lost with its worker; these are rerun)
+            Xf, Yf = client.submit(np.asarray, X, pure=False), client.submit(np.asarray, Y, pure=False)
             for configs in unit_configs:
                 future = client.submit(_score_unit, Xf, Yf, labels, configs, kw, retries=2, pure=False)
                 pending[future.key] = configs
