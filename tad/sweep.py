@@ -410,7 +410,7 @@ def _run_dask(units: Iterable[tuple], finished, kw: dict, *, workers: int | None
         client, owned = Client(cluster), True
     try:
         if owned:
-            client.register_plugin(_OneThread(), name="tad-one-thread")
+            client.register_plugin(_one_thread_plugin(), name="tad-one-thread")
         if progress:
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
         pending, ac = {}, as_completed()
@@ -443,15 +443,19 @@ def _collect(future, pending: dict, finished) -> None:
     future.release()
 
 
-class _OneThread:
-    """Dask worker plugin: one BLAS and one torch thread per worker, so workers do not oversubscribe cores."""
+def _one_thread_plugin():
+    """A Dask worker plugin: one BLAS and one torch thread per worker, so workers do not oversubscribe cores."""
+    from distributed import WorkerPlugin
 
-    def setup(self, worker) -> None:
-        import torch
-        from threadpoolctl import threadpool_limits
+    class OneThread(WorkerPlugin):
+        def setup(self, worker) -> None:
+            import torch
+            from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
-        torch.set_num_threads(1)
+            threadpool_limits(1)
+            torch.set_num_threads(1)
+
+    return OneThread()
 
 
 def _describe(config: dict) -> str:
