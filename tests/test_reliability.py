@@ -192,6 +192,18 @@ def test_grid_killed_with_sigkill_resumes_without_losing_or_repeating_trials(roo
         np.testing.assert_array_equal(merged[f"{col}_ref"], merged[f"{col}_resumed"])
 
 
+def test_two_processes_on_one_results_file_write_each_trial_once(root, lite0, split, tmp_path):
+    cache, results = tmp_path / "cache", tmp_path / "shared.jsonl"
+    run_grid([split], lite0, tmp_path / "warm.jsonl", layers=[1], estimators=["knn1"], input_size=SIZE,
+             cache_dir=cache, n_boot=20, progress=False)  # features cached: both start scoring at once
+    workers = [start_worker("race", root, cache, results, 0.05, tmp_path / f"w{i}.ready") for i in range(2)]
+    for w in workers:
+        out, _ = w.communicate(timeout=240)
+        assert w.returncode == 0, out
+    keys = [trial_key(json.loads(line)) for line in results.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == N_TRIALS
+
+
 def test_corrupt_line_inside_results_file_raises_naming_file_and_line(lite0, split, tmp_path):
     results = tmp_path / "r.jsonl"
     results.write_text('{"dataset": "synthetic"}\nnot json\n{"dataset": "x"}\n')
@@ -217,13 +229,16 @@ def test_one_training_image_scores_by_distance_or_raises_clearly(features):
             score(one, Y, reduction, ratio, estimator)
 
 
-def test_one_image_split_stops_grid_with_clear_error(lite0, tmp_path):
+def test_one_image_split_reports_failed_trials_and_runs_the_rest(lite0, tmp_path):
     make_synthetic_mvtec(tmp_path, n_train=1, n_test_good=2, n_test_defective=2, size=SIZE, seed=0)
     split = load_split("synthetic", tmp_path)
-    with pytest.raises(ValueError, match="at least 2 training images, got 1"):
-        run_grid([split], lite0, tmp_path / "r.jsonl", layers=[1], reductions=[("npca", 0.5)],
-                 estimators=["knn1"], input_size=SIZE, progress=False)
-    assert not (tmp_path / "r.jsonl").read_text()  # no made-up row
+    with pytest.warns(UserWarning, match=r"reduction='npca', ratio=0.5, estimator='knn1'.*at least 2 training images, got 1"):
+        table = run_grid([split], lite0, tmp_path / "r.jsonl", layers=[1], reductions=[("npca", 0.5), ("none", None)],
+                         estimators=["knn1"], input_size=SIZE, progress=False, workers=1)
+    assert [(f["reduction"], f["ratio"]) for f in table.attrs["failures"]] == [("npca", 0.5)]
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(r["reduction"], r["estimator"]) for r in rows] == [("none", "knn1")]  # no made-up row for the failure
+    assert list(table.reduction) == ["none"]
 
 
 def test_k_larger_than_training_set_raises_naming_k_and_size(features):

@@ -146,3 +146,27 @@ def test_score_rejects_bad_ratio(reduction, ratio):
     X = np.random.default_rng(0).normal(size=(10, 3))
     with pytest.raises(ValueError, match="r in \\(0, 1\\]"):
         score(X, X, reduction, ratio, "mvg")
+
+
+def test_changed_data_gets_new_rows_and_leaves_old_rows(lite0, data, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    root = tmp_path / "copy"
+    shutil.copytree(data[0], root)
+    results = tmp_path / "r.jsonl"
+    kw = dict(layers=[1], reductions=[("none", None)], estimators=["knn1"], input_size=SIZE, cache_dir=data[1],
+              n_boot=20, progress=False)
+    old = run_grid([load_split("synthetic", root)], lite0, results, **kw)
+    old_lines = results.read_text().splitlines()
+    image = load_split("synthetic", root).test_paths[0]
+    Image.open(image).convert("RGB").rotate(90).save(image)  # one test image changed in place
+    new = run_grid([load_split("synthetic", root)], lite0, results, **kw)
+    lines = results.read_text().splitlines()
+    assert lines[:1] == old_lines and len(lines) == 2  # old row untouched, one new row
+    assert len(new) == 1 and new.data_key.iloc[0] != old.data_key.iloc[0]
+    train = extract(lite0, load_split("synthetic", root).train_paths, input_size=SIZE, progress=False)
+    test = extract(lite0, load_split("synthetic", root).test_paths, input_size=SIZE, progress=False)
+    s = make_estimator("knn1").fit(select(train, 1, "avg", lite0)).score_samples(select(test, 1, "avg", lite0))
+    assert new.auroc.iloc[0] == pytest.approx(roc_auc_score(load_split("synthetic", root).test_labels, s), abs=1e-12)
