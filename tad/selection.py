@@ -137,6 +137,26 @@ def select_config(candidates: Mapping[Hashable, Candidate], *, n_folds: int = 5,
     return values.index[int(np.argmax(values.to_numpy()))], values
 
 
+def validation_ties(validation: pd.Series, *, tol: float = 1e-9) -> list[Hashable]:
+    """The candidates whose validation AUROC equals the best, within ``tol``, in their given order.
+
+    More than one means validation saturates (typically at 1: pseudo-anomalies every candidate separates)
+    and cannot tell them apart; `select_config` then takes the first of them in candidate order, so the
+    order the candidates are given in is the tie-break rule and should be stated with the choice.
+
+    Parameters
+    ----------
+    validation : Series of float, shape (k,)
+        `select_config`'s second return value.
+    tol : float
+        Largest difference from the best still counted as equal, >= 0.
+    """
+    if validation.empty or tol < 0:
+        raise ValueError(f"validation must be non-empty and tol >= 0; got {len(validation)} values, tol={tol!r}")
+    best = validation.max()
+    return [key for key, value in validation.items() if best - value <= tol]
+
+
 def out_of_fold_scores(train: np.ndarray, reduction: str, ratio: float | None, estimator: str, *,
                        n_folds: int = 5, basis: str = "dims", seed: int = 0,
                        flow_params: dict | None = None) -> np.ndarray:

@@ -119,3 +119,16 @@ def test_selection_protocol_runs_from_training_images_alone(tmp_path):
     for func in (pseudo_anomaly_images, validation_auroc, select_config, out_of_fold_scores, good_threshold):
         assert not {"test", "labels", "test_labels", "split"} & set(inspect.signature(func).parameters)
     assert "test_labels" not in inspect.getsource(selection)
+
+
+def test_validation_ties_lists_every_candidate_at_the_best_in_order_and_select_config_takes_the_first():
+    import pandas as pd
+
+    from tad.selection import validation_ties
+
+    values = pd.Series({"b": 1.0, "a": 0.9, "c": 1.0 - 1e-12, "d": 0.999})
+    assert validation_ties(values) == ["b", "c"]
+    assert validation_ties(values, tol=0.05) == ["b", "a", "c", "d"]
+    assert values.index[int(np.argmax(values.to_numpy()))] == validation_ties(values)[0]  # select_config's rule
+    with pytest.raises(ValueError, match="non-empty"):
+        validation_ties(pd.Series(dtype=float))
