@@ -149,8 +149,8 @@ show_table(table[columns].round(3))
 #
 # Where a reduction keeps part of the training {term}`null space` (more feature dimensions than training
 # images, `basis_dependent` in the table), its AUROC depends on which basis of that space the eigensolver
-# returned. {glue:text}`n_basis_top` of the configurations tied with the best are such cells. For the top
-# ones, the AUROC over random bases of the null space (`tad.analysis.null_basis_spread`):
+# returned. {glue:text}`n_basis_top` of the configurations tied with the best are such cells; for the top
+# `n_spread` of them, the AUROC over `n_draws` random bases of the null space (`tad.analysis.null_basis_spread`).
 
 # %% tags=["hide-input"]
 spread_rows, features = [], {}
@@ -167,12 +167,19 @@ for rank, cfg in ranked[ranked.within_noise & ranked.basis_dependent].head(n_spr
         spread_rows.append({"rank": rank, "configuration": config_label(cfg), "dataset": s.name,
                             "low": aurocs.min(), "high": aurocs.max(), "spread": aurocs.max() - aurocs.min()})
 spread = pd.DataFrame(spread_rows, columns=["rank", "configuration", "dataset", "low", "high", "spread"])
-glue_text("max_spread", format_value(spread.spread.max(), "auroc") if len(spread) else "nothing (none was measured)")
-spread.round(3)
+basis = ", ".join(sorted(set(df.basis)))
+if len(spread):
+    glue_text("spread_note", f"The largest spread over random null-space bases is "
+              f"{format_value(spread.spread.max(), 'auroc')}: a basis-dependent cell's AUROC is one draw from "
+              f"such a range, not a property of the configuration alone.")
+    display(spread.round(3))
+else:
+    glue_text("spread_note", f"With the null-space reading used here (basis `{basis}`, `tad.reduce.kept_axes`) "
+              f"no tied configuration keeps only part of the null space, so none of their AUROCs depends on an "
+              f"arbitrary basis and there is no spread to measure.")
 
 # %% [markdown]
-# The largest spread over random null-space bases is {glue:text}`max_spread`: a basis-dependent cell's AUROC
-# is one draw from such a range, not a property of the configuration alone.
+# {glue:md}`spread_note:myst`
 #
 # ## The whole grid at a glance
 
