@@ -39,6 +39,7 @@ cache_dir = None                    # None means $TAD_CACHE (the shared feature 
 seed = 0
 
 # %% tags=["hide-input"]
+import tempfile
 import warnings
 
 import numpy as np
@@ -76,10 +77,10 @@ for s in page.splits:
     train, test = split_features(s, bb, input_size=input_size, cache_dir=page.cache_dir, device=device,
                                  progress=False)
     idx = np.sort(rng.choice(len(s.train), min(n_pseudo, len(s.train)), replace=False))
-    pseudo_paths = pseudo_anomaly_images([s.train_paths[i] for i in idx], seed=seed,
-                                         out_dir=page.cache_dir / "pseudo" / f"{s.name}-{seed}-{len(idx)}")
-    pseudo = extract(bb, pseudo_paths, input_size=input_size, cache_dir=page.cache_dir, device=device,
-                     progress=False)
+    with tempfile.TemporaryDirectory() as tmp:  # features are cached by image content, not by path
+        pseudo_paths = pseudo_anomaly_images([s.train_paths[i] for i in idx], out_dir=tmp, seed=seed)
+        pseudo = extract(bb, pseudo_paths, input_size=input_size, cache_dir=page.cache_dir, device=device,
+                         progress=False)
     candidates = {k: (select(train, c["layer"], pooling, bb)[idx], select(pseudo, c["layer"], pooling, bb),
                       c["reduction"], c["ratio"], c["estimator"]) for k, c in zip(keys, configs)}
     with warnings.catch_warnings():
