@@ -128,10 +128,12 @@ glue_value("mean_oracle", result["oracle: test AUROC"].mean())
 glue_value("mean_gap", (result["chosen: test AUROC"] - result["oracle: test AUROC"]).mean(), "diff")
 glue_value("n_worse", int((result.verdict == "lower").sum()), "count")
 glue_text("first_candidate", keys[0])
-glue_text("saturation", (f"Validation saturates on {', '.join(saturated.index)}: "
-                         f"{', '.join(format_value(n, 'count') for n in saturated['tied on validation'])} "
-                         f"candidates tie at the best validation AUROC there, so the pseudo-anomalies cannot "
-                         f"tell them apart and the tie-break rule decides.")
+glue_text("saturation", ("Validation cannot separate the best candidates on "
+                         + "; ".join(f"{d} ({format_value(r['tied on validation'], 'count')} tie at "
+                                     f"{format_value(r.validation, 'auroc')}"
+                                     + (", saturated" if r.validation == 1 else "") + ")"
+                                     for d, r in saturated.iterrows())
+                         + ": the pseudo-anomalies cannot tell them apart there and the tie-break rule decides.")
           if len(saturated) else "Validation does not saturate: on every data set one candidate alone has the "
                                  "best validation AUROC.")
 glue_text("alpha", format_value(alpha, "percent"))
