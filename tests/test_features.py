@@ -91,7 +91,7 @@ def test_second_extract_reads_cache_without_computing(lite0, paths, tmp_path, mo
     def fail(*args, **kwargs):
         raise AssertionError("recomputed although cached")
 
-    monkeypatch.setattr(tad.features, "_compute", fail)
+    monkeypatch.setattr(tad.features, "backbone_outputs", fail)
     second = extract(lite0, paths, input_size=SIZE, cache_dir=tmp_path, progress=False)
     for layer in first:
         np.testing.assert_array_equal(first[layer], second[layer])
@@ -127,8 +127,8 @@ def test_changed_image_content_is_not_served_from_cache(lite0, paths, tmp_path, 
     extract(lite0, copies, input_size=SIZE, cache_dir=cache, progress=False)
     Image.fromarray(255 - np.asarray(Image.open(copies[1]))).save(copies[1])
     calls = []
-    real = tad.features._compute
-    monkeypatch.setattr(tad.features, "_compute", lambda *a: calls.append(1) or real(*a))
+    real = tad.features.backbone_outputs
+    monkeypatch.setattr(tad.features, "backbone_outputs", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     feats = extract(lite0, copies, input_size=SIZE, cache_dir=cache, progress=False)
     assert calls == [1]
     expected = manual_features(lite0, copies, SIZE)[7]

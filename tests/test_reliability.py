@@ -56,8 +56,8 @@ def cache_file(cache: Path) -> Path:
 
 def count_computes(monkeypatch) -> list:
     calls = []
-    real = tad.features._compute
-    monkeypatch.setattr(tad.features, "_compute", lambda *a: calls.append(1) or real(*a))
+    real = tad.features.backbone_outputs
+    monkeypatch.setattr(tad.features, "backbone_outputs", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     return calls
 
 
