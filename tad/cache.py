@@ -133,7 +133,7 @@ def _check_folder(folder: Path) -> Path:
 def _read(file: Path, key: str, shapes: dict[str, tuple[int | None, ...]]) -> tuple[Arrays | None, str | None]:
     """The arrays of a cache file written under ``key``, or None and why (None as well if it is missing)."""
     try:
-        with np.load(file) as z:
+        with open(file, "rb") as f, np.load(f) as z:  # our handle: np.load leaks its own on a corrupt file
             arrays = {name: z[name] for name in z.files}
     except FileNotFoundError:
         return None, None
