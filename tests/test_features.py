@@ -10,7 +10,7 @@ from PIL import Image
 import tad.features
 from tad.backbones import load_backbone
 from tad.data import load_split, make_synthetic_mvtec
-from tad.features import cache_key, extract, pool, select
+from tad.features import cache_key, extract, pool, select, split_features
 
 SIZE = 64
 
@@ -21,10 +21,15 @@ def lite0():
 
 
 @pytest.fixture(scope="module")
-def paths(tmp_path_factory):
+def split(tmp_path_factory):
     root = tmp_path_factory.mktemp("mvtec")
     make_synthetic_mvtec(root, n_train=4, n_test_good=1, n_test_defective=1, size=SIZE, seed=3)
-    return load_split("synthetic", root).train_paths
+    return load_split("synthetic", root)
+
+
+@pytest.fixture(scope="module")
+def paths(split):
+    return split.train_paths
 
 
 def manual_features(backbone, paths, size):
@@ -157,3 +162,15 @@ def test_extract_rejects_bad_settings_naming_them(lite0, paths, kwargs, name):
 def test_extract_rejects_empty_paths(lite0):
     with pytest.raises(ValueError, match="paths"):
         extract(lite0, [], input_size=SIZE, progress=False)
+
+
+def test_split_features_augments_training_set_only(lite0, split, tmp_path):
+    kw = dict(input_size=SIZE, cache_dir=tmp_path, progress=False)
+    train, test = split_features(split, lite0, noise_std=0.05, n_augment=2, **kw)
+    clean = extract(lite0, split.train_paths, **kw)
+    noisy = [extract(lite0, split.train_paths, noise_std=0.05, noise_seed=c, **kw) for c in (1, 2)]
+    np.testing.assert_array_equal(train[3], np.concatenate([clean[3], noisy[0][3], noisy[1][3]]))
+    np.testing.assert_array_equal(test[3], extract(lite0, split.test_paths, **kw)[3])
+    assert not np.allclose(noisy[0][3], noisy[1][3], atol=1e-4)
+    with pytest.raises(ValueError, match="n_augment=1 needs noise_std > 0"):
+        split_features(split, lite0, n_augment=1)
