@@ -204,7 +204,7 @@ def ledoit_wolf_precision(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     shrinkage = np.where(beta > 0, beta / np.where(delta > 0, delta, 1.0), 0.0)
     covariance = (1 - shrinkage)[:, None, None] * emp
     diag = np.einsum("gii->gi", covariance)
-    diag += (shrinkage * mu)[:, None]  # a writable view: adds to the diagonal in place
+    diag += (shrinkage * trace / d)[:, None]  # a writable view: adds to the diagonal in place
     diagonal = np.abs(covariance - diag[:, :, None] * np.eye(d)).max(axis=(1, 2)) <= 1e-9 * diag.max(axis=1)
     precision = np.zeros_like(covariance)
     np.einsum("gii->gi", precision)[diagonal] = 1 / diag[diagonal]
