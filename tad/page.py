@@ -343,6 +343,41 @@ def glue_text(name: str, text: str) -> str:
     return text
 
 
+def read_glued(notebook: str | Path) -> dict[str, str]:
+    """The values an executed notebook glued (MyST-NB / scrapbook outputs), by name, as their plain text.
+
+    Lets one page (the introduction) restate what other pages computed. A missing file gives ``{}``, so a
+    page that was not run reads as "no values"; a later glue of the same name wins, as in MyST-NB.
+
+    Returns
+    -------
+    dict of str to str
+        Glue name to its text (the ``text/plain`` of the glued output, unquoted as `Glued` quotes it).
+    """
+    import ast
+    import json
+
+    path = Path(notebook)
+    if not path.is_file():
+        return {}
+    values = {}
+    for cell in json.loads(path.read_text()).get("cells", []):
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            text = output.get("data", {}).get(f"{meta.get('mime_prefix', '')}text/plain")
+            if text is None:
+                continue
+            text = "".join(text) if isinstance(text, list) else text
+            try:
+                value = ast.literal_eval(text)
+                values[meta["name"]] = value if isinstance(value, str) else text
+            except (ValueError, SyntaxError):
+                values[meta["name"]] = text
+    return values
+
+
 # --------------------------------------------------------------------------------------------- tables
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_synthetic_mvtec
 from tad.data import MVTEC_CATEGORIES, load_elpv
-from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page,
+from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued,
                       resolve_data, save_csv, select_trials, show_table)
 
 pytestmark = pytest.mark.filterwarnings("ignore::tad.data.DataWarning")  # synthetic classes have few images
@@ -222,3 +222,21 @@ def test_show_table_keeps_short_tables_plain_and_makes_long_ones_interactive_wit
     assert re.search(r"window\._itables_\w+\s*=", html)  # the library itself is defined on the page
     loads = re.findall(r"""(?:src=|import\s*(?:[^'"]*from\s*)?)["'](https?://[^"']+)""", html)
     assert loads == []  # the library is embedded, nothing is fetched
+
+
+def glued_output(name: str, plain: str, prefix: str = "application/papermill.record/") -> dict:
+    """A display_data output as MyST-NB's glue writes it into an executed notebook."""
+    return {"output_type": "display_data", "metadata": {"scrapbook": {"name": name, "mime_prefix": prefix}},
+            "data": {f"{prefix}text/plain": plain, f"{prefix}text/markdown": plain.strip("'")}}
+
+
+def test_read_glued_returns_each_name_once_unquoted_and_last_wins(tmp_path):
+    cells = [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [
+                 glued_output("best", "'0.950'"), {"output_type": "stream", "name": "stdout", "text": "x"}]},
+             {"cell_type": "markdown", "source": "text", "metadata": {}},
+             {"cell_type": "code", "source": "", "metadata": {}, "outputs": [
+                 glued_output("best", "'0.961'"), glued_output("n", "3"), glued_output("word", "higher", "")]}]
+    path = tmp_path / "page.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert read_glued(path) == {"best": "0.961", "n": "3", "word": "higher"}
+    assert read_glued(tmp_path / "absent.ipynb") == {}
