@@ -185,6 +185,23 @@ def keep_needed(splits: Sequence[Split], needs: Sequence[str]) -> tuple[list[Spl
     return kept, f"This page needs what these data sets lack, so it leaves them out: {', '.join(parts)}{rest}."
 
 
+def download_notice(root: str | Path, present: Sequence[str], missing: Sequence[str], reason: str = "") -> str:
+    """One line on the MVTec AD classes present and, when some are missing, how to place MVTec AD by hand.
+
+    ``present`` and ``missing`` as `tad.download.ensure_mvtec` returns them; ``reason`` why the download did not
+    bring them (its warning's text, or "" when it was not tried).
+    """
+    from tad.download import MVTEC_URL
+
+    have = f"MVTec AD under {root}: {len(present)} of {len(present) + len(missing)} classes present"
+    if not missing:
+        return f"{have}."
+    why = f" (the download did not bring them: {reason})" if reason else " (the download was not tried)"
+    return (f"{have}{why}. To place MVTec AD by hand: download {MVTEC_URL} or the archive from "
+            f"https://www.mvtec.com/company/research/datasets/mvtec-ad, extract it so that "
+            f"{root}/<class>/train/good/*.png exist, and set TAD_DATA={root}.")
+
+
 def data_line(splits: Sequence[Split]) -> str:
     """One line: which data sets, how many of the 15 MVTec AD classes and at what image size."""
     mvtec = [s for s in splits if s.name in MVTEC_CATEGORIES]

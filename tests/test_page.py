@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_synthetic_mvtec
 from tad.data import MVTEC_CATEGORIES, load_elpv
-from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued,
+from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued, download_notice,
                       resolve_data, save_csv, select_trials, show_table)
 
 pytestmark = pytest.mark.filterwarnings("ignore::tad.data.DataWarning")  # synthetic classes have few images
@@ -240,3 +240,15 @@ def test_read_glued_returns_each_name_once_unquoted_and_last_wins(tmp_path):
     path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     assert read_glued(path) == {"best": "0.961", "n": "3", "word": "higher"}
     assert read_glued(tmp_path / "absent.ipynb") == {}
+
+
+def test_download_notice_says_how_to_place_the_data_only_when_classes_are_missing():
+    from tad.download import MVTEC_URL
+
+    full = download_notice("/data", ["bottle", "screw"], [])
+    assert full == "MVTec AD under /data: 2 of 2 classes present."
+    offline = download_notice("/data", ["bottle"], ["cable", "screw"], "Name or service not known")
+    assert "\n" not in offline and "1 of 3 classes present" in offline
+    assert "place MVTec AD by hand" in offline and MVTEC_URL in offline and "TAD_DATA=/data" in offline
+    assert "Name or service not known" in offline
+    assert "not tried" in download_notice("/data", [], ["screw"])
