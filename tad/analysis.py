@@ -157,7 +157,7 @@ def normalised_copies(paths: Sequence[str | Path], folder: str | Path, target: f
         dest = folder / f"{i:05d}_{Path(path).stem}.png"
         if not (fresh and dest.is_file()):
             with Image.open(path) as im:
-                normalise_grey(im, target).save(dest, format="PNG")
+                normalise_grey(im, target).save(dest, format="PNG", compress_level=1)  # lossless, fast
         out.append(dest)
     stamp.write_text(repr(float(target)))
     return out

@@ -9,6 +9,7 @@ helpers below select trials of a results table, label configurations, format and
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -393,6 +394,38 @@ def read_glued(notebook: str | Path) -> dict[str, str]:
             except (ValueError, SyntaxError):
                 values[meta["name"]] = text
     return values
+
+
+_REFERENCE = re.compile(r"\{([\w.-]+)/(\w+)\}")
+
+
+def restate(template: str, glued: Mapping[str, Mapping[str, str]]) -> tuple[str, list[str]]:
+    """``template`` with every ``{page/name}`` replaced by the value that page glued under that name.
+
+    Parameters
+    ----------
+    template : str
+        Text with references such as ``"{02_layers/best_mean}"``.
+    glued : mapping of page name to (mapping of glue name to text)
+        As `read_glued` returns them, one per page.
+
+    Returns
+    -------
+    text : str
+        The filled template; a reference not found is left as it was.
+    missing : list of str
+        The references (``"page/name"``) not found, in order of appearance; empty when the text is complete.
+    """
+    missing = []
+
+    def value(match: re.Match) -> str:
+        page, name = match.groups()
+        if name in glued.get(page, {}):
+            return glued[page][name]
+        missing.append(f"{page}/{name}")
+        return match.group(0)
+
+    return _REFERENCE.sub(value, template), missing
 
 
 # --------------------------------------------------------------------------------------------- tables

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_synthetic_mvtec
 from tad.data import MVTEC_CATEGORIES, load_elpv
-from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued, download_notice,
+from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued, download_notice, restate,
                       resolve_data, save_csv, select_trials, show_table)
 
 pytestmark = pytest.mark.filterwarnings("ignore::tad.data.DataWarning")  # synthetic classes have few images
@@ -252,3 +252,12 @@ def test_download_notice_says_how_to_place_the_data_only_when_classes_are_missin
     assert "place MVTec AD by hand" in offline and MVTEC_URL in offline and "TAD_DATA=/data" in offline
     assert "Name or service not known" in offline
     assert "not tried" in download_notice("/data", [], ["screw"])
+
+
+def test_restate_fills_references_from_each_page_and_lists_the_missing_ones():
+    glued = {"02_layers": {"best_mean": "0.956", "best_layer": "all layers"}, "01_data": {}}
+    text, missing = restate("{02_layers/best_layer} gives {02_layers/best_mean}.", glued)
+    assert (text, missing) == ("all layers gives 0.956.", [])
+    text, missing = restate("{01_data/grey} and {09_maps/pro} but {02_layers/best_mean}", glued)
+    assert missing == ["01_data/grey", "09_maps/pro"]
+    assert text == "{01_data/grey} and {09_maps/pro} but 0.956"
