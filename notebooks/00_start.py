@@ -15,7 +15,7 @@
 #
 # > "Features from the CNN's deep layers with a low contribution ratio in principal component analysis are
 # > effective, and simple methods built on them, such as k-NN and a multivariate Gaussian (MVG), perform
-# > well enough." (abstract, our translation)
+# > well enough." (section 1, our translation)
 #
 # This page follows one defective test image from its file to its anomaly score, one step of `tad` at a
 # time, with a picture at each step. It runs in under a minute on a laptop CPU.

@@ -15,7 +15,7 @@
 #
 # > "MVTec AD is a data set of about 5,000 images of 15 kinds of industrial product. An image counts as
 # > anomalous when it shows partial damage or a stain, a problem close to real visual inspection of
-# > industrial products. [...] Performance is evaluated as the mean AUC over the 15 classes." (section 3,
+# > industrial products. [...] Performance is evaluated as the mean AUC over the 15 classes." (section 3.1,
 # > our translation)
 #
 # This page first tries to get the data, then says which {term}`MVTec AD` classes and which ELPV solar
@@ -88,8 +88,8 @@ if mvtec:
     counts = count_report(root).loc[[s.name for s in mvtec]]
     glue_text("mvtec_found", f"This run has {format_value(len(mvtec), 'count')} of the "
               f"{format_value(len(MVTEC_CATEGORIES), 'count')} MVTec AD classes; "
-              f"{format_value(int(counts.matches.sum()), 'count')} of them have the official split counts "
-              "(table below). Every mean in this book is over these classes only, not the paper's 15.")
+              f"{format_value(int(counts.matches.sum()), 'count')} of them have the official split counts. "
+              "Every mean in this book is over these classes only, not the paper's 15.")
     display(counts)
 else:
     glue_text("mvtec_found", "This run has no MVTec AD class, so the book runs on ELPV solar cells alone (below); "
@@ -185,6 +185,8 @@ else:
     glue_text("screw_intro", "Each image's mean grey level (0-255), summarised by group: the median over the "
               "group's images and the range of its middle 90 % (5th to 95th percentile).")
     display(grey.round(1))
+    for key, name in (("grey_train", "train (good)"), ("grey_good", "test good"), ("grey_defective", "test defective")):
+        glue_text(key, f"{grey.loc[name, 'median']:.1f}")
     ranges = {k: f"{r['median']:.1f} ({r['q05']:.1f}-{r['q95']:.1f})" for k, r in grey.iterrows()}
     darker = grey.loc["test good", "q95"] < min(grey.loc["train (good)", "q05"], grey.loc["test defective", "q05"])
     glue_text("screw_grey", f"Median (5-95 % range): training images {ranges['train (good)']}, good test images "
@@ -274,6 +276,9 @@ else:
     chance = {"lower": "below chance", "higher": "above chance", "within noise": "not distinguishable from chance"}
     helped = [str(k) for k, v in shift["normalised is"].items() if v == "higher"]
     hurt = [str(k) for k, v in shift["normalised is"].items() if v == "lower"]
+    glue_value("screw_layer1", first["as stored"])
+    glue_value("screw_layer1_normalised", first["normalised"])
+    glue_text("screw_layer1_vs_chance", chance[first["as stored vs chance"]])
     glue_text("screw_reading", "**What this shows.** As stored, layer 1 scores "
               f"{ci_text(first['as stored'], first['as stored low'], first['as stored high'])}, {chance[first['as stored vs chance']]} (the paper's table 3 "
               f"has {format_value(first['paper (table 3, k-NN)'], 'auroc')} there): its features rank the "
