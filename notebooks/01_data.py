@@ -69,7 +69,7 @@ from tad.analysis import grey_level_table, normalised_copies
 from tad.data import count_report, load_elpv, load_image, load_mask
 from tad.evaluate import auroc
 from tad.features import extract, select
-from tad.page import ci_text, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
 from tad.paper import paper_table
 from tad.stats import auroc_ci, compare_pairs, verdict
 from tad.sweep import score
@@ -228,6 +228,7 @@ if screw is None:
     glue_text("screw_table_intro", "")
 else:
     labels = screw.test_labels
+    chance = {"lower": "below chance", "higher": "above chance", "within noise": "not distinguishable from chance"}
     layers = range(1, page.backbone.n_layers + 1)
     pairs = [(f"normalised, layer {k}", f"as stored, layer {k}") for k in layers]
     compared = compare_pairs(labels, scores, pairs)
@@ -238,17 +239,17 @@ else:
             a = auroc(labels, scores[f"{version}, layer {k}"])
             lo, hi = auroc_ci(labels, scores[f"{version}, layer {k}"])
             row |= {version: a, f"{version} low": lo, f"{version} high": hi,
-                    f"{version} vs chance": verdict(a - 0.5, interval=(lo - 0.5, hi - 0.5))}
+                    f"{version} vs chance": chance[verdict(a - 0.5, interval=(lo - 0.5, hi - 0.5))]}
         row |= {"difference": cmp.diff, "diff low": cmp.ci_low, "diff high": cmp.ci_high, "p (Holm)": cmp.p_holm,
                 "normalised is": cmp.verdict, "paper (table 3, k-NN)": paper_table(3).loc["screw", str(k)]}
         rows.append(row)
     shift = pd.DataFrame(rows).set_index("layer")
     glue_text("screw_csv", save_csv(shift, page))
     glue_text("screw_table_intro", f"Image {{term}}`AUROC` of screw by layer ({page.backbone.name}, avg pooling, "
-              f"NPCA {format_value(ratio, 'percent')}, {estimator}), as stored and normalised, each with its 95 % "
+              f"NPCA {format_value(ratio, 'percent')}, {config_label({'estimator': estimator}, parts=('estimator',))}), as stored and normalised, each with its 95 % "
               "interval (`tad.stats.auroc_ci`); the difference with its simultaneous interval and Holm-adjusted "
               "DeLong p-value over the layers (`tad.stats.compare_pairs`), and the paper's table 3 for screw "
-              "(ENB5, k-NN), which has the same dip at the first layers. {glue:md}`screw_csv:myst`")
+              "(ENB5, k-NN). {glue:md}`screw_csv:myst`")
     display(shift[["as stored", "as stored vs chance", "normalised", "normalised vs chance", "difference",
                    "p (Holm)", "normalised is", "paper (table 3, k-NN)"]].round(3))
 
@@ -273,17 +274,17 @@ if screw is None:
     glue_text("screw_reading", "")
 else:
     first, last = shift.iloc[0], shift.iloc[-1]
-    chance = {"lower": "below chance", "higher": "above chance", "within noise": "not distinguishable from chance"}
     helped = [str(k) for k, v in shift["normalised is"].items() if v == "higher"]
     hurt = [str(k) for k, v in shift["normalised is"].items() if v == "lower"]
     glue_value("screw_layer1", first["as stored"])
     glue_value("screw_layer1_normalised", first["normalised"])
-    glue_text("screw_layer1_vs_chance", chance[first["as stored vs chance"]])
+    glue_text("screw_layer1_vs_chance", first["as stored vs chance"])
     glue_text("screw_reading", "**What this shows.** As stored, layer 1 scores "
-              f"{ci_text(first['as stored'], first['as stored low'], first['as stored high'])}, {chance[first['as stored vs chance']]} (the paper's table 3 "
-              f"has {format_value(first['paper (table 3, k-NN)'], 'auroc')} there): its features rank the "
-              "brighter defective images as the more normal ones. Normalised, layer 1 scores "
-              f"{format_value(first['normalised'], 'auroc')}, {chance[first['normalised vs chance']]}. "
+              f"{ci_text(first['as stored'], first['as stored low'], first['as stored high'])}, {first['as stored vs chance']} (the paper's "
+              f"table 3 has {first['paper (table 3, k-NN)']:g} there)"
+              + (": its features rank the defective images as the more normal ones" if first["as stored vs chance"]
+                 == "below chance" else "") + ". Normalised, layer 1 scores "
+              f"{format_value(first['normalised'], 'auroc')}, {first['normalised vs chance']}. "
               "Normalisation raises the AUROC beyond noise at "
               + (f"layer(s) {', '.join(helped)}" if helped else "no layer")
               + (f", lowers it at layer(s) {', '.join(hurt)}" if hurt else "")
