@@ -42,7 +42,7 @@ from tad.evaluate import auroc
 from tad.features import extract, preprocess, select
 from tad.page import ci_text, format_value, glue_text, glue_value, open_page
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
-from tad.reduce import n_kept, spectrum
+from tad.reduce import kept_axes, null_axes, spectrum
 from tad.stats import auroc_ci
 from tad.sweep import score
 
@@ -139,20 +139,22 @@ plt.show()
 # %% tags=["hide-input"]
 glue_value("ratio", ratio, "percent")
 mean, variances, axes_ = spectrum(X)
-kept = n_kept("npca", ratio, variances)
+kept, null = kept_axes("npca", ratio, variances), null_axes(variances)
 coordinates = (Y[ours] - mean) @ axes_  # the image's coordinate along each principal axis
 fig, ax = plt.subplots(figsize=(9, 3))
 ax.semilogy(variances + 1e-12, color="grey", label="training variance of the axis")
 ax.semilogy(coordinates ** 2 + 1e-12, color="tab:red", lw=0.8, label="our image's squared deviation")
-ax.axvspan(kept.start, len(variances) if kept.stop is None else kept.stop, color="orange", alpha=0.2,
-           label="kept by NPCA")
+ax.axvspan(kept.start, kept.stop or len(variances), color="orange", alpha=0.2, label="kept by NPCA")
+if null.start < null.stop:
+    ax.axvline(null.start, color="black", ls=":", label="null space from here")
 ax.set(xlabel="principal axis (largest variance first)", ylabel="squared value (log)")
 ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
 # Where the red line stands far above the grey one, the image departs from good images along a direction
-# they hardly vary in: the signal NPCA keeps.
+# they hardly vary in: the signal NPCA keeps. Past the dotted line, if there is one, good training images do
+# not vary at all (there are fewer of them than channels): that is the {term}`null space`.
 #
 # ## 5. The score, and all test images' scores
 #
