@@ -185,7 +185,7 @@ lo, hi = auroc_ci(labels, scores)
 glue_text("start_auroc", ci_text(auroc(labels, scores), lo, hi))
 glue_text("start_data", split.name)
 glue_value("start_rank", int((scores[labels == 0] < scores[ours]).sum()), "count")
-glue_value("start_good", int((labels == 0).sum()), "count")
+_ = glue_value("start_good", int((labels == 0).sum()), "count")
 
 # %% [markdown]
 # On {glue:text}`start_data` this configuration reaches an AUROC of {glue:text}`start_auroc` (95 %
