@@ -77,6 +77,7 @@ from tad.sweep import score
 page = open_page("01_data", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir)
 mvtec = [s for s in page.splits if s.name in MVTEC_CATEGORIES]
+_ = glue_value("mvtec_n", len(mvtec), "count")
 
 # %% [markdown]
 # ## Which MVTec AD classes are here
@@ -92,7 +93,7 @@ if mvtec:
               "Every mean in this book is over these classes only, not the paper's 15.")
     display(counts)
 else:
-    glue_text("mvtec_found", "This run has no MVTec AD class, so the book runs on ELPV solar cells alone (below); "
+    glue_text("mvtec_found", "This run has no MVTec AD class, so the book runs on ELPV solar cells alone; "
               "the parts of later pages that need an MVTec AD class say so.")
 
 # %% [markdown]
@@ -152,6 +153,7 @@ for kind in ("mono", "poly"):
                  "test good": int((split.test_labels == 0).sum()), "test anomalous": int(split.test_labels.sum()),
                  "left out (p = 1/3)": labels["possibly_defective"],
                  "left out (p = 2/3)": labels["likely_defective"], "size, mode": header(split.train[0].path)})
+    glue_text(f"elpv_{kind}_counts", f"{len(split.train)} / {len(split.test)}")
     picks[kind] = [t for t in split.test if t.label == 0][:2] + [t for t in split.test if t.label == 1][:2]
 pd.DataFrame(elpv).set_index("split")
 
@@ -178,6 +180,7 @@ screw = next((s for s in page.splits if s.name == "screw"), None)
 if screw is None:
     glue_text("screw_intro", "This run has no screw class, so there is nothing to measure here; place MVTec AD's "
               "screw under the data root to see it.")
+    glue_text("screw_grey", "")
 else:
     grey = grey_level_table({"train (good)": screw.train_paths,
                              "test good": [t.path for t in screw.test if t.label == 0],

@@ -77,7 +77,7 @@ for page, template in FINDINGS:
         text = "this page did not run in this build."
     elif missing:
         text = f"not in this build (the page glued no {', '.join(m.split('/')[1] for m in missing)})."
-    bullets.append(f"- {{doc}}`{page}`: {text}")
+    bullets.append(f"- {{doc}}`{page}`: {text}" if page in glued else f"- {page}: {text}")
 glue_text("findings", "\n".join(bullets))
 
 # %% [markdown]
@@ -96,6 +96,9 @@ glue_text("findings", "\n".join(bullets))
 NUMBERS = [  # (page, glue name, what it is)
     ("00_start", "start_auroc", "start page: AUROC [95 % interval]"),
     ("00_start", "start_good", "start page: good test images"),
+    ("01_data", "mvtec_n", "data: MVTec AD classes present"),
+    ("01_data", "elpv_mono_counts", "data: ELPV mono cells, train / test"),
+    ("01_data", "elpv_poly_counts", "data: ELPV poly cells, train / test"),
     ("01_data", "grey_train", "screw: median grey level, training images"),
     ("01_data", "grey_good", "screw: median grey level, good test images"),
     ("01_data", "grey_defective", "screw: median grey level, defective test images"),
