@@ -43,7 +43,7 @@
 # saying which data and weights it found. This page is executed last: what follows is read from the other
 # pages of this very build, so it holds for whatever data and parameters the build ran.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 generated = "../book/generated"  # folder of the executed pages whose glued values this page restates
 
 # %% tags=["remove-cell"]
@@ -76,7 +76,7 @@ for page, template in FINDINGS:
     if missing and page not in glued:
         text = "this page did not run in this build."
     elif missing:
-        text = f"not in this build (the page glued no {', '.join(m.split('/')[1] for m in missing)})."
+        text = f"not in this build (that page computed no {', '.join(m.split('/')[1] for m in missing)})."
     bullets.append(f"- {{doc}}`{page}`: {text}" if page in glued else f"- {page}: {text}")
 glue_text("findings", "\n".join(bullets))
 
