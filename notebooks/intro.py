@@ -60,7 +60,7 @@ FINDINGS = [  # (page, sentence with {page/name} references to that build's glue
     ("00_start", "One image's way from file to score: on {00_start/start_data}, one layer's average-pooled "
                  "features, NPCA and a Gaussian reach an AUROC of {00_start/start_auroc}."),
     ("01_data", "{01_data/mvtec_found}"),
-    ("01_data", "Screw's grey levels: {01_data/screw_grey} As stored, screw's layer 1 scores {01_data/screw_layer1}, "
+    ("01_data", "Screw: {01_data/screw_grey} As stored, screw's layer 1 scores {01_data/screw_layer1}, "
                 "{01_data/screw_layer1_vs_chance}; with every image at the same mean grey level it scores "
                 "{01_data/screw_layer1_normalised}."),
     ("02_layers", "Which layer: over {02_layers/n_sets} data set(s) the best mean AUROC is at "
