@@ -40,7 +40,8 @@ from tad.estimators import make_estimator
 from tad.evaluate import auroc, bootstrap_ci
 from tad.features import select
 from tad.reduce import Reducer
-from tad.sweep import REDUCTIONS, run_grid, split_features
+from tad.features import split_features
+from tad.sweep import REDUCTIONS, run_grid
 
 ESTIMATORS = ("mvg", "knn1", "knn5", "knn10")
 NAIVE = "naive sklearn Pipeline per trial"

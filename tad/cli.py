@@ -109,7 +109,7 @@ def _grid(args: argparse.Namespace) -> int:
         _extract(split, bb, args)
     df = run_grid(splits, bb, args.results, layers=layers, poolings=args.poolings, reductions=reductions,
                   estimators=args.estimators, basis=args.basis, input_size=args.input_size, cache_dir=args.cache,
-                  device=args.device, scheduler=args.scheduler, workers=args.workers)
+                  device=args.device, batch_size=args.batch_size, scheduler=args.scheduler, workers=args.workers)
     best = df.sort_values("auroc", ascending=False).groupby("dataset").head(3)
     print(f"{len(df)} trials in {args.results}; best per data set:")
     print(best[["dataset", "layer", "pooling", "reduction", "ratio", "estimator", "auroc", "ci_low", "ci_high"]]
@@ -199,7 +199,8 @@ def _extract(split, bb, args: argparse.Namespace) -> None:
 def _config(args: argparse.Namespace) -> dict:
     """The trial settings shared by `layers` and `evaluate`, as keyword arguments of `evaluate_config`."""
     return dict(pooling=args.pooling, reduction=args.reduction, ratio=_ratio(args), estimator=args.estimator,
-                basis=args.basis, input_size=args.input_size, cache_dir=args.cache, device=args.device)
+                basis=args.basis, input_size=args.input_size, cache_dir=args.cache, device=args.device,
+                batch_size=args.batch_size)
 
 
 def _ratio(args: argparse.Namespace) -> float | None:

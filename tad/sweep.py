@@ -25,7 +25,7 @@ from tad.backbones import Backbone, load_backbone, parse_layers
 from tad.data import Split, load_split
 from tad.estimators import ESTIMATORS, make_estimator
 from tad.evaluate import auroc, bootstrap_ci
-from tad.features import POOLING_CHOICES, Features, extract, select
+from tad.features import POOLING_CHOICES, select, split_features
 from tad.reduce import DEFAULT_BASIS, PrincipalAxes, check_reduction, warn_basis_dependent
 from tad.results import KEY, Appender, data_key, read_rows, trial_key  # noqa: F401 - KEY re-exported
 
@@ -34,35 +34,6 @@ RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
 REDUCTIONS: tuple[tuple[str, float | None], ...] = (
     (("none", None),) + tuple(("pca", r) for r in RATIOS) + tuple(("npca", r) for r in RATIOS)
 )
-
-
-def split_features(
-    split: Split,
-    backbone: Backbone,
-    *,
-    input_size: int | None = None,
-    noise_std: float = 0.0,
-    n_augment: int = 0,
-    cache_dir: str | Path | None = None,
-    device: str = "cpu",
-    batch_size: int = 32,
-    progress: bool = True,
-) -> tuple[Features, Features]:
-    """Features of a split's training and test images.
-
-    With ``n_augment > 0`` the training set is the clean images plus ``n_augment`` noisy copies of each
-    (Gaussian noise of standard deviation ``noise_std`` on the [0, 1] image, a different draw per copy);
-    test images are never augmented.
-    """
-    if n_augment and not noise_std:
-        raise ValueError(f"n_augment={n_augment} needs noise_std > 0")
-    kw = dict(input_size=input_size, cache_dir=cache_dir, device=device, batch_size=batch_size, progress=progress)
-    train = extract(backbone, split.train_paths, **kw)
-    copies = [extract(backbone, split.train_paths, noise_std=noise_std, noise_seed=c, **kw)
-              for c in range(1, n_augment + 1)]
-    if copies:
-        train = {k: np.concatenate([train[k]] + [c[k] for c in copies]) for k in train}
-    return train, extract(backbone, split.test_paths, **kw)
 
 
 def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
@@ -133,6 +104,7 @@ def evaluate_config(
     input_size: int | None = None,
     cache_dir: str | Path | None = None,
     device: str = "cpu",
+    batch_size: int = 32,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict:
@@ -154,7 +126,8 @@ def evaluate_config(
     split = load_split(category, root, seed=seed)
     bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
     parse_layers(bb, layer)  # fail before the extraction, not after
-    train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device)
+    train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device,
+                                 batch_size=batch_size)
     X, Y = select(train, layer, pooling, bb), select(test, layer, pooling, bb)
     config = {"dataset": split.name, "backbone": bb.name, "layer": str(layer), "pooling": pooling,
               "reduction": reduction, "ratio": ratio, "basis": basis, "estimator": estimator}
@@ -178,6 +151,7 @@ def run_grid(
     n_augment: int = 0,
     cache_dir: str | Path | None = None,
     device: str = "cpu",
+    batch_size: int = 32,
     n_boot: int = 1000,
     seed: int = 0,
     flow_params: dict | None = None,
@@ -213,8 +187,8 @@ def run_grid(
         Default every layer of the backbone and ``"all"``.
     poolings, reductions, estimators, basis
         The choices to cross; see `POOLING_CHOICES`, `REDUCTIONS`, `ESTIMATORS`, `tad.reduce.BASES`.
-    input_size, noise_std, n_augment, cache_dir, device
-        Feature extraction, see `split_features`.
+    input_size, noise_std, n_augment, cache_dir, device, batch_size
+        Feature extraction, see `tad.features.split_features`.
     n_boot : int
         Bootstrap resamples for each trial's confidence interval.
     flow_params : dict, optional
@@ -272,7 +246,7 @@ def run_grid(
             for split, configs in todo:
                 train, test = split_features(split, backbone, input_size=input_size, noise_std=noise_std,
                                              n_augment=n_augment, cache_dir=cache_dir, device=device,
-                                             progress=progress)
+                                             batch_size=batch_size, progress=progress)
                 for (lay, pool), group in itertools.groupby(configs, key=lambda c: (c["layer"], c["pooling"])):
                     yield (select(train, lay, pool, backbone), select(test, lay, pool, backbone),
                            split.test_labels, _units(list(group)))

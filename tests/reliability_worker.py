@@ -49,15 +49,15 @@ def race(root: str, cache: str, results: str, seconds: str, ready: str) -> None:
 
 def extract(root: str, cache: str, out: str, log: str) -> None:
     """Extract into a shared cache once the other worker is ready; log each real computation, held 1 s."""
-    compute = tad.features._compute
+    compute = tad.features.backbone_outputs
 
-    def logged_compute(*args):
+    def logged_compute(*args, **kwargs):
         with open(log, "a") as f:
             f.write("compute\n")
         time.sleep(1.0)
-        return compute(*args)
+        return compute(*args, **kwargs)
 
-    tad.features._compute = logged_compute
+    tad.features.backbone_outputs = logged_compute
     bb = load_backbone("tf_efficientnet_lite0")
     Path(out).with_suffix(".ready").touch()  # barrier: start extracting together with the other worker
     deadline = time.monotonic() + 120

@@ -17,7 +17,8 @@ from dask.distributed import Client, LocalCluster
 
 from reliability_worker import FLOW_GRID as GRID
 from tad.backbones import load_backbone
-from tad.data import load_split, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import load_split
 from tad.results import trial_key
 from tad.sweep import REDUCTIONS, run_grid
 

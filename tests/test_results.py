@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from tad.data import load_split, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import load_split
 from tad.results import KEY, Appender, data_key, read_rows, trial_key
 
 

@@ -14,7 +14,8 @@ from tad.data import load_split
 from tad.estimators import ESTIMATORS, make_estimator
 from tad.features import POOLING_CHOICES, extract, select
 from tad.reduce import Reducer
-from tad.sweep import REDUCTIONS, evaluate_config, run_grid, score, split_features
+from tad.features import split_features
+from tad.sweep import REDUCTIONS, evaluate_config, run_grid, score
 
 SIZE = 64
 
@@ -81,17 +82,6 @@ def test_score_equals_naive_pipeline(lite0, data, split):
     reducer = Reducer("npca", 0.3).fit(X)
     expected = make_estimator("knn5").fit(reducer.transform(X)).score_samples(reducer.transform(Y))
     np.testing.assert_allclose(score(X, Y, "npca", 0.3, "knn5"), expected, rtol=1e-9)
-
-
-def test_split_features_augments_training_set_only(lite0, data, split):
-    train, test = split_features(split, lite0, input_size=SIZE, noise_std=0.05, n_augment=2,
-                                 cache_dir=data[1], progress=False)
-    clean = extract(lite0, split.train_paths, input_size=SIZE, cache_dir=data[1], progress=False)
-    assert train[3].shape[0] == 3 * 20 and test[3].shape[0] == 10
-    np.testing.assert_array_equal(train[3][:20], clean[3])
-    assert not np.allclose(train[3][20:40], train[3][40:], atol=1e-4)
-    with pytest.raises(ValueError, match="noise_std"):
-        split_features(split, lite0, n_augment=1)
 
 
 def test_evaluate_config_end_to_end(lite0, data, split):
