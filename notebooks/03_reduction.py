@@ -269,12 +269,14 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # Under the default `"block"` reading {glue:text}`n_dependent_block` do; its cells are the same for any basis.
 # The paper's configuration here, {glue:md}`paper_config:myst`
 #
-# {glue:md}`only_null:myst` Such a reduction ignores every direction the good images vary in and measures only
-# how far a test image lies from the affine span of the training features (every training image projects to
-# the same point there). That is a known detector under other names: the feature reconstruction error of DFM
-# (Ahuja et al., 2019), and in process monitoring the residual of a PCA model on all non-zero axes, the
-# squared prediction error (SPE, or Q statistic). Under `"dims"` it appears whenever `round(r * d)` does not
-# exceed the null space's dimension, which a reader of table 2 could not have guessed.
+# {glue:md}`only_null:myst` Such a reduction ignores every direction the good images vary in: every training
+# image projects to the same point, and the score measures how far a test image leaves the affine span of the
+# training features, along `round(r * d)` of the `d - rank` directions that leave it, chosen by `eigh`. Taken
+# whole (any basis), that distance is a known detector under other names: the feature reconstruction error of
+# DFM (Ahuja et al., 2019), and in process monitoring the residual of a PCA model on all non-zero axes, the
+# squared prediction error (SPE, or Q statistic). Under `"dims"` such a reduction appears whenever
+# `round(r * d)` does not exceed the null space's dimension, which a reader of table 2 could not have guessed;
+# the page *Why does keeping the smallest-variance axes work?* measures the residual alone.
 #
 # **The gain.** The paper's gain of NPCA 50 % over no reduction is {glue:text}`paper_npca_gain` (its table 2).
 # On the classes at hand, paired on the same test images:
