@@ -267,7 +267,7 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # **Which numbers are well defined.** Under the {glue:text}`basis` reading, {glue:text}`n_dependent` of the
 # {glue:text}`n_cells` cells depend on an arbitrary basis of the null space: {glue:text}`dependent_cells`.
 # Under the default `"block"` reading {glue:text}`n_dependent_block` do; its cells are the same for any basis.
-# The paper's configuration here, {glue:md}`paper_config:myst`
+# The paper's configuration as we read it (layer 7, avg, NPCA 50 %, MVG) gives {glue:md}`paper_config:myst`
 #
 # {glue:md}`only_null:myst` Such a reduction ignores every direction the good images vary in: every training
 # image projects to the same point, and the score measures how far a test image leaves the affine span of the

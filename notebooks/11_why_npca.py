@@ -30,11 +30,11 @@ input_size = None                   # None means the weights' native size
 pooling = "avg"
 ratio = 0.5                         # the halves: PCA / NPCA at this ratio
 estimator = "mvg"
-shrink_layers = [7, "all"]          # layers of the shrinkage experiment
+shrink_layers = [7]                 # layers of the shrinkage experiment (e.g. [7, "all"])
 shrinkages = [0.01, 0.1, None, 0.9]  # fixed intensities; None is Ledoit-Wolf's estimate
 subsample_layers = [6, 7]           # layers of the training-set-size experiment
 subsample_sizes = [5, 10, 20, 50, 100]  # training-set sizes besides "all"
-subsample_draws = 3                 # random subsets per size
+subsample_draws = 2                 # random subsets per size
 device = "cpu"
 cache_dir = "../.cache/tad"
 results = "../.cache/results/grid.jsonl"
@@ -194,12 +194,12 @@ shrink_wide.round(3)
 # %% [markdown]
 # ## What happens as n_train grows past d?
 #
-# The training set of one class, subsampled (seeded, without replacement) to several sizes, at layers whose
+# The training set of the class with the most training images, subsampled (seeded, without replacement) to several sizes, at layers whose
 # dimension the full set does or does not exceed; each AUROC with its 95 % interval (`tad.stats.auroc_ci`, which
 # stays open at AUROC 1 where a percentile bootstrap collapses) and the null-space dimension of the subset.
 
 # %% tags=["hide-input"]
-sub_name = next((n for n in page.names if len(features[n][0][1]) > max(subsample_sizes)), page.names[0])
+sub_name = max(page.names, key=lambda n: len(pair(n, subsample_layers[0])[0]))  # the most training images
 parts = []
 for lay in subsample_layers:
     X, Y = pair(sub_name, lay)
