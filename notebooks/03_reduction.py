@@ -244,6 +244,7 @@ glue_text("dependent_cells", "none of them" if dependent.empty else listing(
 glue_value("n_dependent_block", int(grid[grid.basis == DEFAULT_BASIS].basis_dependent.sum()), "count")
 only_null = kept[(kept.basis == "dims") & (kept["kept"] == kept["kept in null"]) & (kept["kept"] > 0)]
 glue_text("only_null", (
+    "The `\"dims\"` reading is not run here (parameter `basis`)." if "dims" not in readings else
     "Under \"dims\" no reduction here keeps null-space axes only." if only_null.empty else
     "Under \"dims\", these reductions keep null-space axes only: " + listing(
         f"{r.dataset} {r.reduction}" for r in only_null.itertuples()) + "."))
@@ -256,6 +257,8 @@ for name in page.names:
              for reading in readings]
     sentences.append(f"{name}: " + ", ".join(parts))
 glue_text("paper_config", "; ".join(sentences) + ".")
+glue_text("paper_reading", config_label({"layer": layer, "pooling": pooling, "reduction": "npca", "ratio": 0.5,
+                                         "estimator": estimator}))
 glue_text("gain_lines", "\n".join(
     f"- {r.dataset}, {r.comparison} under {r.basis!r}: {format_value(r.diff, 'diff')}; {r.statement}."
     for r in gains.itertuples()))
@@ -267,7 +270,7 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # **Which numbers are well defined.** Under the {glue:text}`basis` reading, {glue:text}`n_dependent` of the
 # {glue:text}`n_cells` cells depend on an arbitrary basis of the null space: {glue:text}`dependent_cells`.
 # Under the default `"block"` reading {glue:text}`n_dependent_block` do; its cells are the same for any basis.
-# The paper's configuration as we read it (layer 7, avg, NPCA 50 %, MVG) gives {glue:md}`paper_config:myst`
+# The paper's configuration as we read it ({glue:text}`paper_reading`) gives {glue:md}`paper_config:myst`
 #
 # {glue:md}`only_null:myst` Such a reduction ignores every direction the good images vary in: every training
 # image projects to the same point, and the score measures how far a test image leaves the affine span of the
