@@ -42,6 +42,7 @@ seed = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from myst_nb import glue
 
 from tad.data import ELPV_CATEGORIES, resolve_root
@@ -53,6 +54,7 @@ from tad.plots import roc_figure, score_histogram
 from tad.stats import compare_pairs, defect_aurocs, gain_statement, score_interval
 from tad.sweep import REDUCTIONS, run_grid, score, split_features
 
+set_matplotlib_formats("png")  # glue needs a PNG of tad.plots' figures before pyplot has drawn any
 found, _ = resolve_data(resolve_root(data_root), classes)
 wanted = [c for c in found if c not in ELPV_CATEGORIES] + list(elpv_classes)
 page = open_page("10_datasets", data_root=data_root, classes=wanted or found, backbone=backbone,
