@@ -109,7 +109,7 @@ for split in mapped:
             runs[split.name] = res
 maps_table = pd.DataFrame(rows, columns=["dataset", "reduction", "pixel AUROC", "PRO (FPR 0.3)",
                                          "image AUROC (map max)", "ci_low", "ci_high", "seconds"])
-maps_table.set_index(["dataset", "reduction"]).round(3)
+maps_table.set_index(["dataset", "reduction"]).round(3) if runs else print("No maps: " + missing)
 
 # %% [markdown]
 # ## The map's maximum against the pooled vector, at image level
