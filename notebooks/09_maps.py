@@ -55,8 +55,7 @@ from tad.data import load_image
 from tad.evaluate import auroc
 from tad.features import select
 from tad.maps import PATCH_ESTIMATORS, evaluate_maps
-from tad.page import (ci_text, config_label, format_value, glue_text, glue_value, keep_needed, open_page,
-                      save_csv, show_table)
+from tad.page import ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv
 from tad.plots import roc_figure, score_histogram
 from tad.stats import auroc_ci, compare_pairs
 from tad.sweep import score, split_features
@@ -226,15 +225,7 @@ _ = glue_text("map_figures", figures or "No data set of this run has masks, so t
 # %% tags=["remove-cell"]
 if runs:
     ours = maps_table[maps_table.reduction == names[main]].set_index("dataset")
-    glue_value("n_mapped", len(ours), "count")
-    glue_value("pix_low", ours["pixel AUROC"].min())
-    glue_value("pix_high", ours["pixel AUROC"].max())
-    glue_value("pro_low", ours["PRO (FPR 0.3)"].min())
-    glue_value("pro_high", ours["PRO (FPR 0.3)"].max())
-    glue_value("pro_below", int((ours["PRO (FPR 0.3)"] < ours["pixel AUROC"]).sum()), "count")
     verdicts = image_table["verdict"].dropna()
-    glue_text("image_verdicts", "; ".join(f"{d}: {v}" for d, v in verdicts.items()))
-    glue_value("n_differ", int((verdicts != "within noise").sum()), "count")
     if len(variants) > 1:
         wide = maps_table.pivot(index="dataset", columns="reduction",
                                 values=["pixel AUROC", "PRO (FPR 0.3)", "image AUROC (map max)"])
