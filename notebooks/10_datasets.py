@@ -156,13 +156,20 @@ table2.round(3)
 npca, none_, pca = (config_label({"reduction": m, "ratio": r}, parts=("reduction",))
                     for m, r in [("npca", 0.5), ("none", None), ("pca", 0.5)])
 best = table3.idxmax(axis=1)
+
+
+def at(lay: int | str) -> str:
+    """A layer as the book writes it: "layer 7", "all layers"."""
+    return config_label({"layer": lay}, parts=("layer",))
+
+
 families = []
 for name in page.names:
-    cand = {f"layer {lay}": scores_of(name, lay, "npca", 0.5, "knn1") for lay in dict.fromkeys([best[name], "1", str(layer)])}
+    cand = {at(lay): scores_of(name, lay, "npca", 0.5, "knn1") for lay in dict.fromkeys([best[name], "1", str(layer)])}
     cand |= {f"MVG, {npca}": scores_of(name, layer, "npca", 0.5, "mvg"),
              f"MVG, {none_}": scores_of(name, layer, "none", None, "mvg"),
-             f"MVG, {pca}": scores_of(name, layer, "pca", 0.5, "mvg"), f"1-NN, {npca}": cand[f"layer {layer}"]}
-    pairs = [(f"layer {best[name]}", f"layer {lay}") for lay in dict.fromkeys(["1", str(layer)]) if lay != best[name]]
+             f"MVG, {pca}": scores_of(name, layer, "pca", 0.5, "mvg"), f"1-NN, {npca}": cand[at(layer)]}
+    pairs = [(at(best[name]), at(lay)) for lay in dict.fromkeys(["1", str(layer)]) if lay != best[name]]
     pairs += [(f"MVG, {npca}", f"MVG, {none_}"), (f"MVG, {npca}", f"MVG, {pca}"), (f"MVG, {npca}", f"1-NN, {npca}")]
     families.append(compare_pairs(labels[name], cand, pairs).assign(dataset=name, level=1 - 0.05 / len(pairs)))
 comparisons = pd.concat(families, ignore_index=True)
@@ -225,10 +232,10 @@ def verdict_of(name: str, a: str, b: str) -> pd.Series:
 paper_gain = paper2.loc[("npca", 0.5)] - paper2.loc["none"].iloc[0]
 depth, npca_lines, est_lines = [], [], []
 for name in page.names:
-    top = f"layer {best[name]}"
+    top = at(best[name])
     parts = [f"against {r.b}: {r.verdict} ({ci_text(r['diff'], r.ci_low, r.ci_high)})"
              for _, r in comparisons[(comparisons.dataset == name) & (comparisons.a == top)].iterrows()]
-    depth.append(f"- **{name}**: the highest AUROC is at {config_label({'layer': best[name]}, parts=('layer',))} "
+    depth.append(f"- **{name}**: the highest AUROC is at {top} "
                  f"({format_value(table3.loc[name, best[name]], 'auroc')})"
                  + ("; " + ", ".join(parts) if parts else "") + ".")
     r = verdict_of(name, f"MVG, {npca}", f"MVG, {none_}")
@@ -253,7 +260,9 @@ glue_text("hardest", "; ".join(f"{r.dataset}: {r.defect} ({r.interval})" for r i
 #
 # **Depth.** Per data set, the best layer of the first table, compared with layer 1 and layer {glue:text}`layer`:
 #
-# {glue:md}`depth_lines:myst`
+# ```{glue:md} depth_lines
+# :format: myst
+# ```
 #
 # A verdict "higher" against layer 1 says that the best layer beats the shallowest one on that data set,
 # not that AUROC rises with every layer: the figure shows where each curve climbs, where it is flat within
@@ -262,7 +271,9 @@ glue_text("hardest", "; ".join(f"{r.dataset}: {r.defect} ({r.interval})" for r i
 # **NPCA.** The paper's table 2 gain of NPCA 50 % over no reduction is {glue:text}`paper_gain` (mean over its
 # 15 classes). Per data set here, at layer {glue:text}`layer` with MVG:
 #
-# {glue:md}`npca_lines:myst`
+# ```{glue:md} npca_lines
+# :format: myst
+# ```
 #
 # **The estimator.** MVG against 1-NN at NPCA 50 %: {glue:text}`est_line`.
 #
