@@ -32,9 +32,8 @@ input_size = None                   # None means the weights' native size
 layers = [3, 4]                     # layers kept per position (deeper maps resized to the finest grid)
 reduction = "npca"                  # per-position reduction: "npca", "pca" or "none"
 ratio = 0.5
-estimator = "mvg"                   # tad.maps.PATCH_ESTIMATORS: a Gaussian per position, or patch k-NN
-shared = False                      # True: one model for all positions (k-NN: PatchCore without coreset, needs a GPU)
-k = 1                               # neighbours for the k-NN estimator
+estimator = "mvg"                   # tad.maps.PATCH_ESTIMATORS: "mvg" (a Gaussian per position) or patch "knn1" etc.
+shared = False                      # True: one model for all positions (knn1: PatchCore without coreset, needs a GPU)
 compare_none = True                 # also run with no reduction (same maps, no NPCA) for comparison
 resolution = 256                    # side of the evaluation grid, px
 sigma = 4                           # Gaussian smoothing of the maps, px of the evaluation grid
@@ -97,7 +96,7 @@ runs, rows = {}, []
 for split in mapped:
     for method, r in variants:
         res = evaluate_maps(split, page.backbone, layers=layers, input_size=input_size, estimator=estimator,
-                            reduction=method, ratio=r, shared=shared, k=k, resolution=resolution, sigma=sigma,
+                            reduction=method, ratio=r, shared=shared, resolution=resolution, sigma=sigma,
                             cache_dir=page.cache_dir, device=device)
         peak = res["maps"].max(axis=(1, 2))
         low, high = auroc_ci(res["labels"], peak)
@@ -267,7 +266,7 @@ glue_text("summary", summary)
 # ## Try it
 #
 # 1. The PatchCore-style alternative, the nearest training patch from any position (`shared`), on a GPU:
-#    `.venv/bin/python scripts/build_book.py --only 09_maps -p estimator knn -p shared true -p device cuda`.
+#    `.venv/bin/python scripts/build_book.py --only 09_maps -p estimator knn1 -p shared true -p device cuda`.
 #    Look at whether PRO moves more than pixel AUROC, and at the good image with the highest maximum.
 # 2. Deeper, coarser features: `.venv/bin/python scripts/build_book.py --only 09_maps -p layers '[4, 5]'`.
 #    Look at the smallest defects in the figures: a coarser grid blurs them, and PRO should fall first.
