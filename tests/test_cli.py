@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
 
 import tad.backbones
 import tad.reduce
