@@ -13,155 +13,181 @@
 # %% [markdown]
 # # Where is the defect? Anomaly maps from transferred features (beyond the paper)
 #
-# Ono & Mori score whole images: one layer pooled to a vector, NPCA, then MVG or k-NN (their best: layer 7,
-# NPCA 50 %, MVG, mean image AUROC 0.975 over 15 classes). They name anomaly *segmentation* with transferred
-# features as future work, and cite PaDiM (their reference [1]), which does it by keeping the spatial
-# activations and fitting a Gaussian at every position. This page takes that step with the book's own
-# ingredients: the activations of two mid-level layers kept per position, NPCA 50 % and a Gaussian (MVG)
-# fitted *at each position* of the feature grid on the good training images, the Mahalanobis distance of
-# every test patch as its anomaly score, upsampled and smoothed into a map the size of the image.
+# Ono & Mori score whole images and leave localisation to later work:
 #
-# **This run differs from the paper** (which has no such experiment and no reference numbers): the MVTec AD
-# classes present under the data root (here 3 of 15, downscaled to 512 px), and the offline backbone
-# EfficientNet-Lite0 (real ImageNet weights) instead of ENB5. Maps and ground truth are compared at
-# 256 x 256 px.
+# > "As future work, we will address segmentation of anomalous regions by transfer learning, analysis of the
+# > extracted features and how they work, and verification on data sets other than MVTec." (section 4, our
+# > translation; the paper has no table for it.)
+#
+# This page takes that step with the book's own ingredients, as PaDiM (the paper's reference [1]) does: the
+# activations of two mid-level layers kept per position, NPCA and a Gaussian ({term}`MVG`) fitted *at each
+# position* of the feature grid on the good training images, and the {term}`Mahalanobis distance` of every
+# test patch as its anomaly score, upsampled and smoothed into a map the size of the image.
 
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
-classes = None                      # list of class names; None means every MVTec AD class present
+classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
 backbone = "tf_efficientnet_lite0"  # any of tad.backbones.BACKBONES whose weights are at hand
 input_size = None                   # None means the weights' native size
 layers = [3, 4]                     # layers kept per position (deeper maps resized to the finest grid)
 reduction = "npca"                  # per-position reduction: "npca", "pca" or "none"
 ratio = 0.5
-estimator = "mvg"                   # "mvg" (Gaussian per position) or "knn" (patch k-NN)
-shared = False                      # True: one model for all positions (knn: PatchCore without coreset, needs a GPU)
-k = 1                               # neighbours for the "knn" estimator
+estimator = "mvg"                   # tad.maps.PATCH_ESTIMATORS: "mvg" (a Gaussian per position) or patch "knn1" etc.
+shared = False                      # True: one model for all positions (knn1: PatchCore without coreset, needs a GPU)
 compare_none = True                 # also run with no reduction (same maps, no NPCA) for comparison
 resolution = 256                    # side of the evaluation grid, px
 sigma = 4                           # Gaussian smoothing of the maps, px of the evaluation grid
 pooled_layer = 7                    # the image-level baseline: this layer, avg pooling, same reduction, MVG
 device = "cpu"
-cache_dir = "../.cache/tad"
-results = "../.cache/results/grid.jsonl"
-n_boot = 1000
+cache_dir = None                    # None means $TAD_CACHE (the library's default)
+results = None                      # None means results.jsonl in the cache
 seed = 0
 
-# %%
-from pathlib import Path
-
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+from myst_nb import glue
 
 from tad.data import load_image
-from tad.evaluate import bootstrap_ci, paired_bootstrap
+from tad.evaluate import auroc
 from tad.features import select
 from tad.maps import PATCH_ESTIMATORS, evaluate_maps
-from tad.report import setup_run
-from tad.sweep import run_grid, score, split_features
+from tad.page import ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv
+from tad.plots import roc_figure, score_histogram
+from tad.stats import auroc_ci, compare_pairs
+from tad.sweep import score, split_features
 
-Path(results).parent.mkdir(parents=True, exist_ok=True)
+set_matplotlib_formats("png")  # glue needs a PNG of tad.plots' figures before pyplot has drawn any
 if estimator not in PATCH_ESTIMATORS:  # fail before extracting anything
     raise ValueError(f"estimator {estimator!r} not in {PATCH_ESTIMATORS}")
-splits, bb = setup_run(data_root, classes, backbone, input_size, seed, require_masks=True)
-size = input_size or bb.input_size
-map_config = dict(layers=layers, input_size=input_size, estimator=estimator, shared=shared, k=k,
-                  resolution=resolution, sigma=sigma, cache_dir=cache_dir, device=device)
-
-# %% [markdown]
-# ## Maps, scored against the ground truth
-#
-# For every class: the anomaly map of each test image, then
-#
-# - **pixel AUROC**: ROC AUC over the pooled pixels of all test images of the class (good images count as
-#   all-normal masks), the usual MVTec localisation metric;
-# - **PRO** (per-region overlap, MVTec AD's definition): at each threshold, the mean over connected defect
-#   regions of the share of the region flagged, plotted against the false-positive rate on normal pixels,
-#   integrated up to FPR 0.3 and divided by 0.3 (1 is perfect, 0.15 a constant map). A large defect cannot
-#   hide a missed small one, as it can in pixel AUROC;
-# - **image AUROC from the map**: each image scored by the maximum of its map, with a 95 % stratified
-#   bootstrap interval over the test images (the mean row has none).
-#
-# The pixel metrics pool pixels that are far from independent (neighbours share features and smoothing), so
-# no interval is given for them; read differences of a few thousandths between rows as noise. The seconds
-# include feature extraction, or reading the cache when an earlier run made the maps.
-
-# %%
-runs, rows = {}, []
+page = open_page("09_maps", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
+                 seed=seed, cache_dir=cache_dir, results=results)
+mapped, missing = keep_needed(page.splits, ["masks"])
+print(missing or f"Every data set here has ground-truth masks: {', '.join(s.name for s in mapped)}.")
 main = (reduction, None if reduction == "none" else ratio)
 variants = [main] + ([("none", None)] if compare_none and reduction != "none" else [])
-names = {v: f"{v[0]} {v[1]:.0%}" if v[1] else v[0] for v in variants}
-for split in splits:
+names = {v: config_label({"reduction": v[0], "ratio": v[1]}, parts=("reduction",)) for v in variants}
+glue_text("missing", missing or "Every data set of this run has ground-truth masks, so every one is mapped.")
+_ = glue_text("setup", f"layers {', '.join(map(str, layers))} of {page.backbone.name}, {names[main]}, "
+          f"{estimator}{' shared over positions' if shared else ' per position'}")
+
+# %% [markdown]
+# Anomaly maps need ground-truth masks to be scored. {glue:text}`missing`
+#
+# ## Maps, scored against the ground truth
+#
+# For every data set with masks, the anomaly map of each test image ({glue:text}`setup`), then
+#
+# - **pixel {term}`AUROC`**: ROC AUC over the pooled pixels of all test images (good images count as
+#   all-normal masks), the usual MVTec localisation metric;
+# - **{term}`PRO`** (per-region overlap): the mean share of each connected defect region flagged, against
+#   the false-positive rate on normal pixels, integrated from 0 to 30 % false positives and normalised (1 is perfect). A large
+#   defect cannot hide a missed small one, as it can in pixel AUROC;
+# - **image AUROC from the map**: each image scored by the maximum of its map, with a 95 % interval
+#   (`tad.stats.auroc_ci`, which stays open at AUROC 1 where a percentile bootstrap collapses to a point).
+#
+# Neighbouring pixels share features and smoothing, so the pixel metrics get no interval: read small
+# differences between rows as noise.
+
+# %% tags=["hide-input"]
+runs, rows = {}, []
+for split in mapped:
     for method, r in variants:
-        res = evaluate_maps(split, bb, reduction=method, ratio=r, **map_config)
-        image_scores = res["maps"].max(axis=(1, 2))
-        low, high = bootstrap_ci(res["labels"], image_scores, n_boot=n_boot, seed=seed)
-        rows.append({"dataset": split.name, "reduction": names[method, r],
-                     "pixel AUROC": res["pixel_auroc"], "PRO (FPR 0.3)": res["pro"],
-                     "image AUROC (map max)": res["image_auroc_from_map"], "ci_low": low, "ci_high": high,
-                     "seconds": res["seconds"]})
+        res = evaluate_maps(split, page.backbone, layers=layers, input_size=input_size, estimator=estimator,
+                            reduction=method, ratio=r, shared=shared, resolution=resolution, sigma=sigma,
+                            cache_dir=page.cache_dir, device=device)
+        peak = res["maps"].max(axis=(1, 2))
+        low, high = auroc_ci(res["labels"], peak)
+        rows.append({"dataset": split.name, "reduction": names[method, r], "pixel AUROC": res["pixel_auroc"],
+                     "PRO (FPR 0.3)": res["pro"], "image AUROC (map max)": res["image_auroc_from_map"],
+                     "ci_low": low, "ci_high": high, "seconds": res["seconds"]})
         if (method, r) == main:
             runs[split.name] = res
-print(f"{bb.name} at {size} px, layers {layers} -> grid {res['grid']}, {estimator}"
-      f"{' shared' if shared else ' per position'}; maps {resolution} px, sigma {sigma}")
-maps_table = pd.DataFrame(rows).set_index(["dataset", "reduction"])
-metrics = ["pixel AUROC", "PRO (FPR 0.3)", "image AUROC (map max)"]
-means = maps_table[metrics].groupby(level="reduction").mean().loc[list(names.values())]  # no mean of CIs
-means.index = pd.MultiIndex.from_product([["mean (these classes)"], means.index])
-maps_table = pd.concat([maps_table, means])
-maps_table.round(3)
+maps_table = pd.DataFrame(rows, columns=["dataset", "reduction", "pixel AUROC", "PRO (FPR 0.3)",
+                                         "image AUROC (map max)", "ci_low", "ci_high", "seconds"])
+maps_table.set_index(["dataset", "reduction"]).round(3) if runs else print("No maps: " + missing)
 
 # %% [markdown]
 # ## The map's maximum against the pooled vector, at image level
 #
 # Does localising help detection? The same test images scored by the book's image-level pipeline: layer
-# `pooled_layer` average-pooled to one vector, the same reduction, MVG (the paper's best setting, from the
-# shared results table). "diff" is map minus pooled with a paired 95 % bootstrap interval (both scorings on
-# the same resamples of the test images): an interval that excludes 0 means a real difference.
+# `pooled_layer` average-pooled to one vector, the same reduction, MVG. The two scorings of each data set are
+# compared by a {term}`paired comparison` (DeLong's test, with an interval of the difference that stays open
+# at AUROC 1), one test per data set. Without masks there are no maps, and this table shows the pooled
+# image-level result alone.
 
-# %%
-grid = run_grid(splits, bb, results, layers=[pooled_layer], poolings=["avg"], reductions=[main],
-                estimators=["mvg"], input_size=input_size, cache_dir=cache_dir, device=device, n_boot=n_boot,
-                seed=seed, progress=False).set_index("dataset")
-rows = []
-for split in splits:
-    res = runs[split.name]
-    train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device,
-                                 progress=False)
-    pooled = score(select(train, pooled_layer, "avg", bb), select(test, pooled_layer, "avg", bb),
-                   *main, "mvg", seed=seed)
-    diff, d_low, d_high = paired_bootstrap(res["labels"], res["maps"].max(axis=(1, 2)), pooled,
-                                           n_boot=n_boot, seed=seed)
-    g = grid.loc[split.name]
-    m = maps_table.loc[(split.name, names[main])]
-    rows.append({"dataset": split.name, "map max": m["image AUROC (map max)"],
-                 "map ci": f"{m.ci_low:.3f} - {m.ci_high:.3f}", f"pooled L{pooled_layer}": g.auroc,
-                 "pooled ci": f"{g.ci_low:.3f} - {g.ci_high:.3f}", "diff": diff,
-                 "diff ci": f"{d_low:+.3f} - {d_high:+.3f}", "differs": not d_low <= 0 <= d_high})
+# %% tags=["hide-input"]
+rows, scores = [], {}
+for split in page.splits:
+    train, test = split_features(split, page.backbone, input_size=input_size, cache_dir=page.cache_dir,
+                                 device=device, progress=False)
+    pooled = score(select(train, pooled_layer, "avg", page.backbone),
+                   select(test, pooled_layer, "avg", page.backbone), *main, "mvg", seed=seed)
+    labels = split.test_labels
+    row = {"dataset": split.name, "pooled": ci_text(auroc(labels, pooled), *auroc_ci(labels, pooled))}
+    scores[split.name] = {"pooled": pooled}
+    if split.name in runs:
+        peak = runs[split.name]["maps"].max(axis=(1, 2))
+        scores[split.name]["map max"] = peak
+        test_ = compare_pairs(labels, scores[split.name], [("map max", "pooled")]).iloc[0]
+        row |= {"map max": ci_text(auroc(labels, peak), *auroc_ci(labels, peak)),
+                "map max - pooled": ci_text(test_["diff"], test_.ci_low, test_.ci_high), "p": test_.p,
+                "verdict": test_.verdict}
+    rows.append(row)
 image_table = pd.DataFrame(rows).set_index("dataset")
-image_table.round(3)
+csv = maps_table.merge(image_table.reset_index(), on="dataset", how="outer")
+glue_text("csv_link", save_csv(csv, page))
+image_table
+
+# %% [markdown]
+# ```{glue:md} csv_link
+# :format: myst
+# ```
+
+# %% tags=["remove-cell"]
+first = page.splits[0]
+main_scores = scores[first.name]["map max" if first.name in runs else "pooled"]
+what = (f"{first.name}, image score = maximum of its anomaly map" if first.name in runs
+        else f"{first.name}, layer {pooled_layer} pooled, {names[main]}, MVG")
+glue_text("main_what", what)
+glue("fig_hist", score_histogram(first.test_labels, main_scores), display=False)
+glue("fig_roc", roc_figure(first.test_labels, main_scores, name=what), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_hist
+# :name: fig-maps-hist
+#
+# Scores of the good (blue) and defective (red) test images of {glue:text}`main_what`. **Look at** the
+# overlap: only defective images that score below good ones cost AUROC.
+# ```
+#
+# ```{glue:figure} fig_roc
+# :name: fig-maps-roc
+#
+# The ROC curve of the same scores. **Look at** how far the curve bends towards the top-left corner away
+# from the diagonal, a random ranking.
+# ```
 
 # %% [markdown]
 # ## What the maps look like
 #
-# For each class, three test images: the good image whose map has the highest maximum (the nearest thing
-# to a false alarm), and the defective images whose maps have the highest and the lowest maximum (the
-# clearest and the hardest detection). Columns: the image, the ground truth, the map over the image. The
-# colour scale of a class runs from the median pixel of its good test images (black) to the highest pixel
-# of any of them (yellow): whatever is yellow scores above everything seen on a good image. Squared
-# Mahalanobis distances span orders of magnitude (see the maxima in the row labels), so the scale clips.
+# For each mapped data set, three test images: the good image whose map has the highest maximum (the
+# nearest thing to a false alarm), and the defective images whose maps have the highest and the lowest
+# maximum (the clearest and the hardest detection).
 
-# %%
-for name, res in runs.items():
+# %% tags=["hide-input"]
+def example_maps(res: dict) -> plt.Figure:
+    """Image, ground truth and map over the image for three picked test images of one data set."""
     maps, masks, labels = res["maps"], res["masks"], res["labels"].astype(bool)
     peak = maps.max(axis=(1, 2))
     good, bad = np.flatnonzero(~labels), np.flatnonzero(labels)
     picks = {"good, highest max": good[peak[good].argmax()], "defective, highest max": bad[peak[bad].argmax()],
              "defective, lowest max": bad[peak[bad].argmin()]}
     vmin, vmax = np.median(maps[good]), maps[good].max()
-    fig, axes = plt.subplots(3, 3, figsize=(6.3, 6.6))
-    for row, (what, i) in zip(axes, picks.items()):
+    fig, axes = plt.subplots(3, 3, figsize=(7, 7.3))
+    for row, (label, i) in zip(axes, picks.items()):
         image = load_image(res["paths"][i]).resize((resolution, resolution))
         row[0].imshow(image)
         row[1].imshow(masks[i], cmap="gray", vmin=0, vmax=1)
@@ -169,62 +195,78 @@ for name, res in runs.items():
         row[2].imshow(maps[i], cmap="inferno", vmin=vmin, vmax=vmax, alpha=0.5)
         if masks[i].any():
             row[2].contour(masks[i], levels=[0.5], colors="cyan", linewidths=0.8)
-        path = Path(res["paths"][i])
-        row[0].set_ylabel(f"{what}\n{path.parent.name}/{path.name}\nmap max {peak[i]:.3g}", fontsize=7)
+        row[0].set_ylabel(label, fontsize=9)
     for ax, title in zip(axes[0], ["image", "ground truth", "map (cyan: truth)"]):
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
     for ax in axes.flat:
         ax.set(xticks=[], yticks=[])
-    fig.suptitle(f"{name}: pixel AUROC {res['pixel_auroc']:.3f}, PRO {res['pro']:.3f}", fontsize=9)
+    fig.suptitle(f"{res['category']}: pixel AUROC {res['pixel_auroc']:.3f}, PRO {res['pro']:.3f}", fontsize=10)
     fig.tight_layout()
-    plt.show()
+    return fig
+
+
+for name, res in runs.items():
+    fig = example_maps(res)
+    glue(f"fig_maps_{name}", fig, display=False)
+    plt.close(fig)
+figures = "\n\n".join(
+    f"```{{glue:figure}} fig_maps_{name}\n:name: fig-maps-{name}\n\n{name}: **look at** whether the bright spots "
+    f"of the last column fall inside the cyan outline of the defect. The colour scale runs from the median pixel "
+    f"of the good test images (black) to their highest pixel (yellow), so yellow scores above everything seen on "
+    f"a good image.\n```" for name in runs)
+_ = glue_text("map_figures", figures or "No data set of this run has masks, so there are no maps to show.")
+
+# %% [markdown]
+# ```{glue:md} map_figures
+# :format: myst
+# ```
+
+# %% tags=["remove-cell"]
+if runs:
+    ours = maps_table[maps_table.reduction == names[main]].set_index("dataset")
+    verdicts = image_table["verdict"].dropna()
+    if len(variants) > 1:
+        wide = maps_table.pivot(index="dataset", columns="reduction",
+                                values=["pixel AUROC", "PRO (FPR 0.3)", "image AUROC (map max)"])
+        gaps = {m: (wide[m][names[main]] - wide[m]["no reduction"]).abs().max() for m in wide.columns.levels[0]}
+        glue_text("none_sentence", f"Without the reduction, the largest per-class gap to {names[main]} is "
+                  f"{format_value(gaps['pixel AUROC'], 'auroc')} in pixel AUROC and "
+                  f"{format_value(gaps['PRO (FPR 0.3)'], 'auroc')} in PRO (first table; pixel metrics carry no "
+                  f"interval here, so no verdict is drawn from these gaps).")
+    else:
+        glue_text("none_sentence", "")
+    summary = (f"On the {format_value(len(ours), 'count')} data set(s) with masks the maps reach pixel AUROC "
+               f"{format_value(ours['pixel AUROC'].min(), 'auroc')} to {format_value(ours['pixel AUROC'].max(), 'auroc')} "
+               f"and PRO {format_value(ours['PRO (FPR 0.3)'].min(), 'auroc')} to "
+               f"{format_value(ours['PRO (FPR 0.3)'].max(), 'auroc')}; PRO is the lower of the two on "
+               f"{format_value(int((ours['PRO (FPR 0.3)'] < ours['pixel AUROC']).sum()), 'count')} of them, as "
+               f"expected when small defect regions, a few cells of the feature grid blurred by upsampling, count "
+               f"as much as large ones. At image level the map's maximum against the pooled layer "
+               f"{pooled_layer} vector reads, per data set (DeLong, 5 % each): "
+               f"{'; '.join(f'{d} {v}' for d, v in verdicts.items())}.")
+else:
+    summary = (f"This run has no data set with ground-truth masks, so it shows the pooled image-level scores "
+               f"only: layer {pooled_layer}, {names[main]}, MVG reaches "
+               + "; ".join(f"{d} {r['pooled']}" for d, r in image_table.iterrows()) + ". Put an MVTec AD class "
+               f"under the data root to see the maps.")
+    glue_text("none_sentence", "")
+glue_text("summary", summary)
 
 # %% [markdown]
 # ## What this shows
-
-# %%
-first = names[main]
-ours = maps_table.loc["mean (these classes)"].loc[first]
-print(f"mean over {len(splits)} classes, {first}: pixel AUROC {ours['pixel AUROC']:.3f}, "
-      f"PRO {ours['PRO (FPR 0.3)']:.3f}, image AUROC from map {ours['image AUROC (map max)']:.3f}")
-if "none" in maps_table.index.get_level_values("reduction") and first != "none":
-    gap = maps_table.xs(first, level="reduction") - maps_table.xs("none", level="reduction")
-    print(f"{first} minus no reduction, per class:")
-    print(gap[metrics].round(3).to_string())
-    print("largest |difference| per metric:", gap[metrics].abs().max().round(3).to_dict())
-print(f"image AUROC, map max vs pooled layer {pooled_layer}: differs (paired 95 % interval excludes 0) on "
-      f"{int(image_table.differs.sum())} of {len(image_table)} classes")
-
-# %% [markdown]
-# Transferred features localise defects with no training on defects: a Gaussian per position on two
-# mid-level layers of a small ImageNet network gives, on the three classes here, pixel AUROC 0.975-0.985
-# and PRO 0.905-0.941 (table above). Published per-position Gaussian models (PaDiM and its successors)
-# report pixel AUROC around 0.97-0.98 on MVTec AD with larger backbones (ResNet-18, Wide-ResNet-50) over
-# all 15 classes; these maps are in that range, but the comparison is qualitative only (other backbone,
-# resolution and classes). PRO is lower than pixel AUROC on every class because it weights each defect
-# region equally, so small regions, which cover a few cells of the 28 x 28 feature grid and are blurred by
-# upsampling and smoothing, count as much as large ones.
 #
-# At image level, the maximum of the map and the pooled layer-7 vector do not differ on any class (the
-# paired intervals above all contain 0): localising costs no detection accuracy here, nor does it
-# measurably add any at these test-set sizes. NPCA 50 % per position and no reduction give nearly the
-# same maps: the pixel metrics differ by at most a few thousandths, and no reduction is slightly ahead on
-# the image AUROC from the map (largest gap on screw, inside both bootstrap intervals). The paper's NPCA
-# gain, measured on pooled vectors, does not carry over clearly to per-position models fitted on 209-320
-# patches per position.
+# {glue:md}`summary:myst` {glue:md}`none_sentence:myst`
 #
-# The figures show where the maps go wrong. The hardest defective image of each class (last row) gets a
-# weak response at best at its marked defect: its maximum stays below the brightest good pixel. The good
-# image with the highest maximum lights up in small spots (on screw, at the thread tip), the false alarms
-# that set that level. And a high image score is not always a found defect: on screw, the hottest spot of
-# the highest-scoring defective image lies in the background, away from the marked region, which responds
-# more weakly; on bottle, a contamination that reaches the image corner gives distances many orders of
-# magnitude above the rest, likely because the good training images are nearly constant there and the
-# per-position covariance is nearly singular. AUROC and PRO depend only on the
-# ranking of scores, so those extremes do not distort the metrics, but they would matter for a fixed
-# threshold.
+# Two things the figures show that the metrics hide. A high image score is not always a found defect: the
+# hottest spot of a defective image can lie away from the marked region. And squared Mahalanobis distances
+# span orders of magnitude where the good training images barely vary (a near-singular covariance at that
+# position); AUROC and PRO depend only on the ranking of scores, so such extremes leave them untouched, but
+# they would matter for a fixed threshold.
 #
-# The PatchCore-style alternative, nearest training patch from any position, is a parameter:
-# `python scripts/build_book.py --only 09_maps -p estimator knn -p shared true`, best with `-p device cuda`;
-# on this 2-core machine its exhaustive search over every training patch takes far longer than the book's
-# budget, so it is off by default.
+# ## Try it
+#
+# 1. The PatchCore-style alternative, the nearest training patch from any position (`shared`), on a GPU:
+#    `.venv/bin/python scripts/build_book.py --only 09_maps -p estimator knn1 -p shared true -p device cuda`.
+#    Look at whether PRO moves more than pixel AUROC, and at the good image with the highest maximum.
+# 2. Deeper, coarser features: `.venv/bin/python scripts/build_book.py --only 09_maps -p layers '[4, 5]'`.
+#    Look at the smallest defects in the figures: a coarser grid blurs them, and PRO should fall first.

@@ -5,7 +5,9 @@ the half PCA keeps, the half NPCA keeps, and, when n_train - 1 < d, the null spa
 images do not vary at all. `deviation_by_axes` measures how much of a test image's squared Euclidean
 distance to the training mean falls in each group: the evidence for why keeping the smallest-variance
 axes (NPCA) separates anomalies. `null_basis_spread` measures how much an AUROC moves when the basis of the
-null space is drawn at random instead of taken from `numpy.linalg.eigh`.
+null space is drawn at random instead of taken from `numpy.linalg.eigh`. `shrunk_mahalanobis` and
+`shrinkage_aurocs` score with a Gaussian at a chosen shrinkage intensity (how much weight the null space
+gets); `subsample_aurocs` follows an AUROC as the training set grows past the dimension.
 
 The grey-level helpers measure an acquisition shift between a class's image groups (`grey_levels`,
 `grey_level_table`) and remove it by scaling every image to one mean grey level (`normalise_grey`,
@@ -14,6 +16,7 @@ The grey-level helpers measure an acquisition shift between a class's image grou
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,9 +24,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from tad.estimators import make_estimator
+from tad.estimators import MVG, make_estimator
 from tad.evaluate import auroc
-from tad.reduce import DEFAULT_BASIS, PrincipalAxes, kept_axes, null_axes, spectrum
+from tad.reduce import DEFAULT_BASIS, NullSpaceWarning, PrincipalAxes, kept_axes, null_axes, spectrum
+from tad.stats import auroc_ci
+from tad.sweep import score
 
 
 def axis_groups(eigenvalues: np.ndarray, ratio: float = 0.5) -> dict[str, slice]:
@@ -220,3 +225,127 @@ def _random_rotation(m: int, rng: np.random.Generator) -> np.ndarray:
     """A Haar-distributed orthogonal (m, m) matrix: QR of a Gaussian matrix with R's diagonal made positive."""
     q, r = np.linalg.qr(rng.normal(size=(m, m)))
     return q * np.sign(np.diag(r))
+
+
+def shrunk_mahalanobis(train: np.ndarray, test: np.ndarray, shrinkage: float | None = None
+                       ) -> tuple[np.ndarray, float]:
+    """Squared Mahalanobis distances under a shrunk covariance with a given (or Ledoit-Wolf) intensity.
+
+    The covariance is ``(1 - delta) S + delta mu I`` with ``S`` the empirical (1/n) covariance of ``train``
+    and ``mu = trace(S) / d``, as `tad.estimators.MVG` shrinks it; along a principal axis of training
+    variance ``lambda_i`` the distance divides by ``(1 - delta) lambda_i + delta mu``, so null-space axes
+    (``lambda_i = 0``) get the finite weight ``1 / (delta mu)``, not an infinite one.
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_train, d)
+        Good training features; at least 2 rows.
+    test : ndarray of shape (n_test, d)
+    shrinkage : float in (0, 1] or None
+        ``delta``; None means Ledoit-Wolf's estimate, i.e. exactly `tad.estimators.MVG`.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_test,)
+        Higher = more anomalous.
+    delta : float
+        The intensity used.
+    """
+    train, test = np.asarray(train, dtype=np.float64), np.asarray(test, dtype=np.float64)
+    if train.ndim != 2 or test.ndim != 2 or train.shape[1] != test.shape[1] or len(train) < 2:
+        raise ValueError(f"train {train.shape} (at least 2 rows) and test {test.shape} must be 2-D with the same "
+                         "number of columns")
+    if shrinkage is None:
+        est = MVG().fit(train)
+        return est.score_samples(test), est.shrinkage_
+    if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not 0 < shrinkage <= 1:
+        raise ValueError(f"shrinkage {shrinkage!r} must be None (Ledoit-Wolf) or a float in (0, 1]")
+    mean, values, vectors = spectrum(train)
+    values = values * (len(train) - 1) / len(train)  # the 1/n covariance MVG shrinks
+    variances = (1 - shrinkage) * values + shrinkage * values.sum() / len(values)
+    return ((((test - mean) @ vectors) ** 2) / variances).sum(axis=1), float(shrinkage)
+
+
+def shrinkage_aurocs(train: np.ndarray, test: np.ndarray, labels: np.ndarray,
+                     reductions: list[tuple[str, float | None]], shrinkages: list[float | None], *,
+                     basis: str = DEFAULT_BASIS) -> pd.DataFrame:
+    """Image AUROC of each reduction followed by a shrunk Gaussian at each shrinkage intensity.
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_train, d)
+    test : ndarray of shape (n_test, d)
+    labels : ndarray of shape (n_test,)
+        1 = anomalous.
+    reductions : list of (method, ratio)
+        As `tad.reduce.kept_axes`.
+    shrinkages : list of float or None
+        See `shrunk_mahalanobis`; None is Ledoit-Wolf's estimate.
+    basis : one of `tad.reduce.BASES`
+
+    Returns
+    -------
+    DataFrame
+        One row per (reduction, shrinkage): ``reduction``, ``ratio``, ``shrinkage`` (as asked, NaN for
+        Ledoit-Wolf), ``delta`` (the intensity used), ``auroc``, ``n_null_kept``.
+    """
+    axes = PrincipalAxes.fit(np.asarray(train, dtype=np.float64))
+    Zx, Zy = axes.project(train), axes.project(test)
+    rows = []
+    for method, ratio in reductions:
+        view = axes.view(method, ratio, basis)
+        for shrinkage in shrinkages:
+            s, delta = shrunk_mahalanobis(Zx[:, view.axes], Zy[:, view.axes], shrinkage)
+            rows.append({"reduction": method, "ratio": ratio, "shrinkage": shrinkage, "delta": delta,
+                         "auroc": auroc(labels, s), "n_null_kept": view.n_null_kept})
+    return pd.DataFrame(rows)
+
+
+def subsample_aurocs(train: np.ndarray, test: np.ndarray, labels: np.ndarray, sizes: list[int], *,
+                     reduction: str, ratio: float | None, estimator: str, basis: str = DEFAULT_BASIS,
+                     n_draws: int = 1, seed: int = 0) -> pd.DataFrame:
+    """Image AUROC with its `tad.stats.auroc_ci` interval when fitted on random subsets of the training rows.
+
+    For each size, ``n_draws`` subsets are drawn without replacement (seeded; a size equal to ``n_train``
+    is the whole set, drawn once), reduced and fitted as `tad.sweep.score` does, and scored on the full test set.
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_train, d)
+    test : ndarray of shape (n_test, d)
+    labels : ndarray of shape (n_test,)
+        1 = anomalous.
+    sizes : list of int
+        Training-set sizes, each from 2 to ``n_train``.
+    reduction, ratio, basis, estimator
+        As `tad.sweep.score`.
+    n_draws : int
+        Subsets per size.
+    seed : int
+        Seeds the subsets and the estimator.
+
+    Returns
+    -------
+    DataFrame
+        One row per (size, draw): ``n_train``, ``draw``, ``d``, ``n_null`` (training null-space dimension of
+        the subset), ``n_null_kept``, ``auroc``, ``ci_low``, ``ci_high``.
+    """
+    train = np.asarray(train, dtype=np.float64)
+    bad = [s for s in sizes if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 2 <= s <= len(train)]
+    if bad:
+        raise ValueError(f"sizes {bad} must be ints from 2 to the number of training rows ({len(train)})")
+    if isinstance(n_draws, bool) or not isinstance(n_draws, int) or n_draws < 1:
+        raise ValueError(f"n_draws {n_draws!r} must be a positive int")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for size in sizes:
+        for draw in range(1 if size == len(train) else n_draws):
+            X = train[np.sort(rng.choice(len(train), size=size, replace=False))]
+            view = PrincipalAxes.fit(X).view(reduction, ratio, basis)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NullSpaceWarning)  # n_null_kept says it
+                s = score(X, test, reduction, ratio, estimator, basis=basis, seed=seed)
+            lo, hi = auroc_ci(labels, s)
+            rows.append({"n_train": int(size), "draw": draw, "d": X.shape[1], "n_null": view.n_null,
+                         "n_null_kept": view.n_null_kept, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)

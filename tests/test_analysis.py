@@ -1,13 +1,14 @@
 """Tests for tad.analysis against brute-force projections (np.cov eigenvectors, scipy's null space)."""
 
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 from scipy.linalg import null_space
 
-from PIL import Image
-
 from tad.analysis import (axis_groups, deviation_by_axes, grey_level_table, grey_levels, normalise_grey,
-                          normalised_copies)
+                          normalised_copies, shrinkage_aurocs, shrunk_mahalanobis, subsample_aurocs)
+from tad.evaluate import auroc
 
 
 def anisotropic(n: int, d: int, seed: int) -> np.ndarray:
@@ -62,6 +63,83 @@ def test_bad_shapes_are_rejected(train, test):
         deviation_by_axes(train, test)
 
 
+def _brute_shrunk(train, test, delta):
+    """Mahalanobis distance under (1 - delta) S + delta mu I, built and inverted directly."""
+    S = np.cov(train, rowvar=False, bias=True)
+    cov = (1 - delta) * S + delta * np.trace(S) / len(S) * np.eye(len(S))
+    D = test - train.mean(axis=0)
+    return np.einsum("ij,jk,ik->i", D, np.linalg.inv(cov), D)
+
+
+@pytest.mark.parametrize("n", [8, 40])  # fewer rows than dimensions (null space), and more
+def test_shrunk_mahalanobis_matches_the_inverted_shrunk_covariance(n):
+    rng = np.random.default_rng(3)
+    train, test = rng.normal(size=(n, 12)) * np.arange(1, 13), rng.normal(size=(5, 12))
+    for delta in (0.01, 0.3, 1.0):
+        scores, used = shrunk_mahalanobis(train, test, delta)
+        assert used == delta
+        np.testing.assert_allclose(scores, _brute_shrunk(train, test, delta), rtol=1e-7)
+
+
+def test_shrunk_mahalanobis_without_intensity_is_ledoit_wolf():
+    from sklearn.covariance import LedoitWolf
+
+    rng = np.random.default_rng(4)
+    train, test = rng.normal(size=(10, 15)), rng.normal(size=(4, 15))
+    scores, delta = shrunk_mahalanobis(train, test)
+    lw = LedoitWolf().fit(train)
+    assert delta == pytest.approx(lw.shrinkage_)
+    np.testing.assert_allclose(scores, lw.mahalanobis(test), rtol=1e-7)
+
+
+def test_shrinkage_weights_null_axes_by_one_over_delta_mu():
+    # Training rows vary in the first coordinate only; a test point off the training line by 1 along axis 2
+    # is at distance 1 / (delta * mu), mu = the mean training variance.
+    train = np.zeros((4, 3))
+    train[:, 0] = [-3.0, -1.0, 1.0, 3.0]
+    mu = train[:, 0].var() / 3
+    for delta in (0.1, 0.5):
+        scores, _ = shrunk_mahalanobis(train, np.array([[0.0, 1.0, 0.0]]), delta)
+        assert scores[0] == pytest.approx(1 / (delta * mu))
+
+
+def test_shrinkage_aurocs_rows_follow_reductions_and_intensities():
+    rng = np.random.default_rng(5)
+    train = rng.normal(size=(30, 6))
+    test = np.vstack([rng.normal(size=(10, 6)), rng.normal(size=(10, 6)) + 3])
+    labels = np.r_[np.zeros(10), np.ones(10)].astype(bool)
+    table = shrinkage_aurocs(train, test, labels, [("none", None), ("npca", 0.5)], [0.1, None])
+    assert list(table.reduction) == ["none", "none", "npca", "npca"]
+    assert list(table.shrinkage.isna()) == [False, True, False, True]  # NaN: Ledoit-Wolf's estimate
+    direct = auroc(labels, _brute_shrunk(train, test, 0.1))
+    assert table.auroc.iloc[0] == pytest.approx(direct)
+
+
+def test_subsample_aurocs_sizes_draws_and_the_null_space():
+    rng = np.random.default_rng(6)
+    train = rng.normal(size=(30, 10))
+    test = np.vstack([rng.normal(size=(10, 10)), rng.normal(size=(10, 10)) + 2])
+    labels = np.r_[np.zeros(10), np.ones(10)].astype(bool)
+    table = subsample_aurocs(train, test, labels, [5, 30], reduction="npca", ratio=0.5, estimator="knn1",
+                             n_draws=3)
+    assert list(table.n_train) == [5, 5, 5, 30]  # the whole set is drawn once
+    assert list(table.n_null) == [10 - 4] * 3 + [0]  # 5 rows span 4 dimensions
+    Ztrain, Ztest = _npca_half(train, test)
+    nearest = np.sqrt(((Ztest[:, None] - Ztrain[None]) ** 2).sum(axis=2)).min(axis=1)  # brute-force 1-NN
+    assert table.auroc.iloc[-1] == pytest.approx(auroc(labels, nearest))
+    assert (table.ci_low <= table.auroc).all() and (table.auroc <= table.ci_high).all()
+    again = subsample_aurocs(train, test, labels, [5, 30], reduction="npca", ratio=0.5, estimator="knn1", n_draws=3)
+    pd.testing.assert_frame_equal(table, again)
+    with pytest.raises(ValueError, match="sizes"):
+        subsample_aurocs(train, test, labels, [31], reduction="none", ratio=None, estimator="mvg")
+
+
+def _npca_half(train, test):
+    """Coordinates on the half of np.cov's eigenvectors with the smallest eigenvalues (independent of tad.reduce)."""
+    values, vectors = np.linalg.eigh(np.cov(train, rowvar=False))
+    keep = vectors[:, np.argsort(values)[: train.shape[1] // 2]]
+    mean = train.mean(axis=0)
+    return (train - mean) @ keep, (test - mean) @ keep
 def flat_png(folder, name: str, value: int, mode: str = "L"):
     """A 4x6 image of one grey value, saved as PNG."""
     path = folder / f"{name}.png"

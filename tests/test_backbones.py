@@ -19,11 +19,6 @@ IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian 
 LITE0_CHANNELS = (16, 24, 40, 80, 112, 192, 320)
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return load_backbone("tf_efficientnet_lite0")
-
-
 def efficientnet_width(channels: int, multiplier: float, divisor: int = 8) -> int:
     """EfficientNet's channel rounding (Tan & Le's `round_filters`), written out independently."""
     scaled = channels * multiplier

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
 
 import tad.backbones
 import tad.reduce
@@ -76,8 +75,9 @@ def test_help_shows_every_default_and_device_help(capsys):
     text = " ".join(out.split())
     for option, default in [("--backbone", "tf_efficientnet_lite0"), ("--reduction", "npca"), ("--ratio", "0.5"),
                             ("--pooling", "avg"), ("--estimator", "mvg"), ("--layer", "7"), ("--batch-size", "32"),
-                            ("--device", "cpu"), ("--basis", tad.reduce.DEFAULT_BASIS)]:
+                            ("--basis", tad.reduce.DEFAULT_BASIS)]:
         assert option in text and f"(default: {default})" in text, option
+    assert "(default: cuda when present, else cpu)" in text
     assert "torch device" in text and "--weights PATH" in text and "(default: None)" not in text
 
 
@@ -269,7 +269,7 @@ def test_grid_passes_filters_and_prints_rounded_aurocs(capsys, toy, monkeypatch)
     seen = {}
 
     def fake_run_grid(splits, backbone, results, *, layers, poolings, reductions, estimators, basis, input_size,
-                      cache_dir, device, scheduler=None, workers=None):
+                      cache_dir, device, batch_size, scheduler=None, workers=None):
         seen.update(layers=layers, poolings=poolings, reductions=reductions, estimators=estimators,
                     scheduler=scheduler, workers=workers, names=[s.name for s in splits])
         return pd.DataFrame([{"dataset": "toy", "layer": "1", "pooling": "max", "reduction": "npca", "ratio": 0.5,
@@ -299,14 +299,3 @@ def test_grid_with_flow_prints_its_estimate_first(capsys, toy, monkeypatch):
     assert code == 0
     estimate = next(i for i, line in enumerate(err) if line.startswith("flow: 22 trials"))  # 2 layers x 11
     assert "min" in err[estimate] and estimate < err.index("RUN")
-
-
-def test_grid_option_run_grid_lacks_is_one_line(capsys, toy, monkeypatch):
-    def old_run_grid(splits, backbone, results, *, layers, poolings, reductions, estimators, basis, input_size,
-                     cache_dir, device):
-        raise AssertionError("must not run")
-
-    monkeypatch.setattr(tad.sweep, "run_grid", old_run_grid)
-    code, _, err = run(capsys, "grid", "--data", toy[0], "--cache", toy[1], "--categories", "toy",
-                       "--results", toy[0].parent / "g.jsonl", "--workers", "4")
-    assert_one_line_error(code, err, "--workers 4: not supported by", "run_grid")

@@ -8,17 +8,11 @@ import torch
 from PIL import Image
 
 import tad.features
-from tad.backbones import load_backbone
 from conftest import make_synthetic_mvtec
 from tad.data import load_split
 from tad.features import cache_key, extract, pool, select, split_features
 
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def lite0():
-    return load_backbone("tf_efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import pytest
 from dask.distributed import Client, LocalCluster
 
 from reliability_worker import FLOW_GRID as GRID
-from tad.backbones import load_backbone
 from conftest import make_synthetic_mvtec
 from tad.data import load_split
 from tad.results import trial_key
@@ -26,11 +25,6 @@ SIZE = 64
 WORKER = Path(__file__).with_name("reliability_worker.py")
 N_TRIALS = 2 * len(REDUCTIONS) * 3
 COLUMNS = ["auroc", "ci_low", "ci_high", "n_train", "n_test", "d"]
-
-
-@pytest.fixture(scope="module")
-def lite0():
-    return load_backbone("tf_efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")

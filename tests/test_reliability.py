@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 import tad.features
-from tad.backbones import load_backbone
 from conftest import make_synthetic_mvtec
 from tad.cache import CacheWarning, cached_arrays
 from tad.data import load_split
@@ -28,11 +27,6 @@ from tad.sweep import KEY, REDUCTIONS, run_grid, score
 SIZE = 64
 WORKER = Path(__file__).with_name("reliability_worker.py")
 N_TRIALS = len(REDUCTIONS) * 2  # layer 1, avg, 11 reductions, mvg and knn1: reliability_worker.GRID
-
-
-@pytest.fixture(scope="module")
-def lite0():
-    return load_backbone("tf_efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import tad.sweep
-from tad.backbones import load_backbone
 from conftest import make_synthetic_mvtec
 from tad.data import load_split
 from tad.estimators import ESTIMATORS, make_estimator
@@ -18,11 +17,6 @@ from tad.features import split_features
 from tad.sweep import REDUCTIONS, evaluate_config, run_grid, score
 
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def lite0():
-    return load_backbone("tf_efficientnet_lite0")
 
 
 @pytest.fixture(scope="module")
