@@ -131,9 +131,15 @@ def main() -> None:
     p.add_argument("--params", type=Path, help="YAML file {page name: {parameter: value}} for single pages")
     p.add_argument("--no-html", action="store_true", help="run the notebooks only")
     p.add_argument("--no-download", action="store_true", help="do not try the MVTec AD download")
+    p.add_argument("--preset", help="a tad.presets name, e.g. paper: its page parameters, under --params and -p")
     args = p.parse_args()
     common = {k: yaml.safe_load(v) for k, v in args.p}
     per_page = yaml.safe_load(args.params.read_text()) if args.params else {}
+    if args.preset:
+        from tad.presets import book_parameters, get_preset
+        preset = get_preset(args.preset)
+        pages = book_parameters(preset)
+        per_page = {n: {**pages.get(n, {}), **(per_page or {}).get(n, {})} for n in {*pages, *(per_page or {})}}
     names = notebooks_in_toc()
     unknown = (set(args.only or []) | set(per_page or {})) - set(names)
     if unknown:
@@ -143,6 +149,13 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with FileLock(str(OUT / ".build.lock")):  # a second build waits here, then finds the pages done
         root = data_step(download=not args.no_download)
+        if args.preset:  # the plan first; then missing weights or data stop the build at once, in one line
+            from tad.presets import PresetUnavailable, check, plan
+            print(plan(preset, root))
+            try:
+                check(preset, root)
+            except PresetUnavailable as err:
+                sys.exit(f"[book] {err}")
         data = data_fingerprint(root)
         for name in run:
             execute(name, parameters[name], data)

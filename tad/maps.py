@@ -30,7 +30,7 @@ from tad.backbones import Backbone, parse_layers
 from tad.data import DataError, Split, load_mask
 from tad.evaluate import auroc, pixel_auroc, pro_score
 from tad.features import _atomic_savez, _Images, _read_npz, cache_key
-from tad.reduce import METHODS, n_kept
+from tad.reduce import METHODS, PrincipalAxes
 
 # Bump when anything that changes map values changes (layer resizing, dtype).
 MAPS_VERSION = 1
@@ -171,10 +171,8 @@ class PatchModel(BaseEstimator):
         self.mean_ = X.mean(axis=1)
         self.components_ = None
         if self.reduction != "none":
-            Xc = X - self.mean_[:, None]
-            values, vectors = np.linalg.eigh(np.swapaxes(Xc, 1, 2) @ Xc / (X.shape[1] - 1))
-            keep = n_kept(self.reduction, self.ratio, values[0, ::-1])  # "dims": the same for every group
-            self.components_ = np.swapaxes(vectors[:, :, ::-1][:, :, keep], 1, 2)
+            axes = PrincipalAxes.fit(X)  # one decomposition per group, batched
+            self.components_ = axes.components(axes.view(self.reduction, self.ratio, "dims"))
         Z = self._reduce(X)
         if self.estimator == "mvg":
             self.location_, self.precision_, self.shrinkage_ = _ledoit_wolf(Z)

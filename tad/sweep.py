@@ -25,7 +25,7 @@ from tad.data import Split, load_split
 from tad.estimators import ESTIMATORS, make_estimator
 from tad.evaluate import auroc, bootstrap_ci
 from tad.features import POOLING_CHOICES, Features, extract, select
-from tad.reduce import BASES, n_kept, spectrum
+from tad.reduce import BASES, DEFAULT_BASIS, PrincipalAxes, check_reduction, warn_basis_dependent
 
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
 # The paper's 11 reductions: PCA and NPCA at 10-50 %, and none.
@@ -66,8 +66,11 @@ def split_features(
 
 
 def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
-          *, basis: str = "dims", seed: int = 0, flow_params: dict | None = None) -> np.ndarray:
+          *, basis: str = DEFAULT_BASIS, seed: int = 0, flow_params: dict | None = None) -> np.ndarray:
     """Anomaly scores of ``test`` rows after reducing and fitting on ``train`` (good images only).
+
+    Warns (`tad.reduce.NullSpaceWarning`) when the reduction keeps part of the training null space, so the
+    scores depend on an arbitrary basis of it (possible with ``basis="dims"`` when n_train <= d).
 
     Parameters
     ----------
@@ -76,15 +79,20 @@ def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | No
     reduction : {"none", "pca", "npca"}
     ratio : float in (0, 1] or None (for "none")
     estimator : one of `tad.estimators.ESTIMATORS`
+    basis : one of `tad.reduce.BASES`
+        How the ratio meets the training null space, see `tad.reduce.kept_axes`.
 
     Returns
     -------
     ndarray of shape (n_test,), higher = more anomalous
     """
-    _check_reduction(reduction, ratio)
-    proj = _project(train, test) if reduction != "none" else None
-    Ztrain, Ztest = _reduce(train, test, reduction, ratio, basis, proj)
-    return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
+    check_reduction(reduction, ratio, basis)
+    if reduction != "none":
+        axes = PrincipalAxes.fit(train)
+        view = axes.view(reduction, ratio, basis)
+        warn_basis_dependent([view], f"{estimator} on {len(train)} training rows of {train.shape[1]} features: ")
+        train, test = axes.project(train, view), axes.project(test, view)
+    return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(train).score_samples(test)
 
 
 def fold_scores(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
@@ -120,6 +128,7 @@ def evaluate_config(
     pooling: str = "avg",
     reduction: str = "npca",
     ratio: float | None = 0.5,
+    basis: str = DEFAULT_BASIS,
     estimator: str = "mvg",
     input_size: int | None = None,
     cache_dir: str | Path | None = None,
@@ -129,27 +138,29 @@ def evaluate_config(
 ) -> dict:
     """Image AUROC of one configuration on one category: the whole pipeline in one call.
 
+    Warns (`tad.reduce.NullSpaceWarning`) when the reduction keeps part of the training null space (see
+    `score_group`).
+
     Returns
     -------
     dict
-        ``auroc``, ``ci_low``, ``ci_high`` (bootstrap, 95 %), the configuration, and provenance:
-        ``weights`` (timm tag and source), ``data`` (where the images came from), ``input_size``.
+        The row of `score_group` (``auroc``, ``ci_low``, ``ci_high`` (bootstrap, 95 %), the configuration,
+        sizes, null-space counts) and provenance: ``weights`` (timm tag and source), ``data`` (where the
+        images came from), ``input_size``.
     """
     _check_choices("pooling", [pooling], POOLING_CHOICES)
     _check_choices("estimator", [estimator], ESTIMATORS)
-    _check_reduction(reduction, ratio)
+    check_reduction(reduction, ratio, basis)
     split = load_split(category, root, seed=seed)
     bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
     parse_layers(bb, layer)  # fail before the extraction, not after
     train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device)
     X, Y = select(train, layer, pooling, bb), select(test, layer, pooling, bb)
-    s = score(X, Y, reduction, ratio, estimator, seed=seed)
-    labels = split.test_labels
-    lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
-    return {"dataset": split.name, "backbone": bb.name, "layer": str(layer), "pooling": pooling,
-            "reduction": reduction, "ratio": ratio, "estimator": estimator, "auroc": auroc(labels, s),
-            "ci_low": lo, "ci_high": hi, "weights": f"{bb.weights['tag']} ({bb.weights['source']})",
-            "data": split.source, "input_size": input_size or bb.input_size}
+    config = {"dataset": split.name, "backbone": bb.name, "layer": str(layer), "pooling": pooling,
+              "reduction": reduction, "ratio": ratio, "basis": basis, "estimator": estimator}
+    row = next(score_group(X, Y, split.test_labels, [config], n_boot=n_boot, seed=seed))
+    return {**row, "weights": f"{bb.weights['tag']} ({bb.weights['source']})", "data": split.source,
+            "input_size": input_size or bb.input_size}
 
 
 def run_grid(
@@ -248,18 +259,30 @@ def score_group(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: Seque
                 n_boot: int = 1000, seed: int = 0, flow_params: dict | None = None) -> Iterator[dict]:
     """The result rows of trials that share one feature matrix (one data set, layer and pooling).
 
-    One eigen-decomposition and projection serves every PCA/NPCA ratio of the group. Each config holds
-    ``reduction``, ``ratio``, ``basis`` and ``estimator``; its row adds the AUROC, its interval, sizes and
-    the seconds the trial took.
+    One eigen-decomposition and projection serves every PCA/NPCA ratio and basis of the group. Each config
+    holds ``reduction``, ``ratio``, ``basis`` and ``estimator`` (``dataset``, ``layer`` and ``pooling``, if
+    there, name the group in warnings); its row adds the AUROC, its interval, sizes, the seconds the trial
+    took, and the training null space: ``n_null`` (its dimension, ``d`` minus the rank, see
+    `tad.reduce.null_axes`), ``n_null_kept`` (kept axes inside it) and ``basis_dependent`` (True when the
+    reduction keeps part of it, so the AUROC depends on an arbitrary basis of it; see
+    `tad.analysis.null_basis_spread` for how much). One `tad.reduce.NullSpaceWarning` names the group's
+    basis-dependent reductions.
     """
-    proj = _project(X, Y) if any(c["reduction"] != "none" for c in configs) else None
-    for config in configs:
+    axes = PrincipalAxes.fit(X)
+    views = [axes.view(c["reduction"], c["ratio"], c["basis"]) for c in configs]
+    if configs:
+        where = " ".join(str(configs[0][k]) for k in ("dataset", "layer", "pooling") if k in configs[0])
+        warn_basis_dependent(views, f"{where}: " if where else "")
+    proj = (axes.project(X), axes.project(Y)) if any(v.method != "none" for v in views) else None
+    for config, view in zip(configs, views):
         t0 = time.perf_counter()
-        Ztrain, Ztest = _reduce(X, Y, config["reduction"], config["ratio"], config["basis"], proj)
+        Ztrain, Ztest = (X, Y) if view.method == "none" else (np.ascontiguousarray(proj[0][:, view.axes]),
+                                                              np.ascontiguousarray(proj[1][:, view.axes]))
         s = make_estimator(config["estimator"], seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
         lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
         yield {**config, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi, "n_train": len(X),
-               "n_test": len(Y), "d": Ztrain.shape[1], "seconds": time.perf_counter() - t0}
+               "n_test": len(Y), "d": Ztrain.shape[1], "n_null": view.n_null, "n_null_kept": view.n_null_kept,
+               "basis_dependent": view.basis_dependent, "seconds": time.perf_counter() - t0}
 
 
 def read_results(results: str | Path) -> pd.DataFrame:
@@ -269,22 +292,7 @@ def read_results(results: str | Path) -> pd.DataFrame:
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _project(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Training and test features in the training principal-axis coordinates (all axes), and the variances."""
-    if len(X) < 2:  # one image has no covariance: every axis would be an arbitrary null-space axis
-        raise ValueError(f"a PCA/NPCA reduction needs at least 2 training images, got {len(X)}")
-    mean, values, vectors = spectrum(X)
-    return (X - mean) @ vectors, (Y - mean) @ vectors, values
-
-
-def _reduce(X: np.ndarray, Y: np.ndarray, method: str, ratio: float | None, basis: str,
-            proj: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-    """The kept columns of the projected features (a reduction is a choice of principal axes)."""
-    if method == "none":
-        return X, Y
-    Zx, Zy, values = proj
-    keep = n_kept(method, ratio, values, basis)
-    return np.ascontiguousarray(Zx[:, keep]), np.ascontiguousarray(Zy[:, keep])
+_check_reduction = check_reduction  # run_grid's name for it, until run_grid calls check_reduction
 
 
 def _params(estimator: str, flow_params: dict | None) -> str:
@@ -314,12 +322,6 @@ def _read_rows(path: Path) -> list[dict]:
         except json.JSONDecodeError as err:
             raise ValueError(f"results file {path} line {i} is not valid JSON: {err}") from err
     return rows
-
-
-def _check_reduction(method: str, ratio: float | None) -> None:
-    if method not in ("none", "pca", "npca") or (method != "none" and not (
-            isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1)):
-        raise ValueError(f"reduction {(method, ratio)!r}: expected ('none', None) or ('pca'|'npca', r), r in (0, 1]")
 
 
 def _check_choices(name: str, given: Iterable[str], valid: Sequence[str]) -> None:
