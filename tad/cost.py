@@ -28,8 +28,9 @@ def measure_cost(fit: Callable[[], Any], score: Callable[[], Any], n_scored: int
         ``fit_s``: wall seconds of ``fit()``; ``score_ms_per_image``: wall milliseconds of ``score()`` per
         image; ``peak_mib``: the larger of two peaks over both steps, in MiB: memory allocated through
         Python's allocator (`tracemalloc`, which sees numpy arrays) and the growth of the process's resident
-        set (read every millisecond, which sees torch's own allocations too). Wall times depend on what else
-        the machine runs; read them as orders of magnitude.
+        set (read every millisecond, which sees torch's own allocations too, but not memory the process
+        already held and reuses). Wall times depend on what else the machine runs; read them as orders of
+        magnitude.
     """
     if isinstance(n_scored, bool) or not isinstance(n_scored, int) or n_scored < 1:
         raise ValueError(f"n_scored {n_scored!r} must be a positive int (the images score() scores)")
