@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
 import yaml
 from filelock import FileLock
@@ -36,12 +37,14 @@ from filelock import FileLock
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "book" / "generated"
 FAILED = ROOT / "_build" / "failed"
+LAST = "intro"  # restates the other pages' glued values, so it runs after them, whenever any page runs
 
 
 def notebooks_in_toc() -> list[str]:
     """Names of the generated notebooks the table of contents lists, in order."""
     toc = (ROOT / "_toc.yml").read_text()
-    files = [line.split("file:")[1].strip() for line in toc.splitlines() if "file:" in line]
+    files = [line.split(":", 1)[1].strip() for line in toc.splitlines()
+             if line.strip().startswith(("file:", "- file:")) or line.startswith("root:")]
     return [Path(f).name for f in files if f.startswith("book/generated/")]
 
 
@@ -84,6 +87,8 @@ def execute(name: str, parameters: dict, data: str) -> None:
     if not source.exists():
         sys.exit(f"_toc.yml lists book/generated/{name}, but notebooks/{name}.py does not exist")
     output, stamp = OUT / f"{name}.ipynb", OUT / f"{name}.fingerprint"
+    if name == LAST:  # its text comes from the other pages' last runs
+        data += "".join(p.read_text() for p in sorted(OUT.glob("*.fingerprint")) if p.stem != LAST)
     key = fingerprint(source, parameters, data)
     if output.exists() and stamp.exists() and stamp.read_text() == key:
         print(f"[book] {name}: unchanged, reusing {output.relative_to(ROOT)}")
@@ -102,6 +107,11 @@ def execute(name: str, parameters: dict, data: str) -> None:
             os.replace(tmp, FAILED / f"{name}.ipynb")
             print(f"[book] {name}: FAILED; the executed notebook is {FAILED / f'{name}.ipynb'}", flush=True)
         raise
+    executed = nbformat.read(tmp, as_version=4)
+    for cell in executed.cells:  # papermill's copy of the parameters is plumbing: not shown in the book
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata["tags"].append("remove-cell")
+    nbformat.write(executed, tmp)
     os.replace(tmp, output)  # only a notebook that ran to the end replaces the last good one
     stamp.write_text(key)
     print(f"[book] {name}: done in {time.time() - t0:.0f} s", flush=True)
@@ -145,7 +155,10 @@ def main() -> None:
     if unknown:
         sys.exit(f"pages {sorted(unknown)}: not in _toc.yml; choices: {names}")
     run = args.only or names
-    parameters = {name: page_parameters(name, {**common, **(per_page or {}).get(name, {})}) for name in run}
+    if LAST in names:  # any run ends with the page that restates the others
+        run = [n for n in run if n != LAST] + [LAST]
+    parameters = {name: page_parameters(name, {**(common if name != LAST else {}),  # -p is for the analysis pages
+                                               **(per_page or {}).get(name, {})}) for name in run}
     OUT.mkdir(parents=True, exist_ok=True)
     with FileLock(str(OUT / ".build.lock")):  # a second build waits here, then finds the pages done
         root = data_step(download=not args.no_download)

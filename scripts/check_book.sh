@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Checks the built book: every notebook page exists and holds numbers; the index and a table page render
-# in headless Chromium (installed from Debian's packages if missing) without console errors; a screenshot
-# of the table page is kept in artifacts/.
+# Checks the built book: every notebook page exists and holds numbers; no notebook's prose types a result
+# (scripts/check_prose.py); key pages render in headless Chromium (installed from Debian's packages if missing)
+# with no console errors and no request to any network host; the method page's equations render from the
+# book's own MathJax copy; plumbing is collapsed and long tables are interactive. Screenshots go to artifacts/.
+#   --repository-only  also require the data page's one-line notice on placing MVTec AD by hand
 set -euo pipefail
 cd "$(dirname "$0")/.."
 html=_build/html
 fail=0
 if [[ "${1:-}" == "--repository-only" ]]; then
-  # Built with no MVTec AD data and no network: the data page must say how to place the data by hand.
   if ! grep -q "place MVTec AD by hand" "$html/book/generated/01_data.html"; then
     echo "FAIL: the data page does not show the offline download notice"; fail=1
   else
     echo "data page: shows the offline download notice"
   fi
 fi
+.venv/bin/python scripts/check_prose.py || { echo "FAIL: a notebook's prose types a result figure"; fail=1; }
 for src in notebooks/*.py; do
   page="$html/book/generated/$(basename "$src" .py).html"
   if [[ ! -f "$page" ]]; then echo "MISSING page $page"; fail=1; continue; fi
@@ -22,19 +24,36 @@ for src in notebooks/*.py; do
   echo "page $(basename "$page"): $n tables, $nums table cells with numbers"
   if [[ $n -lt 1 || $nums -lt 5 ]]; then echo "FAIL: $page holds no table of numbers"; fail=1; fi
 done
+grep -q '_static/mathjax/tex-chtml.js' "$html/book/generated/00_method.html" \
+  || { echo "FAIL: the method page does not load the book's own MathJax"; fail=1; }
+grep -q 'toggle-hidden\|hide-input\|tag_hide-input' "$html/book/generated/08_grid.html" \
+  || { echo "FAIL: the grid page has no collapsed plumbing cell"; fail=1; }
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 mkdir -p artifacts
-for page in index.html book/generated/02_layers.html; do
+chrome=(chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
+        --disable-component-update --disable-sync --enable-logging=stderr --v=1 --window-size=1280,2400
+        --virtual-time-budget=10000)
+for page in index.html book/generated/00_start.html book/generated/00_method.html book/generated/02_layers.html \
+            book/generated/08_grid.html book/generated/11_why_npca.html book/glossary.html; do
+  name=$(basename "$page" .html)
   log=$(mktemp)
-  chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
-    --disable-component-update --disable-sync --user-data-dir="$(mktemp -d)" --enable-logging=stderr --v=0 \
-    --window-size=1280,2000 --virtual-time-budget=5000 --screenshot="artifacts/$(basename "$page" .html).png" \
-    "file://$PWD/$html/$page" >/dev/null 2>"$log" || true
+  "${chrome[@]}" --user-data-dir="$(mktemp -d)" --screenshot="artifacts/$name.png" "file://$PWD/$html/$page" \
+    >/dev/null 2>"$log" || true
   errors=$(grep -E 'CONSOLE' "$log" | grep -E 'Uncaught|Error|error|Failed to load' || true)
   if [[ -n "$errors" ]]; then echo "FAIL: console errors on $page:"; echo "$errors"; fail=1; fi
-  [[ -s "artifacts/$(basename "$page" .html).png" ]] || { echo "FAIL: no screenshot of $page"; fail=1; }
-  echo "browser: $page rendered, screenshot artifacts/$(basename "$page" .html).png"
+  # Chromium's own background services talk to google.com / googleapis.com; the page itself must fetch nothing.
+  requests=$(grep -oE 'NotifyBeforeURLRequest: https?://[^ ]+' "$log" | grep -vE '://[^/]*(google\.com|googleapis\.com|gstatic\.com)/' || true)
+  if [[ -n "$requests" ]]; then echo "FAIL: $page requested network hosts:"; echo "$requests"; fail=1; fi
+  [[ -s "artifacts/$name.png" ]] || { echo "FAIL: no screenshot of $page"; fail=1; }
+  echo "browser: $page rendered, no network request, screenshot artifacts/$name.png"
 done
+dom=$("${chrome[@]}" --user-data-dir="$(mktemp -d)" --dump-dom "file://$PWD/$html/book/generated/00_method.html" 2>/dev/null || true)
+eq=$(grep -o '<mjx-container' <<<"$dom" | wc -l)
+echo "method page: $eq equations rendered"
+[[ $eq -gt 0 ]] || { echo "FAIL: no equation rendered on the method page"; fail=1; }
+dom=$("${chrome[@]}" --user-data-dir="$(mktemp -d)" --dump-dom "file://$PWD/$html/book/generated/08_grid.html" 2>/dev/null || true)
+grep -q 'dt-container\|dataTables_wrapper\|dt-search' <<<"$dom" \
+  || { echo "FAIL: the grid page shows no interactive table"; fail=1; }
 exit $fail

@@ -6,12 +6,20 @@ images do not vary at all. `deviation_by_axes` measures how much of a test image
 distance to the training mean falls in each group: the evidence for why keeping the smallest-variance
 axes (NPCA) separates anomalies. `null_basis_spread` measures how much an AUROC moves when the basis of the
 null space is drawn at random instead of taken from `numpy.linalg.eigh`.
+
+The grey-level helpers measure an acquisition shift between a class's image groups (`grey_levels`,
+`grey_level_table`) and remove it by scaling every image to one mean grey level (`normalise_grey`,
+`normalised_copies`, written as lossless PNG so the features see only the scaling).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from tad.estimators import make_estimator
 from tad.evaluate import auroc
@@ -68,6 +76,91 @@ def deviation_by_axes(train: np.ndarray, test: np.ndarray, ratio: float = 0.5) -
     squared = ((test - mean) @ vectors) ** 2  # (n_test, d): squared coordinate along each principal axis
     out = {name: squared[:, axes].sum(axis=1) for name, axes in axis_groups(values, ratio).items()}
     return pd.DataFrame({**out, "total": ((test - mean) ** 2).sum(axis=1)})
+
+
+def grey_levels(paths: Sequence[str | Path]) -> np.ndarray:
+    """Mean grey level of each image, 0-255 (PIL's "L" luminance of the image as stored).
+
+    Returns
+    -------
+    ndarray of shape (n_images,), float64
+    """
+    out = np.empty(len(paths))
+    for i, path in enumerate(paths):
+        with Image.open(path) as im:
+            out[i] = np.asarray(im.convert("L"), dtype=np.float64).mean()
+    return out
+
+
+def grey_level_table(groups: Mapping[str, Sequence[str | Path]], *, low: float = 0.05,
+                     high: float = 0.95) -> pd.DataFrame:
+    """Median and ``low``-``high`` quantile range of the images' mean grey levels, one row per group.
+
+    Parameters
+    ----------
+    groups : mapping of str to sequence of path
+        Group name (e.g. "train (good)") to its image files; each group non-empty.
+
+    Returns
+    -------
+    DataFrame of shape (n_groups, 4)
+        Index the group names; columns "images", "median", "q05", "q95" (named for the default quantiles:
+        ``f"q{100 * low:02.0f}"``), quantiles by linear interpolation (`numpy.quantile`).
+    """
+    if not 0 <= low < high <= 1:
+        raise ValueError(f"quantiles low={low}, high={high} must satisfy 0 <= low < high <= 1")
+    empty = [name for name, paths in groups.items() if len(paths) == 0]
+    if empty:
+        raise ValueError(f"groups {empty} hold no images")
+    rows = {}
+    for name, paths in groups.items():
+        g = grey_levels(paths)
+        rows[name] = {"images": len(g), "median": float(np.median(g)),
+                      f"q{100 * low:02.0f}": float(np.quantile(g, low)), f"q{100 * high:02.0f}": float(np.quantile(g, high))}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def normalise_grey(image: Image.Image, target: float) -> Image.Image:
+    """``image`` with every pixel value multiplied by ``target / mean grey level``, rounded and clipped to 0-255.
+
+    The mode is kept (grayscale stays "L", colour stays "RGB"; other modes are converted to RGB). The result's
+    mean grey level equals ``target`` up to rounding, unless clipping at 255 lowers it (bright images scaled up).
+
+    Raises
+    ------
+    ValueError
+        ``target`` outside (0, 255], or an all-black image (no scale brings it to ``target``).
+    """
+    if not 0 < target <= 255:
+        raise ValueError(f"target grey level {target!r} must be in (0, 255]")
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    mean = np.asarray(image.convert("L"), dtype=np.float64).mean()
+    if mean == 0:
+        raise ValueError("the image is all black: no scaling brings its mean grey level to the target")
+    pixels = np.asarray(image, dtype=np.float64) * (target / mean)
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), mode=image.mode)
+
+
+def normalised_copies(paths: Sequence[str | Path], folder: str | Path, target: float) -> list[Path]:
+    """`normalise_grey` of each image written to ``folder`` as lossless PNG; returns the new paths in order.
+
+    Files are named ``{index:05d}_{stem}.png``; an existing file of that name is reused only if it was made
+    for the same ``target`` (the folder keeps a ``target.txt``), else everything is rewritten.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "target.txt"
+    fresh = stamp.is_file() and stamp.read_text() == repr(float(target))
+    out = []
+    for i, path in enumerate(paths):
+        dest = folder / f"{i:05d}_{Path(path).stem}.png"
+        if not (fresh and dest.is_file()):
+            with Image.open(path) as im:
+                normalise_grey(im, target).save(dest, format="PNG", compress_level=1)  # lossless, fast
+        out.append(dest)
+    stamp.write_text(repr(float(target)))
+    return out
 
 
 def null_basis_spread(train: np.ndarray, test: np.ndarray, labels: np.ndarray, reduction: str,

@@ -128,7 +128,7 @@ def ensure_mvtec(
         try:
             download_mvtec(root, url=url, sha256=sha256)
         except DatasetUnavailable as err:
-            reason = str(err.__cause__ or err).replace("\n", " ")
+            reason = str(err).replace("\n", " ")
             warnings.warn(
                 f"MVTec AD categories {missing} unavailable under {root} (download failed: {reason}); "
                 f"continuing with {present}",

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from tad.backbones import BACKBONES, Backbone, WeightsUnavailable, load_backbone
-from tad.data import (MVTEC_CATEGORIES, DataError, DatasetUnavailable, Split, count_report, download_mvtec,
-                      load_mvtec)
+from tad.data import MVTEC_CATEGORIES, DataError, DatasetUnavailable, Split, count_report, load_mvtec
+from tad.download import download_mvtec
 from tad.features import POOLING_CHOICES
 from tad.paper import beside_paper, paper_table, side_by_side
 from tad.sweep import REDUCTIONS, run_grid
@@ -219,7 +219,7 @@ def check(
 
     Data first (cheap): every class of the preset must be under ``data_root`` with the split counts of
     ``expected`` (the official MVTec AD counts); with ``download=True`` missing classes are first fetched
-    with `tad.data.download_mvtec` (SHA-256 checked). Then the weights of every backbone.
+    with `tad.download.download_mvtec` (SHA-256 checked). Then the weights of every backbone.
 
     Parameters
     ----------

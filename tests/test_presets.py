@@ -16,7 +16,8 @@ from threadpoolctl import threadpool_limits
 
 from tad import presets
 from tad.backbones import BACKBONES, WeightsUnavailable
-from tad.data import MVTEC_CATEGORIES, make_synthetic_mvtec
+from conftest import make_synthetic_mvtec
+from tad.data import MVTEC_CATEGORIES
 from tad.paper import paper_table
 from tad.presets import PAPER, PresetUnavailable, check, get_preset, grid_trials, paper_tables, plan, run_preset
 
