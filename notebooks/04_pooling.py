@@ -34,8 +34,8 @@ reduction = "npca"                  # table 4: NPCA 50 %
 ratio = 0.5
 estimators = ["mvg", "knn1"]        # table 4's two estimators
 device = "cpu"
-cache_dir = "../.cache/tad"
-results = "../.cache/results/grid.jsonl"
+cache_dir = None                     # feature cache; None means $TAD_CACHE (the shared default)
+results = None                       # shared results table; None means one in the cache folder
 seed = 0
 
 # %% tags=["hide-input"]

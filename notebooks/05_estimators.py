@@ -38,8 +38,8 @@ flow_params = None                  # None means tad.estimators.FLOW_PARAMS, the
 fprs = [0.01, 0.05]                 # false-positive rates of the operating points
 map_layers = [3, 4]                 # layers of the per-position maps whose cost is measured
 device = "cpu"
-cache_dir = "../.cache/tad"
-results = "../.cache/results/grid.jsonl"
+cache_dir = None                     # feature cache; None means $TAD_CACHE (the shared default)
+results = None                       # shared results table; None means one in the cache folder
 seed = 0
 
 # %% tags=["hide-input"]
@@ -234,7 +234,7 @@ train_maps = extract_maps(page.backbone, split.train_paths, map_layers, input_si
                           cache_dir=page.cache_dir, device=device, progress=False)
 test_maps = extract_maps(page.backbone, split.test_paths, map_layers, input_size=input_size,
                          cache_dir=page.cache_dir, device=device, progress=False)
-for est in ("mvg", "knn"):
+for est in ("mvg", "knn1"):
     patch = PatchModel(est, reduction, ratio)
     cost[f"maps per position, {est}"] = measure_cost(lambda: patch.fit(train_maps), lambda: patch.score_maps(test_maps),
                                                      len(test_maps))

@@ -37,8 +37,8 @@ noise_stds = [0.02, 0.05, 0.1]      # std of the Gaussian noise on the [0, 1] im
 n_augment = 1                       # noisy copies per training image, added to the clean images
 paper_loss = 0.001                  # the paper's "0.1 point", read as 0.1 percentage point of AUROC
 device = "cpu"
-cache_dir = "../.cache/tad"
-results = "../.cache/results/grid.jsonl"
+cache_dir = None                     # feature cache; None means $TAD_CACHE (the shared default)
+results = None                       # shared results table; None means one in the cache folder
 seed = 0
 
 # %% tags=["hide-input"]
