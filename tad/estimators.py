@@ -16,6 +16,8 @@ from scipy.linalg import cho_factor, cho_solve
 from sklearn.utils.validation import check_array, check_is_fitted
 
 ESTIMATORS = ("mvg", "knn1", "knn5", "knn10", "flow")
+# The one flow configuration every page uses (pass as ``flow_params``), so pages and results rows agree.
+FLOW_PARAMS = {"transforms": 2, "hidden": 64, "epochs": 100, "null_rtol": 1e-6}
 
 
 class MVG(BaseEstimator):
@@ -96,10 +98,23 @@ class Flow(BaseEstimator):
     weight_decay : float
     seed : int
     device : str
+    null_rtol : float or None
+        Leave out input axes whose training standard deviation is at most ``null_rtol`` times the largest
+        one: axes where good images do not vary beyond rounding (the null space NPCA keeps when
+        n_train <= d). A density there is a spike, so a test image off the training span scores ~1e14 sd
+        out and every such image ties at +inf. None keeps every axis. The rule is relative to the inputs,
+        so when *every* input axis is null (NPCA at a small ratio of all dimensions) it cannot tell and
+        keeps them all.
+
+    Attributes
+    ----------
+    kept_ : ndarray of bool, shape (d,)
+        The input axes the flow models.
     """
 
     def __init__(self, transforms: int = 2, hidden: int = 128, epochs: int = 150, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, seed: int = 0, device: str = "cpu") -> None:
+                 weight_decay: float = 1e-4, seed: int = 0, device: str = "cpu",
+                 null_rtol: float | None = None) -> None:
         self.transforms = transforms
         self.hidden = hidden
         self.epochs = epochs
@@ -107,13 +122,20 @@ class Flow(BaseEstimator):
         self.weight_decay = weight_decay
         self.seed = seed
         self.device = device
+        self.null_rtol = null_rtol
 
     def fit(self, X: np.ndarray, y: None = None) -> Flow:
         for name in ("transforms", "hidden", "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} {value!r} must be a positive int")
+        if self.null_rtol is not None and not 0 <= self.null_rtol < 1:
+            raise ValueError(f"null_rtol {self.null_rtol!r} must be None or in [0, 1)")
         X = _check_train(X, minimum=2, what="Flow")
+        std = X.std(axis=0)
+        self.kept_ = (std > self.null_rtol * std.max() if self.null_rtol is not None
+                      else np.ones(X.shape[1], dtype=bool))
+        X = X[:, self.kept_]
         self.mean_ = X.mean(axis=0)
         self.scale_ = np.maximum(X.std(axis=0), 1e-6 * max(X.std(), 1e-12))
         threads = torch.get_num_threads()
@@ -141,7 +163,10 @@ class Flow(BaseEstimator):
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Negative log-likelihood of each row under the flow, shape (n_samples,)."""
         check_is_fitted(self)
-        z = torch.as_tensor((check_array(X, dtype=np.float64) - self.mean_) / self.scale_, device=self.device)
+        X = check_array(X, dtype=np.float64)
+        if X.shape[1] != self.kept_.size:
+            raise ValueError(f"X has {X.shape[1]} columns; the flow was fitted on {self.kept_.size}")
+        z = torch.as_tensor((X[:, self.kept_] - self.mean_) / self.scale_, device=self.device)
         with torch.no_grad():  # in float64: NPCA can keep axes where good images barely vary at all, and a
             nll = -self.flow_.double()().log_prob(z).cpu().numpy()  # test image there is ~1e14 sd out
         self.flow_.float()

@@ -160,3 +160,20 @@ def test_flow_likelihood_is_higher_on_training_like_data_than_shifted():
 def test_flow_rejects_non_positive_sizes_naming_them(param):
     with pytest.raises(ValueError, match=param):
         Flow(**{param: 0}).fit(gaussian(10, 2, seed=0))
+
+
+def test_flow_null_rtol_leaves_out_axes_without_training_variance():
+    # Three varying axes and two where good images differ only by rounding: a null space.
+    rng = np.random.default_rng(11)
+    X = np.hstack([gaussian(150, 3, seed=10), 1e-14 * rng.normal(size=(150, 2))])
+    Y = np.hstack([gaussian(10, 3, seed=12), rng.normal(size=(10, 2))])  # test images off the span
+    flow = Flow(seed=0, epochs=20, null_rtol=1e-6).fit(X)
+    np.testing.assert_array_equal(flow.kept_, [True, True, True, False, False])
+    alone = Flow(seed=0, epochs=20).fit(X[:, :3]).score_samples(Y[:, :3])
+    np.testing.assert_allclose(flow.score_samples(Y), alone)
+    assert Flow(seed=0, epochs=20).fit(X).score_samples(Y).min() > 1e6  # without it: absurd scores
+
+
+def test_flow_null_rtol_out_of_range_is_named():
+    with pytest.raises(ValueError, match="null_rtol"):
+        Flow(null_rtol=1.5).fit(gaussian(10, 2, seed=0))
