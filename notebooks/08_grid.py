@@ -32,7 +32,7 @@ layers = None                       # None means every layer of each backbone an
 reductions = None                   # None means the paper's 11 (tad.sweep.REDUCTIONS), else [[method, ratio], ...]
 estimators = ["mvg", "knn1", "knn5", "knn10", "flow"]
 pooling = "avg"
-flow_params = {"epochs": 100, "hidden": 64}   # the book's one flow configuration (tad.estimators.Flow)
+flow_params = None                  # None means tad.estimators.FLOW_PARAMS, the book's one flow configuration
 flow_layers = ["last"]              # the flow, by far the slowest estimator, runs on these layers only
 flow_reductions = [["npca", 0.5]]   # ... and these reductions
 n_spread = 5                        # basis-dependent top configurations whose null-basis spread is measured
@@ -52,6 +52,7 @@ import seaborn as sns
 
 from tad.analysis import null_basis_spread
 from tad.backbones import load_backbone
+from tad.estimators import FLOW_PARAMS
 from tad.features import select
 from tad.page import (PAPER_TRIALS, config_label, extrapolate_cost, format_value, glue_text, glue_value,
                       open_page, rank_configs, save_csv, select_trials, show_table)
@@ -62,6 +63,7 @@ from tad.sweep import REDUCTIONS, run_grid, split_features
 page = open_page("08_grid", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
 reductions = REDUCTIONS if reductions is None else [tuple(r) for r in reductions]
+flow_params = FLOW_PARAMS if flow_params is None else flow_params
 flow_reductions = [tuple(r) for r in flow_reductions]
 nets = {name: load_backbone(name) for name in backbones}
 
