@@ -24,7 +24,6 @@
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 category = "screw"                  # class of sections 5 and 9 (bottle ranks perfectly: a bare ROC)
-fallback = "elpv_mono"              # used when `category` is not under the data root
 backbone = "tf_efficientnet_lite0"  # any of tad.backbones.BACKBONES whose weights are at hand
 input_size = None                   # None means the weights' native size
 layer = 7
@@ -33,7 +32,7 @@ reduction = "npca"
 ratio = 0.5
 estimator = "mvg"
 device = "cpu"
-cache_dir = "../.cache/tad"
+cache_dir = None                    # None means the library's default feature cache ($TAD_CACHE)
 n_boot = 1000
 seed = 0
 
@@ -50,17 +49,13 @@ from tad.evaluate import auroc, bootstrap_ci
 from tad.features import preprocess, select
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
 from tad.reduce import Reducer, spectrum
-from tad.report import resolve_classes, setup_run
+from tad.page import open_page
 from tad.features import split_features
 from tad.sweep import score
 
-try:
-    names = resolve_classes(data_root, [category])
-except ValueError as err:
-    print(f"{category!r} is not at hand ({err}); the AUROC section uses {fallback!r} instead")
-    names = [fallback]
-(split,), bb = setup_run(data_root, names, backbone, input_size, seed)
-size = input_size or bb.input_size
+page = open_page("00_method", data_root=data_root, classes=[category], backbone=backbone, input_size=input_size,
+                 seed=seed, cache_dir=cache_dir)
+(split,), bb, size = page.splits[:1], page.backbone, page.input_size
 rng = np.random.default_rng(seed)
 set_matplotlib_formats("png")  # glue needs a PNG of tad.plots' figures before pyplot has drawn any
 
@@ -262,7 +257,7 @@ plt.close(fig)
 # The same holds for the real features:
 
 # %%
-train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device,
+train, test = split_features(split, bb, input_size=input_size, cache_dir=page.cache_dir, device=device,
                              progress=False)
 X, Y = select(train, layer, pooling, bb), select(test, layer, pooling, bb)
 null_dims = {}

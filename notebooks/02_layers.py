@@ -34,8 +34,8 @@ reduction = "npca"
 ratio = 0.5
 pooling = "avg"
 device = "cpu"
-cache_dir = "../.cache/tad"
-results = "../.cache/results/grid.jsonl"
+cache_dir = None                    # None means the library's default feature cache ($TAD_CACHE)
+results = None                      # None means results.jsonl in that cache
 n_boot = 1000
 seed = 0
 

@@ -34,8 +34,8 @@ pooling = "avg"
 basis = "dims"                      # the reading set beside the default "block": "dims" (the paper's) or "rank"
 n_draws = 20                        # random null-space bases per basis-dependent cell
 device = "cpu"
-cache_dir = "../.cache/tad"
-results = "../.cache/results/grid.jsonl"
+cache_dir = None                    # None means the library's default feature cache ($TAD_CACHE)
+results = None                      # None means results.jsonl in that cache
 n_boot = 1000
 seed = 0
 

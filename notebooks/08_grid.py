@@ -40,7 +40,7 @@ n_draws = 10                        # random null-space bases per spread
 top_n = 10
 device = "cpu"
 cache_dir = None                    # None means $TAD_CACHE (the shared feature cache), else ~/.cache/tad
-results = "../.cache/results/grid.jsonl"
+results = None                      # None means results.jsonl in that cache
 n_boot = 200
 seed = 0
 

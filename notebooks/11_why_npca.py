@@ -36,8 +36,8 @@ subsample_layers = [6, 7]           # layers of the training-set-size experiment
 subsample_sizes = [5, 10, 20, 50, 100]  # training-set sizes besides "all"
 subsample_draws = 2                 # random subsets per size
 device = "cpu"
-cache_dir = "../.cache/tad"
-results = "../.cache/results/grid.jsonl"
+cache_dir = None                    # None means the library's default feature cache ($TAD_CACHE)
+results = None                      # None means results.jsonl in that cache
 seed = 0
 
 # %% tags=["hide-input"]
