@@ -6,6 +6,7 @@ returns one score per test image, **higher meaning more anomalous**, like `tad.e
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,7 +89,9 @@ def classifier_outputs(backbone: Backbone, paths: Sequence[str | Path], *, input
     pre_logits, max_softmax = np.concatenate(feats), np.concatenate(scores)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(file, key=key, pre_logits=pre_logits, max_softmax=max_softmax)
+        tmp = file.with_name(f".{file.stem}.{os.getpid()}.npz")
+        np.savez(tmp, key=key, pre_logits=pre_logits, max_softmax=max_softmax)
+        os.replace(tmp, file)  # atomic: a page reading the cache meanwhile never sees half a file
     return pre_logits, max_softmax
 
 
