@@ -12,7 +12,12 @@ sharing the eigen-decomposition from tad's faster MVG. Reducer rather than sklea
 (layer 7 and "all" here), NPCA keeps axes of the training null space, which sklearn's PCA (at most
 min(n, d) components) cannot return.
 
-Run: ``python -m benchmarks.bench_grid``.
+With ``--scale`` it measures instead `run_grid` on Dask (issue 12), side by side in one run: the book's grid
+(classes bottle, screw, transistor; Lite0; layers 1-7 and all; 11 reductions; mvg, knn1, knn5, knn10 and the
+flow with the grid page's ``flow_params``) on a 2-worker LocalCluster vs serial (``workers=1``), and the
+non-flow grid the same two ways; wall seconds include starting the cluster, and each worker's peak RSS.
+
+Run: ``python -m benchmarks.bench_grid`` or ``python -m benchmarks.bench_grid --scale``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from tad.estimators import make_estimator
 from tad.evaluate import auroc, bootstrap_ci
 from tad.features import select
 from tad.reduce import Reducer
-from tad.sweep import REDUCTIONS, run_grid, split_features
+from tad.features import split_features
+from tad.sweep import REDUCTIONS, run_grid
 
 ESTIMATORS = ("mvg", "knn1", "knn5", "knn10")
 NAIVE = "naive sklearn Pipeline per trial"
@@ -123,6 +129,54 @@ def run(args: argparse.Namespace) -> dict:
             "feature_cache_s": first_features_s}
 
 
+BOOK_FLOW_PARAMS = {"epochs": 100, "hidden": 64}  # notebooks/08_grid.py
+
+
+def run_scale(args: argparse.Namespace) -> dict:
+    """Serial vs a LocalCluster of ``args.workers`` processes, for the book's grid with and without the flow."""
+    import resource
+
+    from dask.distributed import Client, LocalCluster
+
+    bb = load_backbone(args.backbone)
+    splits = [load_split(c, mvtec_root()) for c in args.classes]
+    layers = args.layers or [*range(1, bb.n_layers + 1), "all"]
+    for split in splits:
+        split_features(split, bb, cache_dir=args.cache_dir, progress=False)  # extract once, or check the cache
+    out: dict = {"benchmark": "grid_scale", "backbone": bb.name, "classes": args.classes, "layers": [str(x) for x in layers],
+                 "n_boot": args.n_boot, "workers": args.workers, "flow_params": BOOK_FLOW_PARAMS, "runs": {}}
+    for name, estimators in (("non-flow", list(ESTIMATORS)), ("with flow", [*ESTIMATORS, "flow"])):
+        kw = dict(layers=layers, estimators=estimators, n_boot=args.n_boot, cache_dir=args.cache_dir,
+                  flow_params=BOOK_FLOW_PARAMS, progress=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            serial = run_grid(splits, bb, Path(tmp) / "serial.jsonl", workers=1, **kw)
+            serial_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                              dashboard_address=":0") as cluster, Client(cluster) as client:
+                parallel = run_grid(splits, bb, Path(tmp) / "parallel.jsonl", scheduler=client, **kw)
+                rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            parallel_s = time.perf_counter() - t0
+        on = ["dataset", "layer", "reduction", "ratio", "estimator"]
+        merged = serial.merge(parallel, on=on, suffixes=("_s", "_p"))
+        assert len(merged) == len(serial) == len(parallel)
+        out["runs"][name] = {"trials": len(serial), "serial_s": serial_s, "parallel_s": parallel_s,
+                             "speedup": serial_s / parallel_s,
+                             "max_abs_auroc_diff": float((merged.auroc_s - merged.auroc_p).abs().max()),
+                             "worker_peak_rss_mb": sorted(rss.values())}
+    return out
+
+
+def report_scale(r: dict) -> None:
+    print(f"\nGrid on Dask: {r['backbone']} {r['classes']}, {len(r['layers'])} layers, {r['workers']} workers vs serial")
+    for name, run in r["runs"].items():
+        print(f"  {name:10s} {run['trials']:5d} trials: serial {run['serial_s']:.1f} s, parallel {run['parallel_s']:.1f} s "
+              f"-> {run['speedup']:.2f}x; max |AUROC diff| {run['max_abs_auroc_diff']:.2g}; "
+              f"worker peak RSS {', '.join(f'{m:.0f}' for m in run['worker_peak_rss_mb'])} MB")
+    print(f"  machine load (1 min) at the end: {r['machine']['load_avg_1min']:.1f} on {r['machine']['cpu_count']} cores")
+
+
 def report(r: dict) -> None:
     print(f"\nGrid  {r['backbone']} {r['category']} (n_train {r['n_train']}, n_test {r['n_test']}), {r['trials']} "
           f"trials (8 layers x 11 reductions x mvg/knn1/knn5/knn10), n_boot {r['n_boot']} on both sides, "
@@ -146,7 +200,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per trial, both sides")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    parser.add_argument("--scale", action="store_true", help="serial vs Dask workers instead (issue 12)")
+    parser.add_argument("--classes", nargs="+", default=["bottle", "screw", "transistor"], help="with --scale")
+    parser.add_argument("--layers", nargs="+", default=None, help="with --scale; default every layer and all")
+    parser.add_argument("--workers", type=int, default=2, help="with --scale")
     args = parser.parse_args(argv)
+    if args.scale:
+        result = finish(run_scale(args), args.out.with_name("grid_scale.json"))
+        report_scale(result)
+        return result
     result = finish(run(args), args.out)
     report(result)
     return result

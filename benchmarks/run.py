@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks.common import OUT_DIR, machine
 
-BENCHMARKS = ("extract", "grid", "flow")
+BENCHMARKS = ("extract", "grid", "grid_scale", "flow")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only:
         out = args.out / f"{name}.json"
         out.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", f"benchmarks.bench_{name}", "--out", str(out)]
-        if name != "grid":
+        module = "grid" if name == "grid_scale" else name
+        cmd = [sys.executable, "-m", f"benchmarks.bench_{module}", "--out", str(out)]
+        if name == "grid_scale":
+            cmd = [*cmd[:-2], "--scale", "--out", str(args.out / "grid.json")]  # it writes grid_scale.json
+        if not name.startswith("grid"):
             cmd += ["--device", args.device]
         subprocess.run(cmd, check=True)
         if out.exists():  # absent when the benchmark printed a skip (no CUDA)
@@ -54,6 +57,11 @@ def ratios(results: dict) -> dict[str, str]:
         r = results["grid"]
         out["grid: tad / naive trials/s (target >= 5)"] = (
             f"{r['speedup']:.2f}x wall, {r['cpu_speedup']:.2f}x CPU; max |AUROC diff| {r['max_abs_diff']['auroc']:.2g}")
+    if "grid_scale" in results:
+        for name, run in results["grid_scale"]["runs"].items():
+            out[f"grid on Dask, {name}: serial / {results['grid_scale']['workers']} workers wall (target >= 1.7 with flow)"] = (
+                f"{run['speedup']:.2f}x ({run['serial_s']:.0f} / {run['parallel_s']:.0f} s, {run['trials']} trials); "
+                f"worker peak RSS {max(run['worker_peak_rss_mb']):.0f} MB")
     if "flow" in results:
         r = results["flow"]
         out[f"flow share of a Lite0 grid, {r['n_classes']} classes"] = f"{r['projected_s_all_classes'] / 3600:.2f} h"

@@ -51,7 +51,8 @@ from tad.features import preprocess, select
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
 from tad.reduce import Reducer, spectrum
 from tad.report import resolve_classes, setup_run
-from tad.sweep import score, split_features
+from tad.features import split_features
+from tad.sweep import score
 
 try:
     names = resolve_classes(data_root, [category])

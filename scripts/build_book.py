@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
 import yaml
 from filelock import FileLock
@@ -36,12 +37,14 @@ from filelock import FileLock
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "book" / "generated"
 FAILED = ROOT / "_build" / "failed"
+LAST = "intro"  # restates the other pages' glued values, so it runs after them, whenever any page runs
 
 
 def notebooks_in_toc() -> list[str]:
     """Names of the generated notebooks the table of contents lists, in order."""
     toc = (ROOT / "_toc.yml").read_text()
-    files = [line.split("file:")[1].strip() for line in toc.splitlines() if "file:" in line]
+    files = [line.split(":", 1)[1].strip() for line in toc.splitlines()
+             if line.strip().startswith(("file:", "- file:")) or line.startswith("root:")]
     return [Path(f).name for f in files if f.startswith("book/generated/")]
 
 
@@ -84,6 +87,8 @@ def execute(name: str, parameters: dict, data: str) -> None:
     if not source.exists():
         sys.exit(f"_toc.yml lists book/generated/{name}, but notebooks/{name}.py does not exist")
     output, stamp = OUT / f"{name}.ipynb", OUT / f"{name}.fingerprint"
+    if name == LAST:  # its text comes from the other pages' last runs
+        data += "".join(p.read_text() for p in sorted(OUT.glob("*.fingerprint")) if p.stem != LAST)
     key = fingerprint(source, parameters, data)
     if output.exists() and stamp.exists() and stamp.read_text() == key:
         print(f"[book] {name}: unchanged, reusing {output.relative_to(ROOT)}")
@@ -102,6 +107,11 @@ def execute(name: str, parameters: dict, data: str) -> None:
             os.replace(tmp, FAILED / f"{name}.ipynb")
             print(f"[book] {name}: FAILED; the executed notebook is {FAILED / f'{name}.ipynb'}", flush=True)
         raise
+    executed = nbformat.read(tmp, as_version=4)
+    for cell in executed.cells:  # papermill's copy of the parameters is plumbing: not shown in the book
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata["tags"].append("remove-cell")
+    nbformat.write(executed, tmp)
     os.replace(tmp, output)  # only a notebook that ran to the end replaces the last good one
     stamp.write_text(key)
     print(f"[book] {name}: done in {time.time() - t0:.0f} s", flush=True)
@@ -131,18 +141,34 @@ def main() -> None:
     p.add_argument("--params", type=Path, help="YAML file {page name: {parameter: value}} for single pages")
     p.add_argument("--no-html", action="store_true", help="run the notebooks only")
     p.add_argument("--no-download", action="store_true", help="do not try the MVTec AD download")
+    p.add_argument("--preset", help="a tad.presets name, e.g. paper: its page parameters, under --params and -p")
     args = p.parse_args()
     common = {k: yaml.safe_load(v) for k, v in args.p}
     per_page = yaml.safe_load(args.params.read_text()) if args.params else {}
+    if args.preset:
+        from tad.presets import book_parameters, get_preset
+        preset = get_preset(args.preset)
+        pages = book_parameters(preset)
+        per_page = {n: {**pages.get(n, {}), **(per_page or {}).get(n, {})} for n in {*pages, *(per_page or {})}}
     names = notebooks_in_toc()
     unknown = (set(args.only or []) | set(per_page or {})) - set(names)
     if unknown:
         sys.exit(f"pages {sorted(unknown)}: not in _toc.yml; choices: {names}")
     run = args.only or names
-    parameters = {name: page_parameters(name, {**common, **(per_page or {}).get(name, {})}) for name in run}
+    if LAST in names:  # any run ends with the page that restates the others
+        run = [n for n in run if n != LAST] + [LAST]
+    parameters = {name: page_parameters(name, {**(common if name != LAST else {}),  # -p is for the analysis pages
+                                               **(per_page or {}).get(name, {})}) for name in run}
     OUT.mkdir(parents=True, exist_ok=True)
     with FileLock(str(OUT / ".build.lock")):  # a second build waits here, then finds the pages done
         root = data_step(download=not args.no_download)
+        if args.preset:  # the plan first; then missing weights or data stop the build at once, in one line
+            from tad.presets import PresetUnavailable, check, plan
+            print(plan(preset, root))
+            try:
+                check(preset, root)
+            except PresetUnavailable as err:
+                sys.exit(f"[book] {err}")
         data = data_fingerprint(root)
         for name in run:
             execute(name, parameters[name], data)

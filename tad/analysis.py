@@ -1,18 +1,29 @@
-"""Where a test image's deviation from the good training images lies, axis group by axis group.
+"""Where a test image's deviation from the good training images lies, and how much the training null space matters.
 
 The principal axes of the good training features (`tad.reduce.spectrum`, descending variance) split into
 the half PCA keeps, the half NPCA keeps, and, when n_train - 1 < d, the null space where the training
 images do not vary at all. `deviation_by_axes` measures how much of a test image's squared Euclidean
 distance to the training mean falls in each group: the evidence for why keeping the smallest-variance
-axes (NPCA) separates anomalies.
+axes (NPCA) separates anomalies. `null_basis_spread` measures how much an AUROC moves when the basis of the
+null space is drawn at random instead of taken from `numpy.linalg.eigh`.
+
+The grey-level helpers measure an acquisition shift between a class's image groups (`grey_levels`,
+`grey_level_table`) and remove it by scaling every image to one mean grey level (`normalise_grey`,
+`normalised_copies`, written as lossless PNG so the features see only the scaling).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-from tad.reduce import n_kept, spectrum
+from tad.estimators import make_estimator
+from tad.evaluate import auroc
+from tad.reduce import DEFAULT_BASIS, PrincipalAxes, kept_axes, null_axes, spectrum
 
 
 def axis_groups(eigenvalues: np.ndarray, ratio: float = 0.5) -> dict[str, slice]:
@@ -29,12 +40,12 @@ def axis_groups(eigenvalues: np.ndarray, ratio: float = 0.5) -> dict[str, slice]
     -------
     dict
         ``"largest"``: the axes PCA at ``ratio`` keeps; ``"smallest"``: those NPCA at ``ratio`` keeps
-        (both with ``basis="dims"``, as in the pipeline); ``"null"``: the axes past the rank of the training
-        covariance (empty when the training features span all ``d`` dimensions).
+        (both with ``basis="dims"``, the paper's reading: ``round(ratio * d)`` axes); ``"null"``: the axes past
+        the rank of the training covariance (`tad.reduce.null_axes`; empty when the training features span
+        all ``d`` dimensions).
     """
-    rank = n_kept("pca", 1.0, eigenvalues, "rank").stop
-    return {"largest": n_kept("pca", ratio, eigenvalues), "smallest": n_kept("npca", ratio, eigenvalues),
-            "null": slice(rank, len(eigenvalues))}
+    return {"largest": kept_axes("pca", ratio, eigenvalues, "dims"),
+            "smallest": kept_axes("npca", ratio, eigenvalues, "dims"), "null": null_axes(eigenvalues)}
 
 
 def deviation_by_axes(train: np.ndarray, test: np.ndarray, ratio: float = 0.5) -> pd.DataFrame:
@@ -65,3 +76,147 @@ def deviation_by_axes(train: np.ndarray, test: np.ndarray, ratio: float = 0.5) -
     squared = ((test - mean) @ vectors) ** 2  # (n_test, d): squared coordinate along each principal axis
     out = {name: squared[:, axes].sum(axis=1) for name, axes in axis_groups(values, ratio).items()}
     return pd.DataFrame({**out, "total": ((test - mean) ** 2).sum(axis=1)})
+
+
+def grey_levels(paths: Sequence[str | Path]) -> np.ndarray:
+    """Mean grey level of each image, 0-255 (PIL's "L" luminance of the image as stored).
+
+    Returns
+    -------
+    ndarray of shape (n_images,), float64
+    """
+    out = np.empty(len(paths))
+    for i, path in enumerate(paths):
+        with Image.open(path) as im:
+            out[i] = np.asarray(im.convert("L"), dtype=np.float64).mean()
+    return out
+
+
+def grey_level_table(groups: Mapping[str, Sequence[str | Path]], *, low: float = 0.05,
+                     high: float = 0.95) -> pd.DataFrame:
+    """Median and ``low``-``high`` quantile range of the images' mean grey levels, one row per group.
+
+    Parameters
+    ----------
+    groups : mapping of str to sequence of path
+        Group name (e.g. "train (good)") to its image files; each group non-empty.
+
+    Returns
+    -------
+    DataFrame of shape (n_groups, 4)
+        Index the group names; columns "images", "median", "q05", "q95" (named for the default quantiles:
+        ``f"q{100 * low:02.0f}"``), quantiles by linear interpolation (`numpy.quantile`).
+    """
+    if not 0 <= low < high <= 1:
+        raise ValueError(f"quantiles low={low}, high={high} must satisfy 0 <= low < high <= 1")
+    empty = [name for name, paths in groups.items() if len(paths) == 0]
+    if empty:
+        raise ValueError(f"groups {empty} hold no images")
+    rows = {}
+    for name, paths in groups.items():
+        g = grey_levels(paths)
+        rows[name] = {"images": len(g), "median": float(np.median(g)),
+                      f"q{100 * low:02.0f}": float(np.quantile(g, low)), f"q{100 * high:02.0f}": float(np.quantile(g, high))}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def normalise_grey(image: Image.Image, target: float) -> Image.Image:
+    """``image`` with every pixel value multiplied by ``target / mean grey level``, rounded and clipped to 0-255.
+
+    The mode is kept (grayscale stays "L", colour stays "RGB"; other modes are converted to RGB). The result's
+    mean grey level equals ``target`` up to rounding, unless clipping at 255 lowers it (bright images scaled up).
+
+    Raises
+    ------
+    ValueError
+        ``target`` outside (0, 255], or an all-black image (no scale brings it to ``target``).
+    """
+    if not 0 < target <= 255:
+        raise ValueError(f"target grey level {target!r} must be in (0, 255]")
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    mean = np.asarray(image.convert("L"), dtype=np.float64).mean()
+    if mean == 0:
+        raise ValueError("the image is all black: no scaling brings its mean grey level to the target")
+    pixels = np.asarray(image, dtype=np.float64) * (target / mean)
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), mode=image.mode)
+
+
+def normalised_copies(paths: Sequence[str | Path], folder: str | Path, target: float) -> list[Path]:
+    """`normalise_grey` of each image written to ``folder`` as lossless PNG; returns the new paths in order.
+
+    Files are named ``{index:05d}_{stem}.png``; an existing file of that name is reused only if it was made
+    for the same ``target`` (the folder keeps a ``target.txt``), else everything is rewritten.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "target.txt"
+    fresh = stamp.is_file() and stamp.read_text() == repr(float(target))
+    out = []
+    for i, path in enumerate(paths):
+        dest = folder / f"{i:05d}_{Path(path).stem}.png"
+        if not (fresh and dest.is_file()):
+            with Image.open(path) as im:
+                normalise_grey(im, target).save(dest, format="PNG", compress_level=1)  # lossless, fast
+        out.append(dest)
+    stamp.write_text(repr(float(target)))
+    return out
+
+
+def null_basis_spread(train: np.ndarray, test: np.ndarray, labels: np.ndarray, reduction: str,
+                      ratio: float | None, estimator: str, *, basis: str = DEFAULT_BASIS, n_draws: int = 20,
+                      seed: int = 0, flow_params: dict | None = None) -> np.ndarray:
+    """Image AUROCs of one reduction under random orthonormal bases of the training null space.
+
+    Each draw rotates the null-space block of the principal axes (`tad.reduce.null_axes`) by a Haar-random
+    orthogonal matrix (QR of a Gaussian matrix, signs fixed), keeps the same axis positions as
+    `tad.reduce.kept_axes`, and refits the estimator. When the reduction keeps all or none of the null space
+    (``View.basis_dependent`` False) every draw gives the AUROC of `tad.sweep.score` up to rounding (for
+    estimators invariant to rotations, MVG and k-NN); when it keeps part of it, the spread is how much the
+    AUROC owes to the arbitrary basis ``eigh`` returned. Report it as an interval, e.g. min to max.
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_train, d)
+        Good training features.
+    test : ndarray of shape (n_test, d)
+    labels : ndarray of shape (n_test,)
+        1 = anomalous.
+    reduction, ratio, basis
+        As `tad.reduce.kept_axes`.
+    estimator : one of `tad.estimators.ESTIMATORS`
+    n_draws : int
+        Random bases drawn.
+    seed : int
+        Seeds the bases (and the estimator).
+
+    Returns
+    -------
+    ndarray of shape (n_draws,)
+        One AUROC per random null-space basis.
+    """
+    if isinstance(n_draws, bool) or not isinstance(n_draws, int) or n_draws < 1:
+        raise ValueError(f"n_draws {n_draws!r} must be a positive int")
+    axes = PrincipalAxes.fit(np.asarray(train, dtype=np.float64))
+    view = axes.view(reduction, ratio, basis)
+    null = null_axes(axes.eigenvalues)
+    Zx, Zy = axes.project(train), axes.project(test)
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_draws)
+    for i in range(n_draws):
+        if view.method == "none":
+            Ztrain, Ztest = train, test
+        else:
+            Q = _random_rotation(null.stop - null.start, rng)
+            Ztrain, Ztest = Zx.copy(), Zy.copy()
+            Ztrain[:, null], Ztest[:, null] = Zx[:, null] @ Q, Zy[:, null] @ Q
+            Ztrain, Ztest = np.ascontiguousarray(Ztrain[:, view.axes]), np.ascontiguousarray(Ztest[:, view.axes])
+        est = make_estimator(estimator, seed=seed, **(flow_params or {})).fit(Ztrain)
+        out[i] = auroc(labels, est.score_samples(Ztest))
+    return out
+
+
+def _random_rotation(m: int, rng: np.random.Generator) -> np.ndarray:
+    """A Haar-distributed orthogonal (m, m) matrix: QR of a Gaussian matrix with R's diagonal made positive."""
+    q, r = np.linalg.qr(rng.normal(size=(m, m)))
+    return q * np.sign(np.diag(r))

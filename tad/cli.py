@@ -8,7 +8,6 @@ line on stderr naming the file or parameter, with exit code 2; ``--debug`` shows
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import re
 import sys
@@ -37,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = _parser(command).parse_args(argv)
+    if getattr(args, "device", "") is None:
+        args.device = _best_device()
     with warnings.catch_warnings():
         warnings.showwarning = _warn_one_line
         try:
@@ -60,7 +61,7 @@ def _layers(args: argparse.Namespace) -> int:
     split, bb = _split(args, args.category), _backbone(args)
     _extract(split, bb, args)
     layers = [*range(1, bb.n_layers + 1), "all"]
-    rows = [evaluate_config(args.category, root=args.data, backbone=bb, layer=layer, **_config(args, evaluate_config))
+    rows = [evaluate_config(args.category, root=args.data, backbone=bb, layer=layer, **_config(args))
             for layer in layers]
     _append(args.results, rows)
     import pandas as pd
@@ -81,7 +82,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     parse_layers(bb, args.layer)  # before the extraction, not after
     _extract(split, bb, args)
     row = evaluate_config(args.category, root=args.data, backbone=bb, layer=args.layer,
-                          **_config(args, evaluate_config))
+                          **_config(args))
     _append(args.results, [row])
     for k, v in row.items():
         print(f"{k:>10}: {round(v, 4) if isinstance(v, float) else v}")
@@ -91,6 +92,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _grid(args: argparse.Namespace) -> int:
     from tad.sweep import REDUCTIONS, run_grid
 
+    if args.preset:
+        return _preset(args)
+    if not args.categories or args.results is None:
+        raise UsageError("--categories and --results are required (or --preset NAME)")
     _check_paths(args)
     splits = [_split(args, c) for c in args.categories]
     bb = _backbone(args)
@@ -100,17 +105,39 @@ def _grid(args: argparse.Namespace) -> int:
         n_flow = len(splits) * len(layers) * len(args.poolings) * len(reductions)
         print(f"flow: {n_flow} trials, about {_duration(n_flow * FLOW_SECONDS_PER_TRIAL)} on a CPU "
               f"(~{FLOW_SECONDS_PER_TRIAL} s each); finished trials in {args.results} are skipped", file=sys.stderr)
-    extra = _optional(run_grid, scheduler=args.scheduler, workers=args.workers)
     for split in splits:
         _extract(split, bb, args)
     df = run_grid(splits, bb, args.results, layers=layers, poolings=args.poolings, reductions=reductions,
                   estimators=args.estimators, basis=args.basis, input_size=args.input_size, cache_dir=args.cache,
-                  device=args.device, **extra)
+                  device=args.device, batch_size=args.batch_size, scheduler=args.scheduler, workers=args.workers)
     best = df.sort_values("auroc", ascending=False).groupby("dataset").head(3)
     print(f"{len(df)} trials in {args.results}; best per data set:")
     print(best[["dataset", "layer", "pooling", "reduction", "ratio", "estimator", "auroc", "ci_low", "ci_high"]]
           .round(3).to_string(index=False))
     return 0
+
+
+def _preset(args: argparse.Namespace) -> int:
+    """The whole published study: its plan and estimate first, then (unless --dry-run) the run and its tables."""
+    from tad.presets import get_preset, paper_tables, plan, run_preset
+
+    preset = get_preset(args.preset)
+    print(plan(preset, args.data, device="cpu" if args.device == "cpu" else "cuda"))
+    if args.dry_run:
+        return 0
+    if args.results is None:
+        raise UsageError("--results FILE is required to run a preset (or --dry-run)")
+    _check_paths(args)
+    rows = run_preset(preset, args.data, args.results, cache_dir=args.cache, device=args.device, download=args.download)
+    for number, table in paper_tables(rows, preset).items():
+        print(f"\ntable {number} beside the paper:\n{table.round(3).to_string()}")
+    return 0
+
+
+def _best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -169,23 +196,11 @@ def _extract(split, bb, args: argparse.Namespace) -> None:
                 cache_dir=args.cache)
 
 
-def _config(args: argparse.Namespace, fn: Callable) -> dict:
-    """The trial settings shared by `layers` and `evaluate`, as keyword arguments of ``fn``."""
-    from tad.reduce import DEFAULT_BASIS
-
+def _config(args: argparse.Namespace) -> dict:
+    """The trial settings shared by `layers` and `evaluate`, as keyword arguments of `evaluate_config`."""
     return dict(pooling=args.pooling, reduction=args.reduction, ratio=_ratio(args), estimator=args.estimator,
-                input_size=args.input_size, cache_dir=args.cache, device=args.device,
-                **_optional(fn, basis=None if args.basis == DEFAULT_BASIS else args.basis))
-
-
-def _optional(fn: Callable, **given) -> dict:
-    """The options that were set (not None), checked against ``fn``'s parameters: this version may lack some."""
-    accepted = inspect.signature(fn).parameters
-    for name, value in given.items():
-        if value is not None and name not in accepted:
-            raise UsageError(f"--{name.replace('_', '-')} {value}: not supported by {fn.__module__}.{fn.__name__} "
-                             "in this version of tad; leave it out")
-    return {k: v for k, v in given.items() if v is not None}
+                basis=args.basis, input_size=args.input_size, cache_dir=args.cache, device=args.device,
+                batch_size=args.batch_size)
 
 
 def _ratio(args: argparse.Namespace) -> float | None:
@@ -307,7 +322,8 @@ def _run_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--basis", default=DEFAULT_BASIS, choices=BASES,
                     help="what --ratio is a share of: all feature dimensions (dims) or the training rank (rank)")
     sp.add_argument("--cache", type=Path, default=default_cache(), help="feature cache folder (env TAD_CACHE)")
-    sp.add_argument("--device", default="cpu", help="torch device for the backbone: cpu, cuda, cuda:1, mps")
+    sp.add_argument("--device", default=None,
+                    help="torch device for the backbone: cpu, cuda, cuda:1, mps (default: cuda when present, else cpu)")
 
 
 def _trial_options(sp: argparse.ArgumentParser) -> None:
@@ -344,10 +360,18 @@ def _grid_options(sp: argparse.ArgumentParser) -> None:
     from tad.features import POOLING_CHOICES
 
     _run_options(sp)
-    sp.add_argument("--categories", nargs="+", required=True, metavar="CATEGORY",
-                    help="category folders under --data, or elpv_mono / elpv_poly")
-    sp.add_argument("--results", type=Path, required=True, metavar="FILE",
-                    help="JSON-lines results file: appended to; trials already in it are skipped")
+    from tad.presets import PRESETS
+
+    sp.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                    help="run a whole study as published (paper: Ono & Mori's 11,550 trials, ENB5 and ResNet-18, "
+                         "15 MVTec AD classes); prints its plan and estimated time first")
+    sp.add_argument("--dry-run", action="store_true", help="with --preset: print the plan, run nothing")
+    sp.add_argument("--download", action="store_true", help="with --preset: download missing MVTec AD classes")
+    sp.add_argument("--categories", nargs="+", default=None, metavar="CATEGORY",
+                    help="category folders under --data, or elpv_mono / elpv_poly (required without --preset)")
+    sp.add_argument("--results", type=Path, default=None, metavar="FILE",
+                    help="JSON-lines results file: appended to; trials already in it are skipped "
+                         "(required unless --dry-run)")
     sp.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
                     help="layer numbers and/or 'all' (default: every layer of --backbone and 'all')")
     sp.add_argument("--reductions", nargs="+", type=_reduction, default=None, metavar="METHOD[:RATIO]",
@@ -357,10 +381,12 @@ def _grid_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--estimators", nargs="+", default=[e for e in ESTIMATORS if e != "flow"], choices=ESTIMATORS,
                     metavar="ESTIMATOR", help=f"from {', '.join(ESTIMATORS)}; flow is slow, so only on request, "
                                               "with its estimated time printed first")
-    sp.add_argument("--scheduler", default=None,
-                    help="how run_grid spreads the trials (default: run_grid's own)")
+    sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="Dask scheduler to run the trials on, e.g. tcp://host:8786 (default: env TAD_SCHEDULER, "
+                         "else local cores)")
     sp.add_argument("--workers", type=_positive("workers"), default=None,
-                    help="parallel workers for run_grid (default: run_grid's own)")
+                    help="local worker processes; 1 runs in this process (default: one per core for grids "
+                         "estimated at 30 s or more, else 1)")
     _debug_option(sp)
     sp.set_defaults(run=_grid)
 

@@ -1,27 +1,25 @@
-"""Pooled CNN features: image files in, one (n_images, 3, C) array per layer out, cached on disk.
+"""CNN features: image files in, one (n_images, 3, C) array of pooled activations per layer out, cached on disk.
 
-One forward pass per image yields every layer and every pooling (avg, max, min); `select` then picks a
-layer (or "all") and a pooling or a concatenation of poolings ("min+avg") as a flat feature matrix.
+`backbone_outputs` is the one path from files to activations (load, resize, normalise, forward), each
+batch summarised by a function: `extract` pools every layer (avg, max, min), `tad.maps.extract_maps` keeps
+the spatial maps. `select` picks a layer (or "all") and a pooling or a concatenation of poolings
+("min+avg") as a flat feature matrix; `split_features` extracts a split's training and test images.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from tad.backbones import Backbone, parse_layers
-from tad.data import load_image
+from tad.cache import cached_arrays, content_key
+from tad.data import Split, load_image
 
 POOLINGS = ("avg", "max", "min")
 # Concatenations in the paper's order (table 4).
@@ -69,25 +67,113 @@ def extract(
     dict of int to ndarray of shape (n_images, 3, C_layer)
         Layer number (1-based) to avg, max and min pooled features.
     """
-    size = input_size or backbone.input_size
-    if not isinstance(size, int) or size < 32:
-        raise ValueError(f"input_size {input_size!r} must be an int >= 32")
+    size = resolve_input_size(backbone, input_size)
     if noise_std < 0:
         raise ValueError(f"noise_std {noise_std!r} must be >= 0")
+    key = cache_key(backbone, paths, size, noise_std, noise_seed)
+
+    def compute() -> dict[str, np.ndarray]:
+        return backbone_outputs(backbone, paths, _pooled_layers, input_size=size, noise_std=noise_std,
+                                noise_seed=noise_seed, batch_size=batch_size, num_workers=num_workers,
+                                device=device, progress=progress)
+
+    shapes = {f"layer{i}": (len(paths), 3, c) for i, c in enumerate(backbone.channels, 1)}
+    arrays = cached_arrays(cache_dir, f"{backbone.name}-{size}px", key, compute, shapes)
+    return {i: arrays[f"layer{i}"] for i in range(1, backbone.n_layers + 1)}
+
+
+def split_features(
+    split: Split,
+    backbone: Backbone,
+    *,
+    input_size: int | None = None,
+    noise_std: float = 0.0,
+    n_augment: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+    progress: bool = True,
+) -> tuple[Features, Features]:
+    """Features of a split's training and test images.
+
+    With ``n_augment > 0`` the training set is the clean images plus ``n_augment`` noisy copies of each
+    (Gaussian noise of standard deviation ``noise_std`` on the [0, 1] image, a different draw per copy);
+    test images are never augmented.
+
+    Returns
+    -------
+    train, test : dict of int to ndarray of shape (n_images, 3, C_layer)
+        As `extract`; ``n_images`` is ``n_train * (1 + n_augment)`` for ``train``.
+    """
+    if n_augment and not noise_std:
+        raise ValueError(f"n_augment={n_augment} needs noise_std > 0")
+    kw = dict(input_size=input_size, cache_dir=cache_dir, device=device, batch_size=batch_size, progress=progress)
+    train = extract(backbone, split.train_paths, **kw)
+    copies = [extract(backbone, split.train_paths, noise_std=noise_std, noise_seed=c, **kw)
+              for c in range(1, n_augment + 1)]
+    if copies:
+        train = {k: np.concatenate([train[k]] + [c[k] for c in copies]) for k in train}
+    return train, extract(backbone, split.test_paths, **kw)
+
+
+def backbone_outputs(
+    backbone: Backbone,
+    paths: Sequence[str | Path],
+    summarise: Callable[[list[torch.Tensor]], dict[str, torch.Tensor]],
+    *,
+    input_size: int | None = None,
+    noise_std: float = 0.0,
+    noise_seed: int = 0,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Every image through the backbone, each batch's layer outputs summarised, the summaries concatenated.
+
+    Images are read with `tad.data.load_image`, resized by `preprocess`, optionally noised, normalised with
+    the backbone's mean and std, and passed forward in batches.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    paths : sequence of path
+    summarise : callable
+        Maps the backbone's outputs for a batch, a list of (B, C_layer, H_layer, W_layer) tensors, to named
+        (B, ...) tensors (e.g. pooled vectors, or resized maps).
+    input_size, noise_std, noise_seed, batch_size, num_workers, device, progress
+        As in `extract`.
+
+    Returns
+    -------
+    dict of str to ndarray, float32
+        Each name's (n_images, ...) array, images in the order of ``paths``.
+    """
+    size = resolve_input_size(backbone, input_size)
     if len(paths) == 0:
         raise ValueError("paths is empty: no images to extract features from")
-    if cache_dir is None:
-        return _compute(backbone, paths, size, noise_std, noise_seed, batch_size, num_workers, device, progress)
-    key = cache_key(backbone, paths, size, noise_std, noise_seed)
-    file = Path(cache_dir) / f"{backbone.name}-{size}px-{key[:20]}.npz"
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(file) + ".lock"):  # a second process waits, then reuses instead of recomputing
-        cached = _read_cache(file, key, len(paths), backbone.n_layers)
-        if cached is not None:
-            return cached
-        feats = _compute(backbone, paths, size, noise_std, noise_seed, batch_size, num_workers, device, progress)
-        _write_cache(file, key, feats)
-    return feats
+    backbone = backbone.to(device).eval()
+    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1)
+    if num_workers is None:
+        num_workers = 4 if device.startswith("cuda") else 1
+    loader = DataLoader(_Images(paths, size, noise_std, noise_seed), batch_size=batch_size,
+                        num_workers=num_workers, pin_memory=device.startswith("cuda"))
+    chunks: dict[str, list[np.ndarray]] = {}
+    with torch.inference_mode():
+        for x in tqdm(loader, desc=f"{backbone.name} {size}px", disable=not progress, unit="batch"):
+            x = (x.to(device, non_blocking=True) - mean) / std
+            for name, out in summarise(backbone(x)).items():
+                chunks.setdefault(name, []).append(out.float().cpu().numpy())
+    return {name: np.concatenate(c) for name, c in chunks.items()}
+
+
+def resolve_input_size(backbone: Backbone, input_size: int | None) -> int:
+    """The square side images are resized to: ``input_size``, or by default the weights' native size."""
+    size = input_size or backbone.input_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
+        raise ValueError(f"input_size {input_size!r} must be an int >= 32")
+    return size
 
 
 def select(features: Features, layer: int | str, pooling: str, backbone: Backbone) -> np.ndarray:
@@ -109,14 +195,10 @@ def select(features: Features, layer: int | str, pooling: str, backbone: Backbon
 
 def cache_key(backbone: Backbone, paths: Sequence[str | Path], size: int, noise_std: float, noise_seed: int) -> str:
     """SHA-256 over everything that determines the features (file contents, not their names)."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(_file_digest(Path(p)))
-    h.update(json.dumps({
+    return content_key(paths, {
         "weights": backbone.weights, "size": size, "noise_std": float(noise_std),
         "noise_seed": int(noise_seed) if noise_std else 0, "version": FEATURE_VERSION,
-    }, sort_keys=True).encode())
-    return h.hexdigest()
+    })
 
 
 def preprocess(image: Image.Image, size: int) -> torch.Tensor:
@@ -148,66 +230,5 @@ class _Images(Dataset):
         return x
 
 
-def _compute(backbone, paths, size, noise_std, noise_seed, batch_size, num_workers, device, progress) -> Features:
-    backbone = backbone.to(device).eval()
-    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1)
-    if num_workers is None:
-        num_workers = 4 if device.startswith("cuda") else 1
-    loader = DataLoader(_Images(paths, size, noise_std, noise_seed), batch_size=batch_size,
-                        num_workers=num_workers, pin_memory=device.startswith("cuda"))
-    chunks: list[list[np.ndarray]] = [[] for _ in range(backbone.n_layers)]
-    with torch.inference_mode():
-        for x in tqdm(loader, desc=f"{backbone.name} {size}px", disable=not progress, unit="batch"):
-            x = (x.to(device, non_blocking=True) - mean) / std
-            for layer, pooled in enumerate(pool(backbone(x))):
-                chunks[layer].append(pooled.float().cpu().numpy())
-    return {i + 1: np.concatenate(c) for i, c in enumerate(chunks)}
-
-
-def _file_digest(path: Path) -> bytes:
-    try:
-        return hashlib.sha256(path.read_bytes()).digest()
-    except OSError as err:
-        raise FileNotFoundError(f"image file {path} cannot be read: {err}") from err
-
-
-def _read_cache(file: Path, key: str, n: int, n_layers: int) -> Features | None:
-    arrays = _read_npz(file, key, [f"layer{i}" for i in range(1, n_layers + 1)])
-    if arrays is None:
-        return None
-    feats = {i: arrays[f"layer{i}"] for i in range(1, n_layers + 1)}
-    if any(f.shape[0] != n or f.shape[1] != 3 or not np.isfinite(f).all() for f in feats.values()):
-        return None
-    return feats
-
-
-def _read_npz(file: Path, key: str, names: list[str]) -> dict[str, np.ndarray] | None:
-    """The named arrays of a cache file written under ``key``; None if it is missing, stale or corrupt."""
-    if not file.exists():
-        return None
-    try:
-        with np.load(file) as z:
-            if str(z["key"]) != key:
-                return None
-            return {name: z[name] for name in names}
-    except Exception:  # truncated or corrupt file of any kind: recompute, never trust
-        return None
-
-
-def _write_cache(file: Path, key: str, feats: Features) -> None:
-    _atomic_savez(file, key=np.array(key), **{f"layer{i}": a for i, a in feats.items()})
-
-
-def _atomic_savez(file: Path, **arrays: np.ndarray) -> None:
-    """`np.savez` to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=file.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _pooled_layers(maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"layer{i}": pooled for i, pooled in enumerate(pool(maps), 1)}

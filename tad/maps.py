@@ -8,8 +8,6 @@ smooths it, and `evaluate_maps` runs all of it on a split and scores the maps ag
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,24 +15,23 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from filelock import FileLock
 from PIL import Image
 from scipy import ndimage
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from tad.backbones import Backbone, parse_layers
+from tad.cache import cached_arrays, extend_key
 from tad.data import DataError, Split, load_mask
+from tad.estimators import ESTIMATORS, knn_distance, ledoit_wolf_precision, mahalanobis_sq, n_neighbours
 from tad.evaluate import auroc, pixel_auroc, pro_score
-from tad.features import _atomic_savez, _Images, _read_npz, cache_key
-from tad.reduce import METHODS, n_kept
+from tad.features import backbone_outputs, cache_key, resolve_input_size
+from tad.reduce import PrincipalAxes, check_reduction
 
 # Bump when anything that changes map values changes (layer resizing, dtype).
 MAPS_VERSION = 1
-PATCH_ESTIMATORS = ("mvg", "knn")
+PATCH_ESTIMATORS = tuple(name for name in ESTIMATORS if name != "flow")  # the flow has no batched form here
 # Batched small matrices gain nothing from BLAS threads, and threaded OpenBLAS slows them 20-40x on a
 # loaded machine (measured: (49, 120, 120) eigh 0.7 s with one thread, 15 s with two under load 15).
 _one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
@@ -79,25 +76,17 @@ def extract_maps(
         ``C`` is the sum of the layers' channels, ``H' x W'`` the finest grid.
     """
     layers = _check_layers(backbone, layers)
-    size = input_size or backbone.input_size
-    if not isinstance(size, int) or size < 32:
-        raise ValueError(f"input_size {input_size!r} must be an int >= 32")
-    if len(paths) == 0:
-        raise ValueError("paths is empty: no images to extract maps from")
-    if cache_dir is None:
-        return _compute_maps(backbone, paths, layers, size, batch_size, num_workers, device, progress)
-    extra = json.dumps({"layers": layers, "maps_version": MAPS_VERSION}).encode()
-    key = hashlib.sha256(cache_key(backbone, paths, size, 0.0, 0).encode() + extra).hexdigest()
-    name = "-".join(map(str, layers))
-    file = Path(cache_dir) / f"{backbone.name}-{size}px-maps{name}-{key[:20]}.npz"
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(file) + ".lock"):
-        cached = _read_maps(file, key, len(paths))
-        if cached is not None:
-            return cached
-        maps = _compute_maps(backbone, paths, layers, size, batch_size, num_workers, device, progress)
-        _atomic_savez(file, key=np.array(key), maps=maps)
-    return maps
+    size = resolve_input_size(backbone, input_size)
+    key = extend_key(cache_key(backbone, paths, size, 0.0, 0), {"layers": layers, "maps_version": MAPS_VERSION})
+
+    def compute() -> dict[str, np.ndarray]:
+        return backbone_outputs(backbone, paths, lambda out: {"maps": _concatenated_maps(out, layers)},
+                                input_size=size, batch_size=batch_size, num_workers=num_workers, device=device,
+                                progress=progress)
+
+    name = f"{backbone.name}-{size}px-maps{'-'.join(map(str, layers))}"
+    channels = sum(backbone.channels[lay - 1] for lay in layers)
+    return cached_arrays(cache_dir, name, key, compute, {"maps": (len(paths), None, None, channels)})["maps"]
 
 
 class PatchModel(BaseEstimator):
@@ -105,10 +94,11 @@ class PatchModel(BaseEstimator):
 
     Parameters
     ----------
-    estimator : {"mvg", "knn"}
-        ``"mvg"``: squared Mahalanobis distance under a Gaussian with Ledoit-Wolf shrinkage (the same maths
-        as `tad.estimators.MVG`, batched over positions). ``"knn"``: mean Euclidean distance to the ``k``
-        nearest training patches (exhaustive search, no coreset).
+    estimator : {"mvg", "knn1", "knn5", "knn10"}
+        ``"mvg"``: squared Mahalanobis distance under a Gaussian with Ledoit-Wolf shrinkage
+        (`tad.estimators.ledoit_wolf_precision`, batched over positions, as `tad.estimators.MVG`).
+        ``"knnK"``: mean Euclidean distance to the K nearest training patches (`tad.estimators.knn_distance`,
+        exhaustive search, no coreset).
     reduction : {"npca", "pca", "none"}
         As `tad.reduce.Reducer` with ``basis="dims"``: keep ``round(ratio * C)`` of the smallest (NPCA) or
         largest (PCA) variance axes of the training patches.
@@ -118,8 +108,6 @@ class PatchModel(BaseEstimator):
         position (a k-NN then searches the same position only). True: one of each for all positions, fitted
         on all ``n_train * H' * W'`` patches (for k-NN: the nearest training patch from any position, as
         PatchCore without coreset).
-    k : int
-        Neighbours for ``estimator="knn"``.
 
     Attributes
     ----------
@@ -140,22 +128,18 @@ class PatchModel(BaseEstimator):
     """
 
     def __init__(self, estimator: str = "mvg", reduction: str = "npca", ratio: float = 0.5,
-                 shared: bool = False, k: int = 1) -> None:
+                 shared: bool = False) -> None:
         self.estimator = estimator
         self.reduction = reduction
         self.ratio = ratio
         self.shared = shared
-        self.k = k
 
     @_one_blas_thread
     def fit(self, maps: np.ndarray, y: None = None) -> PatchModel:
         """Fit on good training maps of shape (n_train, H', W', C)."""
         if self.estimator not in PATCH_ESTIMATORS:
             raise ValueError(f"estimator {self.estimator!r} not in {PATCH_ESTIMATORS}")
-        if self.reduction not in METHODS:
-            raise ValueError(f"reduction {self.reduction!r} not in {METHODS}")
-        if self.reduction != "none" and not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
-            raise ValueError(f"ratio {self.ratio!r} must be in (0, 1]")
+        check_reduction(self.reduction, self.ratio, "dims")
         if not isinstance(self.shared, (bool, np.bool_)):
             raise ValueError(f"shared {self.shared!r} must be a bool")
         maps = _check_maps(maps, "maps")
@@ -163,21 +147,19 @@ class PatchModel(BaseEstimator):
             raise ValueError(f"PatchModel needs at least 2 training maps, got {len(maps)}")
         n, h, w, _ = maps.shape
         per_group = n * h * w if self.shared else n
-        if self.estimator == "knn" and (isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer))
-                                        or not 1 <= self.k <= per_group):
-            raise ValueError(f"k {self.k!r} must be an int in 1..{per_group} (training patches per group)")
+        if self.estimator != "mvg" and n_neighbours(self.estimator) > per_group:
+            raise ValueError(f"{self.estimator} needs {n_neighbours(self.estimator)} neighbours, more than the "
+                             f"{per_group} training patches per group")
         self.grid_ = (h, w)
         X = self._groups(maps)  # (G, m, C)
         self.mean_ = X.mean(axis=1)
         self.components_ = None
         if self.reduction != "none":
-            Xc = X - self.mean_[:, None]
-            values, vectors = np.linalg.eigh(np.swapaxes(Xc, 1, 2) @ Xc / (X.shape[1] - 1))
-            keep = n_kept(self.reduction, self.ratio, values[0, ::-1])  # "dims": the same for every group
-            self.components_ = np.swapaxes(vectors[:, :, ::-1][:, :, keep], 1, 2)
+            axes = PrincipalAxes.fit(X)  # one decomposition per group, batched
+            self.components_ = axes.components(axes.view(self.reduction, self.ratio, "dims"))
         Z = self._reduce(X)
         if self.estimator == "mvg":
-            self.location_, self.precision_, self.shrinkage_ = _ledoit_wolf(Z)
+            self.location_, _, self.precision_, self.shrinkage_ = ledoit_wolf_precision(Z)
         else:
             self.bank_ = Z.astype(np.float32)
         return self
@@ -203,10 +185,9 @@ class PatchModel(BaseEstimator):
                              f"{tuple(self.grid_)} and {self.mean_.shape[1]} channels")
         Z = self._reduce(self._groups(maps))
         if self.estimator == "mvg":
-            D = Z - self.location_[:, None]
-            scores = ((D @ self.precision_) * D).sum(axis=2)
+            scores = mahalanobis_sq(Z, self.location_, self.precision_)
         else:
-            scores = _knn_distance(Z.astype(np.float32), self.bank_, self.k)
+            scores = knn_distance(Z.astype(np.float32), self.bank_, n_neighbours(self.estimator))
         return scores.reshape(n, h, w) if self.shared else scores.T.reshape(n, h, w)
 
     def _groups(self, maps: np.ndarray) -> np.ndarray:
@@ -259,7 +240,6 @@ def evaluate_maps(
     reduction: str = "npca",
     ratio: float = 0.5,
     shared: bool = False,
-    k: int = 1,
     resolution: int = 256,
     sigma: float = 4.0,
     cache_dir: str | Path | None = None,
@@ -279,7 +259,7 @@ def evaluate_maps(
     backbone : Backbone
     layers, input_size
         As in `extract_maps`.
-    estimator, reduction, ratio, shared, k
+    estimator, reduction, ratio, shared
         As in `PatchModel`.
     resolution : int
         Side of the square evaluation grid, in pixels.
@@ -303,13 +283,13 @@ def evaluate_maps(
     kw = dict(input_size=input_size, device=device, cache_dir=cache_dir, progress=progress)
     train = extract_maps(backbone, split.train_paths, layers, **kw)
     test = extract_maps(backbone, split.test_paths, layers, **kw)
-    model = PatchModel(estimator, reduction, ratio, shared, k).fit(train)
+    model = PatchModel(estimator, reduction, ratio, shared).fit(train)
     maps = upsample_maps(model.score_maps(test), resolution, sigma)
     labels = split.test_labels
     return {
         "category": split.name, "backbone": backbone.name, "layers": list(_check_layers(backbone, layers)),
         "input_size": input_size or backbone.input_size, "estimator": estimator, "reduction": reduction,
-        "ratio": ratio, "shared": shared, "k": k, "resolution": resolution, "sigma": sigma,
+        "ratio": ratio, "shared": shared, "resolution": resolution, "sigma": sigma,
         "grid": tuple(train.shape[1:3]),
         "pixel_auroc": pixel_auroc(masks, maps),
         "pro": pro_score(masks, maps, max_fpr=0.3),
@@ -339,84 +319,13 @@ def _check_maps(maps: np.ndarray, name: str) -> np.ndarray:
     return maps
 
 
-def _compute_maps(backbone, paths, layers, size, batch_size, num_workers, device, progress) -> np.ndarray:
-    backbone = backbone.to(device).eval()
-    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1)
-    if num_workers is None:
-        num_workers = 4 if device.startswith("cuda") else 1
-    loader = DataLoader(_Images(paths, size, 0.0, 0), batch_size=batch_size,
-                        num_workers=num_workers, pin_memory=device.startswith("cuda"))
-    chunks = []
-    with torch.inference_mode():
-        for x in tqdm(loader, desc=f"{backbone.name} {size}px maps", disable=not progress, unit="batch"):
-            out = backbone((x.to(device, non_blocking=True) - mean) / std)
-            picked = [out[lay - 1] for lay in layers]
-            grid = max((m.shape[2:] for m in picked), key=lambda s: s[0] * s[1])
-            picked = [m if m.shape[2:] == grid else F.interpolate(m, size=grid, mode="bilinear",
-                                                                  align_corners=False) for m in picked]
-            chunks.append(torch.cat(picked, dim=1).permute(0, 2, 3, 1).float().cpu().numpy())
-    return np.concatenate(chunks)
-
-
-def _read_maps(file: Path, key: str, n: int) -> np.ndarray | None:
-    arrays = _read_npz(file, key, ["maps"])
-    if arrays is None:
-        return None
-    maps = arrays["maps"]
-    if maps.ndim != 4 or len(maps) != n or not np.isfinite(maps).all():
-        return None
-    return maps
-
-
-def _ledoit_wolf(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`sklearn.covariance.LedoitWolf` batched over groups.
-
-    Parameters
-    ----------
-    Z : ndarray of shape (G, m, d)
-
-    Returns
-    -------
-    location : (G, d), precision : (G, d, d), shrinkage : (G,)
-    """
-    m, d = Z.shape[1:]
-    location = Z.mean(axis=1)
-    Zc = Z - location[:, None]
-    emp = np.swapaxes(Zc, 1, 2) @ Zc / m
-    trace = np.trace(emp, axis1=1, axis2=2)
-    mu = trace / d
-    delta_ = (emp ** 2).sum(axis=(1, 2))
-    beta_ = ((Zc ** 2).sum(axis=2) ** 2).sum(axis=1)
-    beta = (beta_ / m - delta_) / (d * m)
-    delta = (delta_ - 2 * mu * trace + d * mu ** 2) / d
-    beta = np.minimum(beta, delta)
-    shrinkage = np.where(beta > 0, beta / np.where(delta > 0, delta, 1.0), 0.0)
-    shrunk = (1 - shrinkage)[:, None, None] * emp + (shrinkage * mu)[:, None, None] * np.eye(d)
-    return location, np.linalg.inv(shrunk), shrinkage
-
-
-def _knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, max_elements: int = 1 << 25) -> np.ndarray:
-    """Mean Euclidean distance of each query to its ``k`` nearest rows of the bank, group by group.
-
-    Parameters
-    ----------
-    queries : ndarray of shape (G, q, d)
-    bank : ndarray of shape (G, m, d)
-
-    Returns
-    -------
-    ndarray of shape (G, q), float64
-    """
-    Q, B = torch.from_numpy(queries), torch.from_numpy(bank)
-    bank_sq = (B * B).sum(dim=2).unsqueeze(1)  # (G, 1, m)
-    step = max(max_elements // (B.shape[0] * B.shape[1]), 1)  # bounds the (G, step, m) distance block
-    out = []
-    for i in range(0, Q.shape[1], step):  # |q - b|^2 = |b|^2 - 2 q.b + |q|^2, one batched GEMM per block
-        q = Q[:, i:i + step]
-        d2 = torch.baddbmm(bank_sq, q, B.transpose(1, 2), alpha=-2).topk(k, dim=2, largest=False).values
-        out.append((d2 + (q * q).sum(dim=2, keepdim=True)).clamp_(min=0).sqrt_().mean(dim=2))
-    return torch.cat(out, dim=1).double().numpy()
+def _concatenated_maps(outputs: list[torch.Tensor], layers: Sequence[int]) -> torch.Tensor:
+    """The layers' (B, C, h, w) maps resized to the finest grid among them and concatenated: (B, H', W', sum C)."""
+    picked = [outputs[lay - 1] for lay in layers]
+    grid = max((m.shape[2:] for m in picked), key=lambda s: s[0] * s[1])
+    picked = [m if m.shape[2:] == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
+              for m in picked]
+    return torch.cat(picked, dim=1).permute(0, 2, 3, 1)
 
 
 def _test_masks(split: Split, resolution: int) -> np.ndarray:

@@ -9,6 +9,7 @@ helpers below select trials of a results table, label configurations, format and
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,23 @@ def keep_needed(splits: Sequence[Split], needs: Sequence[str]) -> tuple[list[Spl
     return kept, f"This page needs what these data sets lack, so it leaves them out: {', '.join(parts)}{rest}."
 
 
+def download_notice(root: str | Path, present: Sequence[str], missing: Sequence[str], reason: str = "") -> str:
+    """One line on the MVTec AD classes present and, when some are missing, how to place MVTec AD by hand.
+
+    ``present`` and ``missing`` as `tad.download.ensure_mvtec` returns them; ``reason`` why the download did not
+    bring them (its warning's text, or "" when it was not tried).
+    """
+    from tad.download import MVTEC_URL
+
+    have = f"MVTec AD under {root}: {len(present)} of {len(present) + len(missing)} classes present"
+    if not missing:
+        return f"{have}."
+    why = f" (the download did not bring them: {reason})" if reason else " (the download was not tried)"
+    return (f"{have}{why}. To place MVTec AD by hand: download {MVTEC_URL} or the archive from "
+            f"https://www.mvtec.com/company/research/datasets/mvtec-ad, extract it so that "
+            f"{root}/<class>/train/good/*.png exist, and set TAD_DATA={root}.")
+
+
 def data_line(splits: Sequence[Split]) -> str:
     """One line: which data sets, how many of the 15 MVTec AD classes and at what image size."""
     mvtec = [s for s in splits if s.name in MVTEC_CATEGORIES]
@@ -341,6 +359,73 @@ def glue_text(name: str, text: str) -> str:
 
     glue(name, Glued(text), display=False)
     return text
+
+
+def read_glued(notebook: str | Path) -> dict[str, str]:
+    """The values an executed notebook glued (MyST-NB / scrapbook outputs), by name, as their plain text.
+
+    Lets one page (the introduction) restate what other pages computed. A missing file gives ``{}``, so a
+    page that was not run reads as "no values"; a later glue of the same name wins, as in MyST-NB.
+
+    Returns
+    -------
+    dict of str to str
+        Glue name to its text (the ``text/plain`` of the glued output, unquoted as `Glued` quotes it).
+    """
+    import ast
+    import json
+
+    path = Path(notebook)
+    if not path.is_file():
+        return {}
+    values = {}
+    for cell in json.loads(path.read_text()).get("cells", []):
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            text = output.get("data", {}).get(f"{meta.get('mime_prefix', '')}text/plain")
+            if text is None:
+                continue
+            text = "".join(text) if isinstance(text, list) else text
+            try:
+                value = ast.literal_eval(text)
+                values[meta["name"]] = value if isinstance(value, str) else text
+            except (ValueError, SyntaxError):
+                values[meta["name"]] = text
+    return values
+
+
+_REFERENCE = re.compile(r"\{([\w.-]+)/(\w+)\}")
+
+
+def restate(template: str, glued: Mapping[str, Mapping[str, str]]) -> tuple[str, list[str]]:
+    """``template`` with every ``{page/name}`` replaced by the value that page glued under that name.
+
+    Parameters
+    ----------
+    template : str
+        Text with references such as ``"{02_layers/best_mean}"``.
+    glued : mapping of page name to (mapping of glue name to text)
+        As `read_glued` returns them, one per page.
+
+    Returns
+    -------
+    text : str
+        The filled template; a reference not found is left as it was.
+    missing : list of str
+        The references (``"page/name"``) not found, in order of appearance; empty when the text is complete.
+    """
+    missing = []
+
+    def value(match: re.Match) -> str:
+        page, name = match.groups()
+        if name in glued.get(page, {}):
+            return glued[page][name]
+        missing.append(f"{page}/{name}")
+        return match.group(0)
+
+    return _REFERENCE.sub(value, template), missing
 
 
 # --------------------------------------------------------------------------------------------- tables

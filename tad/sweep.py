@@ -1,17 +1,18 @@
 """Trials of the study: one configuration to one image AUROC, and resumable grids of them.
 
 `evaluate_config` is the one call from a data folder to an AUROC. `run_grid` runs many trials on cached
-features, computing each principal-axis decomposition once and slicing it for every PCA/NPCA ratio; its
-rows are appended to a JSON-lines file as they finish, so a killed grid resumes where it stopped.
+features, on every core or a Dask cluster, computing each principal-axis decomposition once and slicing it
+for every PCA/NPCA ratio; its rows are appended to a results table (`tad.results`) as they finish, so a
+killed grid resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -24,50 +25,23 @@ from tad.backbones import Backbone, load_backbone, parse_layers
 from tad.data import Split, load_split
 from tad.estimators import ESTIMATORS, make_estimator
 from tad.evaluate import auroc, bootstrap_ci
-from tad.features import POOLING_CHOICES, Features, extract, select
-from tad.reduce import BASES, n_kept, spectrum
+from tad.features import POOLING_CHOICES, select, split_features
+from tad.reduce import DEFAULT_BASIS, PrincipalAxes, check_reduction, warn_basis_dependent
+from tad.results import KEY, Appender, data_key, read_rows, trial_key  # noqa: F401 - KEY re-exported
 
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
 # The paper's 11 reductions: PCA and NPCA at 10-50 %, and none.
 REDUCTIONS: tuple[tuple[str, float | None], ...] = (
     (("none", None),) + tuple(("pca", r) for r in RATIOS) + tuple(("npca", r) for r in RATIOS)
 )
-KEY = ("dataset", "backbone", "input_size", "layer", "pooling", "reduction", "ratio", "basis",
-       "estimator", "estimator_params", "noise_std", "n_augment", "seed")
-
-
-def split_features(
-    split: Split,
-    backbone: Backbone,
-    *,
-    input_size: int | None = None,
-    noise_std: float = 0.0,
-    n_augment: int = 0,
-    cache_dir: str | Path | None = None,
-    device: str = "cpu",
-    batch_size: int = 32,
-    progress: bool = True,
-) -> tuple[Features, Features]:
-    """Features of a split's training and test images.
-
-    With ``n_augment > 0`` the training set is the clean images plus ``n_augment`` noisy copies of each
-    (Gaussian noise of standard deviation ``noise_std`` on the [0, 1] image, a different draw per copy);
-    test images are never augmented.
-    """
-    if n_augment and not noise_std:
-        raise ValueError(f"n_augment={n_augment} needs noise_std > 0")
-    kw = dict(input_size=input_size, cache_dir=cache_dir, device=device, batch_size=batch_size, progress=progress)
-    train = extract(backbone, split.train_paths, **kw)
-    copies = [extract(backbone, split.train_paths, noise_std=noise_std, noise_seed=c, **kw)
-              for c in range(1, n_augment + 1)]
-    if copies:
-        train = {k: np.concatenate([train[k]] + [c[k] for c in copies]) for k in train}
-    return train, extract(backbone, split.test_paths, **kw)
 
 
 def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
-          *, basis: str = "dims", seed: int = 0, flow_params: dict | None = None) -> np.ndarray:
+          *, basis: str = DEFAULT_BASIS, seed: int = 0, flow_params: dict | None = None) -> np.ndarray:
     """Anomaly scores of ``test`` rows after reducing and fitting on ``train`` (good images only).
+
+    Warns (`tad.reduce.NullSpaceWarning`) when the reduction keeps part of the training null space, so the
+    scores depend on an arbitrary basis of it (possible with ``basis="dims"`` when n_train <= d).
 
     Parameters
     ----------
@@ -76,19 +50,24 @@ def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | No
     reduction : {"none", "pca", "npca"}
     ratio : float in (0, 1] or None (for "none")
     estimator : one of `tad.estimators.ESTIMATORS`
+    basis : one of `tad.reduce.BASES`
+        How the ratio meets the training null space, see `tad.reduce.kept_axes`.
 
     Returns
     -------
     ndarray of shape (n_test,), higher = more anomalous
     """
-    _check_reduction(reduction, ratio)
-    proj = _project(train, test) if reduction != "none" else None
-    Ztrain, Ztest = _reduce(train, test, reduction, ratio, basis, proj)
-    return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
+    check_reduction(reduction, ratio, basis)
+    if reduction != "none":
+        axes = PrincipalAxes.fit(train)
+        view = axes.view(reduction, ratio, basis)
+        warn_basis_dependent([view], f"{estimator} on {len(train)} training rows of {train.shape[1]} features: ")
+        train, test = axes.project(train, view), axes.project(test, view)
+    return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(train).score_samples(test)
 
 
 def fold_scores(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
-                *, n_folds: int = 5, basis: str = "dims", seed: int = 0,
+                *, n_folds: int = 5, basis: str = DEFAULT_BASIS, seed: int = 0,
                 flow_params: dict | None = None) -> np.ndarray:
     """Scores of ``test`` from `score` fitted on each of ``n_folds`` disjoint folds of the training rows.
 
@@ -120,36 +99,41 @@ def evaluate_config(
     pooling: str = "avg",
     reduction: str = "npca",
     ratio: float | None = 0.5,
+    basis: str = DEFAULT_BASIS,
     estimator: str = "mvg",
     input_size: int | None = None,
     cache_dir: str | Path | None = None,
     device: str = "cpu",
+    batch_size: int = 32,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict:
     """Image AUROC of one configuration on one category: the whole pipeline in one call.
 
+    Warns (`tad.reduce.NullSpaceWarning`) when the reduction keeps part of the training null space (see
+    `score_group`).
+
     Returns
     -------
     dict
-        ``auroc``, ``ci_low``, ``ci_high`` (bootstrap, 95 %), the configuration, and provenance:
-        ``weights`` (timm tag and source), ``data`` (where the images came from), ``input_size``.
+        The row of `score_group` (``auroc``, ``ci_low``, ``ci_high`` (bootstrap, 95 %), the configuration,
+        sizes, null-space counts) and provenance: ``weights`` (timm tag and source), ``data`` (where the
+        images came from), ``input_size``.
     """
     _check_choices("pooling", [pooling], POOLING_CHOICES)
     _check_choices("estimator", [estimator], ESTIMATORS)
-    _check_reduction(reduction, ratio)
+    check_reduction(reduction, ratio, basis)
     split = load_split(category, root, seed=seed)
     bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
     parse_layers(bb, layer)  # fail before the extraction, not after
-    train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device)
+    train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device,
+                                 batch_size=batch_size)
     X, Y = select(train, layer, pooling, bb), select(test, layer, pooling, bb)
-    s = score(X, Y, reduction, ratio, estimator, seed=seed)
-    labels = split.test_labels
-    lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
-    return {"dataset": split.name, "backbone": bb.name, "layer": str(layer), "pooling": pooling,
-            "reduction": reduction, "ratio": ratio, "estimator": estimator, "auroc": auroc(labels, s),
-            "ci_low": lo, "ci_high": hi, "weights": f"{bb.weights['tag']} ({bb.weights['source']})",
-            "data": split.source, "input_size": input_size or bb.input_size}
+    config = {"dataset": split.name, "backbone": bb.name, "layer": str(layer), "pooling": pooling,
+              "reduction": reduction, "ratio": ratio, "basis": basis, "estimator": estimator}
+    row = next(score_group(X, Y, split.test_labels, [config], n_boot=n_boot, seed=seed))
+    return {**row, "weights": f"{bb.weights['tag']} ({bb.weights['source']})", "data": split.source,
+            "input_size": input_size or bb.input_size}
 
 
 def run_grid(
@@ -161,22 +145,37 @@ def run_grid(
     poolings: Sequence[str] = ("avg",),
     reductions: Sequence[tuple[str, float | None]] = REDUCTIONS,
     estimators: Sequence[str] = ESTIMATORS,
-    basis: str = "dims",
+    basis: str = DEFAULT_BASIS,
     input_size: int | None = None,
     noise_std: float = 0.0,
     n_augment: int = 0,
     cache_dir: str | Path | None = None,
     device: str = "cpu",
+    batch_size: int = 32,
     n_boot: int = 1000,
     seed: int = 0,
     flow_params: dict | None = None,
     progress: bool = True,
+    workers: int | None = None,
+    scheduler: str | object | None = None,
 ) -> pd.DataFrame:
-    """Run every combination of the given choices on every split; resumable.
+    """Run every combination of the given choices on every split, in parallel; resumable.
 
-    Each finished trial is appended as one JSON line to ``results`` (flushed at once, fsynced after each
-    layer and pooling). Trials already there are skipped, and a line cut short by a kill is dropped, so a
-    grid killed at any moment and started again ends with exactly one row per trial.
+    Trials are keyed by their settings and by the data (`tad.results.data_key`: the images' bytes and
+    labels), so rows computed on other or older images are never reused (they stay in the file). Trials
+    already in ``results`` are skipped; the others run in units of work: one (data set, layer, pooling)
+    group sharing one eigen-decomposition for the non-flow estimators, and one unit per flow trial (each
+    takes seconds). Features are extracted (or read from the cache) here and shipped to the workers.
+
+    Parallel runs use `dask.distributed` rather than joblib: its futures hand each finished unit back as it
+    completes (so this process, the only writer, appends it at once and a killed grid resumes), it reruns
+    units whose worker died (``retries``), and the same code runs on local cores, on a cluster given by a
+    scheduler address (Slurm, Kubernetes, cloud via dask-jobqueue and friends), with a live dashboard.
+
+    Rows are appended as units finish, through `tad.results.Appender`: under a file lock, only trials not yet
+    in the file, flushed at once and fsynced after each unit. Any number of grids on one machine sharing a
+    results file therefore end with exactly one row per trial, and a grid killed at any moment and started
+    again ends with exactly one row per trial. Results equal a serial run's (each trial is seeded on its own).
 
     Parameters
     ----------
@@ -188,103 +187,137 @@ def run_grid(
         Default every layer of the backbone and ``"all"``.
     poolings, reductions, estimators, basis
         The choices to cross; see `POOLING_CHOICES`, `REDUCTIONS`, `ESTIMATORS`, `tad.reduce.BASES`.
-    input_size, noise_std, n_augment, cache_dir, device
-        Feature extraction, see `split_features`.
+    input_size, noise_std, n_augment, cache_dir, device, batch_size
+        Feature extraction, see `tad.features.split_features`.
     n_boot : int
         Bootstrap resamples for each trial's confidence interval.
     flow_params : dict, optional
         Passed to `tad.estimators.Flow`.
+    progress : bool
+        One bar for the whole grid (trials done / total, ETA); the dashboard link when a cluster is used.
+    workers : int, optional
+        1: every unit in this process, one after another. n > 1: a local cluster of n single-threaded worker
+        processes. None (default): one worker per core, but only for grids worth it (an estimated 30 s of
+        work or more: flow trials, or many groups); smaller grids run in this process, since starting
+        workers takes seconds.
+    scheduler : str or dask.distributed.Client, optional
+        Address of a running Dask scheduler (``tcp://host:8786``) to run the units on its workers, or a
+        Client to use as is. Default the ``TAD_SCHEDULER`` environment variable, else a local cluster.
 
     Returns
     -------
     DataFrame
-        One row per trial of this grid (computed now or found in ``results``), none of other grids.
+        One row per trial of this grid on the splits' current data (computed now or found in ``results``),
+        in the order of the grid; none of other grids or other data. A trial that raised has no row: it is
+        reported by a `UserWarning` naming its configuration and error, and listed in
+        ``DataFrame.attrs["failures"]`` (its configuration plus ``error``); a rerun tries it again.
     """
     layers = list(layers) if layers is not None else [*range(1, backbone.n_layers + 1), "all"]
     for lay in layers:
         parse_layers(backbone, lay)
     _check_choices("pooling", poolings, POOLING_CHOICES)
     _check_choices("estimator", estimators, ESTIMATORS)
-    _check_choices("basis", [basis], BASES)
     for method, ratio in reductions:
-        _check_reduction(method, ratio)
-    results = Path(results)
-    done = {_key(r) for r in _read_rows(results)}
+        check_reduction(method, ratio, basis)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers {workers!r}: expected a positive int, or None for every core")
+    scheduler = scheduler or os.environ.get("TAD_SCHEDULER") or None
     size = input_size or backbone.input_size
     base = {"backbone": backbone.name, "input_size": size, "basis": basis, "noise_std": float(noise_std),
             "n_augment": n_augment, "seed": seed,
             "weights": f"{backbone.weights['tag']} ({backbone.weights['source']})"}
-    total = len(splits) * len(layers) * len(poolings) * len(reductions) * len(estimators)
-    bar = tqdm(total=total, desc=f"grid {backbone.name}", disable=not progress, unit="trial")
-    wanted = set()
-    with open(results, "a") as out:
-        for split in splits:
-            configs = [{**base, "dataset": split.name, "layer": str(lay), "pooling": pool, "reduction": method,
-                        "ratio": ratio, "estimator": est, "estimator_params": _params(est, flow_params)}
-                       for lay, pool, (method, ratio), est
-                       in itertools.product(layers, poolings, reductions, estimators)]
-            wanted.update(_key(c) for c in configs)
-            todo = [c for c in configs if _key(c) not in done]
-            bar.update(total // len(splits) - len(todo))
-            if not todo:
-                continue
-            train, test = split_features(split, backbone, input_size=input_size, noise_std=noise_std,
-                                         n_augment=n_augment, cache_dir=cache_dir, device=device,
-                                         progress=progress)
-            labels = split.test_labels
-            for (lay, pool), group in itertools.groupby(todo, key=lambda c: (c["layer"], c["pooling"])):
-                X, Y = select(train, lay, pool, backbone), select(test, lay, pool, backbone)
-                for row in score_group(X, Y, labels, list(group), n_boot=n_boot, seed=seed,
-                                       flow_params=flow_params):
-                    out.write(json.dumps(row) + "\n")
-                    out.flush()  # in the OS now: a killed process loses nothing
-                    bar.update()
-                os.fsync(out.fileno())  # on disk, once per layer and pooling: survives a power cut too
-    bar.close()
-    return pd.DataFrame([r for r in _read_rows(results) if _key(r) in wanted])
+    grid = [(split, [{**base, "dataset": split.name, "data_key": data_key(split), "layer": str(lay),
+                      "pooling": pool, "reduction": method, "ratio": ratio, "estimator": est,
+                      "estimator_params": _params(est, flow_params)}
+                     for lay, pool, (method, ratio), est
+                     in itertools.product(layers, poolings, reductions, estimators)]) for split in splits]
+    wanted = [trial_key(c) for _, configs in grid for c in configs]
+    kw = dict(n_boot=n_boot, seed=seed, flow_params=flow_params)
+    failures: list[dict] = []
+    with Appender(results) as out:
+        todo = [(split, [c for c in configs if trial_key(c) not in out.keys]) for split, configs in grid]
+        todo = [(split, configs) for split, configs in todo if configs]
+        n_todo = sum(len(configs) for _, configs in todo)
+        bar = tqdm(total=len(wanted), initial=len(wanted) - n_todo, desc=f"grid {backbone.name}",
+                   disable=not progress, unit="trial", smoothing=0.05)
+
+        def units() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, list[list[dict]]]]:
+            """(X, Y, labels, configs of each unit) per group; features extracted here, split by split."""
+            for split, configs in todo:
+                train, test = split_features(split, backbone, input_size=input_size, noise_std=noise_std,
+                                             n_augment=n_augment, cache_dir=cache_dir, device=device,
+                                             batch_size=batch_size, progress=progress)
+                for (lay, pool), group in itertools.groupby(configs, key=lambda c: (c["layer"], c["pooling"])):
+                    yield (select(train, lay, pool, backbone), select(test, lay, pool, backbone),
+                           split.test_labels, _units(list(group)))
+
+        def finished(rows: Iterable[dict]) -> None:
+            """Append a unit's rows (the one writer), note its failures, advance the bar."""
+            rows = list(rows)
+            out.append(r for r in rows if "error" not in r)
+            out.sync()
+            failures.extend(r for r in rows if "error" in r)
+            bar.update(len(rows))
+
+        if _parallel(todo, workers, scheduler):
+            _run_dask(units(), finished, kw, workers=workers, scheduler=scheduler, progress=progress)
+        else:
+            for X, Y, labels, unit_configs in units():
+                for configs in unit_configs:
+                    rows = []
+                    for row in _unit_rows(X, Y, labels, configs, **kw):  # appended one by one: resume loses none
+                        rows.append(row)
+                        if "error" not in row:
+                            out.append([row])
+                        bar.update()
+                    out.sync()
+                    failures.extend(r for r in rows if "error" in r)
+        bar.close()
+    for f in failures:
+        warnings.warn(f"trial failed, no row written: {_describe(f)}: {f['error']}", stacklevel=2)
+    found = {trial_key(r): r for r in _read_rows(Path(results))}
+    table = pd.DataFrame([found[k] for k in wanted if k in found])
+    table.attrs["failures"] = failures
+    return table
 
 
 def score_group(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: Sequence[dict], *,
                 n_boot: int = 1000, seed: int = 0, flow_params: dict | None = None) -> Iterator[dict]:
     """The result rows of trials that share one feature matrix (one data set, layer and pooling).
 
-    One eigen-decomposition and projection serves every PCA/NPCA ratio of the group. Each config holds
-    ``reduction``, ``ratio``, ``basis`` and ``estimator``; its row adds the AUROC, its interval, sizes and
-    the seconds the trial took.
+    One eigen-decomposition and projection serves every PCA/NPCA ratio and basis of the group. Each config
+    holds ``reduction``, ``ratio``, ``basis`` and ``estimator`` (``dataset``, ``layer`` and ``pooling``, if
+    there, name the group in warnings); its row adds the AUROC, its interval, sizes, the seconds the trial
+    took, and the training null space: ``n_null`` (its dimension, ``d`` minus the rank, see
+    `tad.reduce.null_axes`), ``n_null_kept`` (kept axes inside it) and ``basis_dependent`` (True when the
+    reduction keeps part of it, so the AUROC depends on an arbitrary basis of it; see
+    `tad.analysis.null_basis_spread` for how much). One `tad.reduce.NullSpaceWarning` names the group's
+    basis-dependent reductions.
     """
-    proj = _project(X, Y) if any(c["reduction"] != "none" for c in configs) else None
-    for config in configs:
+    axes = PrincipalAxes.fit(X)
+    views = [axes.view(c["reduction"], c["ratio"], c["basis"]) for c in configs]
+    if configs:
+        where = " ".join(str(configs[0][k]) for k in ("dataset", "layer", "pooling") if k in configs[0])
+        warn_basis_dependent(views, f"{where}: " if where else "")
+    proj = (axes.project(X), axes.project(Y)) if any(v.method != "none" for v in views) else None
+    for config, view in zip(configs, views):
         t0 = time.perf_counter()
-        Ztrain, Ztest = _reduce(X, Y, config["reduction"], config["ratio"], config["basis"], proj)
+        Ztrain, Ztest = (X, Y) if view.method == "none" else (np.ascontiguousarray(proj[0][:, view.axes]),
+                                                              np.ascontiguousarray(proj[1][:, view.axes]))
         s = make_estimator(config["estimator"], seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
         lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
         yield {**config, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi, "n_train": len(X),
-               "n_test": len(Y), "d": Ztrain.shape[1], "seconds": time.perf_counter() - t0}
+               "n_test": len(Y), "d": Ztrain.shape[1], "n_null": view.n_null, "n_null_kept": view.n_null_kept,
+               "basis_dependent": view.basis_dependent, "seconds": time.perf_counter() - t0}
 
 
 def read_results(results: str | Path) -> pd.DataFrame:
-    """All rows of a results file as a tidy table (one row per trial)."""
+    """All rows of a results file as a tidy table (one row per trial, any data; see `tad.results.read_rows`)."""
     return pd.DataFrame(_read_rows(Path(results)))
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _project(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Training and test features in the training principal-axis coordinates (all axes), and the variances."""
-    if len(X) < 2:  # one image has no covariance: every axis would be an arbitrary null-space axis
-        raise ValueError(f"a PCA/NPCA reduction needs at least 2 training images, got {len(X)}")
-    mean, values, vectors = spectrum(X)
-    return (X - mean) @ vectors, (Y - mean) @ vectors, values
-
-
-def _reduce(X: np.ndarray, Y: np.ndarray, method: str, ratio: float | None, basis: str,
-            proj: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-    """The kept columns of the projected features (a reduction is a choice of principal axes)."""
-    if method == "none":
-        return X, Y
-    Zx, Zy, values = proj
-    keep = n_kept(method, ratio, values, basis)
-    return np.ascontiguousarray(Zx[:, keep]), np.ascontiguousarray(Zy[:, keep])
 
 
 def _params(estimator: str, flow_params: dict | None) -> str:
@@ -292,34 +325,125 @@ def _params(estimator: str, flow_params: dict | None) -> str:
     return json.dumps(flow_params or {}, sort_keys=True) if estimator == "flow" else ""
 
 
-def _key(row: dict) -> tuple:
-    ratio = row["ratio"]
-    return tuple(row.get(k, "") if k != "ratio" else (None if ratio is None or
-                 (isinstance(ratio, float) and math.isnan(ratio)) else round(ratio, 6)) for k in KEY)
-
-
 def _read_rows(path: Path) -> list[dict]:
-    """Rows of a JSON-lines results file; a last line cut short by a kill is dropped from the file."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    good_end = data.rfind(b"\n") + 1
-    if good_end < len(data):  # partial last line: cut it off so appends start on a fresh line
-        with open(path, "r+b") as f:
-            f.truncate(good_end)
-    rows = []
-    for i, line in enumerate(data[:good_end].splitlines(), 1):
+    return read_rows(path)
+
+
+def _units(configs: list[dict]) -> list[list[dict]]:
+    """A group's trials as units of work: the non-flow ones together (one decomposition), each flow alone."""
+    rest = [c for c in configs if c["estimator"] != "flow"]
+    return ([rest] if rest else []) + [[c] for c in configs if c["estimator"] == "flow"]
+
+
+def _unit_rows(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: list[dict], **kw) -> Iterator[dict]:
+    """`score_group`'s rows; after an error, the remaining trials one by one, a failing one as its config + error."""
+    done = 0
+    try:
+        for row in score_group(X, Y, labels, configs, **kw):
+            done += 1
+            yield row
+        return
+    except Exception:  # noqa: BLE001 - which trial failed is found below, one by one
+        pass
+    for config in configs[done:]:
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"results file {path} line {i} is not valid JSON: {err}") from err
-    return rows
+            yield from score_group(X, Y, labels, [config], **kw)
+        except Exception as err:  # noqa: BLE001 - reported with its configuration, the grid goes on
+            yield {**config, "error": f"{type(err).__name__}: {err}"}
 
 
-def _check_reduction(method: str, ratio: float | None) -> None:
-    if method not in ("none", "pca", "npca") or (method != "none" and not (
-            isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio <= 1)):
-        raise ValueError(f"reduction {(method, ratio)!r}: expected ('none', None) or ('pca'|'npca', r), r in (0, 1]")
+def _score_unit(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: list[dict], kw: dict) -> list[dict]:
+    """One unit of work on a worker: its rows (and failures), all at once."""
+    return list(_unit_rows(X, Y, labels, configs, **kw))
+
+
+_SECONDS = {"flow": 1.5, "group": 0.25}  # rough cost on one core: a flow trial, a non-flow group of 44 trials
+
+
+def _parallel(todo: list[tuple[Split, list[dict]]], workers: int | None, scheduler) -> bool:
+    """Whether to run on Dask: asked for, or (workers=None) an estimated 30 s of work or more."""
+    if not todo or workers == 1:
+        return False
+    if scheduler is not None or workers is not None:
+        return True
+    units = [u for _, configs in todo
+             for _, group in itertools.groupby(configs, key=lambda c: (c["layer"], c["pooling"]))
+             for u in _units(list(group))]
+    seconds = sum(_SECONDS["flow"] if u[0]["estimator"] == "flow" else _SECONDS["group"] for u in units)
+    return (os.cpu_count() or 1) > 1 and seconds >= 30
+
+
+def _run_dask(units: Iterable[tuple], finished, kw: dict, *, workers: int | None, scheduler,
+              progress: bool) -> None:
+    """Submit every unit to Dask workers and hand each unit's rows to ``finished`` as it completes.
+
+    Each group's X and Y are shipped once and shared by its units. A unit whose worker died is rerun
+    (``retries=2``); a unit that still fails counts every trial in it as failed, with the error.
+    """
+    from dask.distributed import Client, LocalCluster, as_completed  # here: importing tad stays fast
+
+    cluster = None
+    if scheduler is not None and not isinstance(scheduler, str):
+        client, owned = scheduler, False
+    elif scheduler is not None:
+        client, owned = Client(scheduler), True
+    else:
+        cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True,
+                               dashboard_address=":0")
+        client, owned = Client(cluster), True
+    try:
+        if owned:
+            client.register_plugin(_one_thread_plugin(), name="tad-one-thread")
+        if progress:
+            print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+        pending, ac = {}, as_completed()
+        for X, Y, labels, unit_configs in units:
+            # Shipped once per group as tasks (scattered data would be lost with its worker; these are rerun)
+            Xf, Yf = client.submit(np.asarray, X, pure=False), client.submit(np.asarray, Y, pure=False)
+            for configs in unit_configs:
+                future = client.submit(_score_unit, Xf, Yf, labels, configs, kw, retries=2, pure=False)
+                pending[future.key] = configs
+                ac.add(future)
+            while ac.has_ready():  # write what is done while the next data set's features are extracted
+                _collect(next(ac), pending, finished)
+        for future in ac:
+            _collect(future, pending, finished)
+    finally:
+        if owned:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _collect(future, pending: dict, finished) -> None:
+    """Hand a finished unit's rows to ``finished``; a unit lost for good fails each of its trials."""
+    configs = pending.pop(future.key)
+    try:
+        rows = future.result()
+    except Exception as err:  # noqa: BLE001 - e.g. its worker died on every retry
+        rows = [{**c, "error": f"{type(err).__name__}: {err}"} for c in configs]
+    finished(rows)
+    future.release()
+
+
+def _one_thread_plugin():
+    """A Dask worker plugin: one BLAS and one torch thread per worker, so workers do not oversubscribe cores."""
+    from distributed import WorkerPlugin
+
+    class OneThread(WorkerPlugin):
+        def setup(self, worker) -> None:
+            import torch
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)
+            torch.set_num_threads(1)
+
+    return OneThread()
+
+
+def _describe(config: dict) -> str:
+    return ", ".join(f"{k}={config[k]!r}" for k in ("dataset", "layer", "pooling", "reduction", "ratio",
+                                                     "estimator", "estimator_params") if config.get(k) != "")
 
 
 def _check_choices(name: str, given: Iterable[str], valid: Sequence[str]) -> None:

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 from scipy.linalg import null_space
 
-from tad.analysis import axis_groups, deviation_by_axes
+from PIL import Image
+
+from tad.analysis import (axis_groups, deviation_by_axes, grey_level_table, grey_levels, normalise_grey,
+                          normalised_copies)
 
 
 def anisotropic(n: int, d: int, seed: int) -> np.ndarray:
@@ -57,3 +60,58 @@ def test_axis_groups_sizes_follow_ratio_and_rank():
 def test_bad_shapes_are_rejected(train, test):
     with pytest.raises(ValueError, match="train"):
         deviation_by_axes(train, test)
+
+
+def flat_png(folder, name: str, value: int, mode: str = "L"):
+    """A 4x6 image of one grey value, saved as PNG."""
+    path = folder / f"{name}.png"
+    Image.new(mode, (6, 4), value if mode == "L" else (value,) * 3).save(path)
+    return path
+
+
+def test_grey_level_table_gives_median_and_quantiles_of_hand_made_levels(tmp_path):
+    darker = [flat_png(tmp_path, f"d{v}", v) for v in (10, 20, 30, 40, 50)]
+    half = flat_png(tmp_path, "half", 0)  # half black, half 200: mean 100
+    Image.fromarray(np.hstack([np.zeros((4, 3), np.uint8), np.full((4, 3), 200, np.uint8)])).save(half)
+    table = grey_level_table({"dark": darker, "other": [half, flat_png(tmp_path, "rgb", 120, "RGB")]})
+    assert list(table.index) == ["dark", "other"]
+    assert table.loc["dark", "images"] == 5 and table.loc["dark", "median"] == 30
+    assert table.loc["dark", "q05"] == pytest.approx(10 + 0.05 * 4 * 10)  # linear interpolation over 10..50
+    assert table.loc["dark", "q95"] == pytest.approx(10 + 0.95 * 4 * 10)
+    np.testing.assert_allclose(grey_levels([half, tmp_path / "rgb.png"]), [100, 120])
+    assert table.loc["other", "median"] == pytest.approx(110)
+
+
+def test_grey_level_table_refuses_an_empty_group(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        grey_level_table({"empty": [], "one": [flat_png(tmp_path, "a", 5)]})
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_normalise_grey_scales_to_the_target_mean_and_keeps_the_mode(mode):
+    rng = np.random.default_rng(0)
+    shape = (32, 40) if mode == "L" else (32, 40, 3)
+    image = Image.fromarray(rng.integers(20, 100, size=shape, dtype=np.uint8), mode=mode)
+    out = normalise_grey(image, 150.0)
+    assert out.mode == mode and out.size == image.size
+    assert np.asarray(out.convert("L"), dtype=float).mean() == pytest.approx(150, abs=0.6)
+    ratio = 150 / np.asarray(image.convert("L"), dtype=float).mean()
+    np.testing.assert_array_equal(np.asarray(out), np.rint(np.asarray(image, dtype=float) * ratio))
+
+
+def test_normalise_grey_clips_and_refuses_black_or_bad_targets():
+    out = normalise_grey(Image.fromarray(np.array([[100, 250]], np.uint8)), 250)
+    np.testing.assert_array_equal(np.asarray(out), [[143, 255]])  # 250 * 250/175 clipped
+    with pytest.raises(ValueError, match="all black"):
+        normalise_grey(Image.new("L", (3, 3), 0), 100)
+    with pytest.raises(ValueError, match="target"):
+        normalise_grey(Image.new("L", (3, 3), 9), 300)
+
+
+def test_normalised_copies_are_lossless_and_rewritten_for_a_new_target(tmp_path):
+    src = [flat_png(tmp_path, "a", 50), flat_png(tmp_path, "b", 100)]
+    copies = normalised_copies(src, tmp_path / "out", 80)
+    assert [p.name for p in copies] == ["00000_a.png", "00001_b.png"]
+    np.testing.assert_array_equal(np.asarray(Image.open(copies[1])), np.full((4, 6), 80))
+    normalised_copies(src, tmp_path / "out", 60)
+    np.testing.assert_array_equal(np.asarray(Image.open(copies[0])), np.full((4, 6), 60))

@@ -9,7 +9,8 @@ from tad.cli import main
 from tad.data import load_split
 from tad.evaluate import auroc
 from tad.features import select
-from tad.sweep import score, split_features
+from tad.features import split_features
+from tad.sweep import score
 
 MVTEC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvtec_ad"
 pytestmark = pytest.mark.skipif(not (MVTEC / "bottle").is_dir(),

@@ -1,10 +1,12 @@
-"""Tests for tad.estimators against explicit formulas and exhaustive search."""
+"""Tests for tad.estimators against scikit-learn, explicit formulas and exhaustive search."""
 
 import numpy as np
 import pytest
-from sklearn.covariance import ledoit_wolf
+from sklearn.covariance import LedoitWolf, ledoit_wolf
+from sklearn.neighbors import NearestNeighbors
 
-from tad.estimators import ESTIMATORS, KNN, MVG, Flow, make_estimator
+from tad.estimators import (ESTIMATORS, KNN, MVG, Flow, knn_distance, ledoit_wolf_precision, mahalanobis_sq,
+                            make_estimator, n_neighbours)
 
 
 def gaussian(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -34,6 +36,44 @@ def test_mvg_on_principal_axis_coordinates_uses_the_diagonal_and_still_matches(n
     inv = np.linalg.inv(ledoit_wolf(Z)[0])
     expected = np.array([(w - Z.mean(0)) @ inv @ (w - Z.mean(0)) for w in W])
     np.testing.assert_allclose(model.score_samples(W), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("m", "d"), [(40, 5), (6, 12)])  # m > d, and m < d where shrinkage is needed
+def test_batched_ledoit_wolf_equals_scikit_learn_on_each_group(m, d):
+    X = np.stack([gaussian(m, d, seed=g) * (g + 1) for g in range(3)])
+    location, covariance, precision, shrinkage = ledoit_wolf_precision(X)
+    for g in range(3):
+        lw = LedoitWolf().fit(X[g])
+        np.testing.assert_allclose(location[g], lw.location_, rtol=1e-12)
+        np.testing.assert_allclose(covariance[g], lw.covariance_, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(shrinkage[g], lw.shrinkage_, rtol=1e-10)
+        np.testing.assert_allclose(precision[g] @ lw.covariance_, np.eye(d), atol=1e-9)
+
+
+def test_batched_maths_equals_the_single_group_estimators():
+    X = np.stack([gaussian(20, 4, seed=g, shift=g) for g in range(5)])
+    Y = np.stack([gaussian(7, 4, seed=10 + g) for g in range(5)])
+    location, _, precision, _ = ledoit_wolf_precision(X)
+    mahalanobis = mahalanobis_sq(Y, location, precision)
+    distance = knn_distance(Y, X, 3)
+    assert mahalanobis.shape == distance.shape == (5, 7)
+    for g in range(5):
+        np.testing.assert_allclose(mahalanobis[g], MVG().fit(X[g]).score_samples(Y[g]), rtol=1e-12)
+        np.testing.assert_allclose(distance[g], KNN(3).fit(X[g]).score_samples(Y[g]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_knn_distance_equals_scikit_learn_across_query_blocks(dtype):
+    bank, queries = gaussian(50, 6, seed=0)[None], gaussian(30, 6, seed=1, shift=0.3)[None]
+    got = knn_distance(queries.astype(dtype), bank.astype(dtype), 4, max_elements=50 * 7)  # blocks of 7 queries
+    dist, _ = NearestNeighbors(n_neighbors=4, algorithm="brute").fit(bank[0]).kneighbors(queries[0])
+    np.testing.assert_allclose(got[0], dist.mean(axis=1), rtol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+def test_n_neighbours_reads_k_from_the_name_and_rejects_other_estimators():
+    assert [n_neighbours(name) for name in ("knn1", "knn5", "knn10")] == [1, 5, 10]
+    with pytest.raises(ValueError, match="'mvg' is not a k-NN estimator"):
+        n_neighbours("mvg")
 
 
 @pytest.mark.parametrize("k", [1, 5, 10])

@@ -11,7 +11,7 @@ import tad.features
 from tad.backbones import load_backbone
 from conftest import make_synthetic_mvtec
 from tad.data import load_split
-from tad.features import cache_key, extract, pool, select
+from tad.features import cache_key, extract, pool, select, split_features
 
 SIZE = 64
 
@@ -22,10 +22,15 @@ def lite0():
 
 
 @pytest.fixture(scope="module")
-def paths(tmp_path_factory):
+def split(tmp_path_factory):
     root = tmp_path_factory.mktemp("mvtec")
     make_synthetic_mvtec(root, n_train=4, n_test_good=1, n_test_defective=1, size=SIZE, seed=3)
-    return load_split("synthetic", root).train_paths
+    return load_split("synthetic", root)
+
+
+@pytest.fixture(scope="module")
+def paths(split):
+    return split.train_paths
 
 
 def manual_features(backbone, paths, size):
@@ -92,7 +97,7 @@ def test_second_extract_reads_cache_without_computing(lite0, paths, tmp_path, mo
     def fail(*args, **kwargs):
         raise AssertionError("recomputed although cached")
 
-    monkeypatch.setattr(tad.features, "_compute", fail)
+    monkeypatch.setattr(tad.features, "backbone_outputs", fail)
     second = extract(lite0, paths, input_size=SIZE, cache_dir=tmp_path, progress=False)
     for layer in first:
         np.testing.assert_array_equal(first[layer], second[layer])
@@ -128,8 +133,8 @@ def test_changed_image_content_is_not_served_from_cache(lite0, paths, tmp_path, 
     extract(lite0, copies, input_size=SIZE, cache_dir=cache, progress=False)
     Image.fromarray(255 - np.asarray(Image.open(copies[1]))).save(copies[1])
     calls = []
-    real = tad.features._compute
-    monkeypatch.setattr(tad.features, "_compute", lambda *a: calls.append(1) or real(*a))
+    real = tad.features.backbone_outputs
+    monkeypatch.setattr(tad.features, "backbone_outputs", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     feats = extract(lite0, copies, input_size=SIZE, cache_dir=cache, progress=False)
     assert calls == [1]
     expected = manual_features(lite0, copies, SIZE)[7]
@@ -158,3 +163,15 @@ def test_extract_rejects_bad_settings_naming_them(lite0, paths, kwargs, name):
 def test_extract_rejects_empty_paths(lite0):
     with pytest.raises(ValueError, match="paths"):
         extract(lite0, [], input_size=SIZE, progress=False)
+
+
+def test_split_features_augments_training_set_only(lite0, split, tmp_path):
+    kw = dict(input_size=SIZE, cache_dir=tmp_path, progress=False)
+    train, test = split_features(split, lite0, noise_std=0.05, n_augment=2, **kw)
+    clean = extract(lite0, split.train_paths, **kw)
+    noisy = [extract(lite0, split.train_paths, noise_std=0.05, noise_seed=c, **kw) for c in (1, 2)]
+    np.testing.assert_array_equal(train[3], np.concatenate([clean[3], noisy[0][3], noisy[1][3]]))
+    np.testing.assert_array_equal(test[3], extract(lite0, split.test_paths, **kw)[3])
+    assert not np.allclose(noisy[0][3], noisy[1][3], atol=1e-4)
+    with pytest.raises(ValueError, match="n_augment=1 needs noise_std > 0"):
+        split_features(split, lite0, n_augment=1)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_synthetic_mvtec
 from tad.data import MVTEC_CATEGORIES, load_elpv
-from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page,
+from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued, download_notice, restate,
                       resolve_data, save_csv, select_trials, show_table)
 
 pytestmark = pytest.mark.filterwarnings("ignore::tad.data.DataWarning")  # synthetic classes have few images
@@ -222,3 +222,42 @@ def test_show_table_keeps_short_tables_plain_and_makes_long_ones_interactive_wit
     assert re.search(r"window\._itables_\w+\s*=", html)  # the library itself is defined on the page
     loads = re.findall(r"""(?:src=|import\s*(?:[^'"]*from\s*)?)["'](https?://[^"']+)""", html)
     assert loads == []  # the library is embedded, nothing is fetched
+
+
+def glued_output(name: str, plain: str, prefix: str = "application/papermill.record/") -> dict:
+    """A display_data output as MyST-NB's glue writes it into an executed notebook."""
+    return {"output_type": "display_data", "metadata": {"scrapbook": {"name": name, "mime_prefix": prefix}},
+            "data": {f"{prefix}text/plain": plain, f"{prefix}text/markdown": plain.strip("'")}}
+
+
+def test_read_glued_returns_each_name_once_unquoted_and_last_wins(tmp_path):
+    cells = [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [
+                 glued_output("best", "'0.950'"), {"output_type": "stream", "name": "stdout", "text": "x"}]},
+             {"cell_type": "markdown", "source": "text", "metadata": {}},
+             {"cell_type": "code", "source": "", "metadata": {}, "outputs": [
+                 glued_output("best", "'0.961'"), glued_output("n", "3"), glued_output("word", "higher", "")]}]
+    path = tmp_path / "page.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert read_glued(path) == {"best": "0.961", "n": "3", "word": "higher"}
+    assert read_glued(tmp_path / "absent.ipynb") == {}
+
+
+def test_download_notice_says_how_to_place_the_data_only_when_classes_are_missing():
+    from tad.download import MVTEC_URL
+
+    full = download_notice("/data", ["bottle", "screw"], [])
+    assert full == "MVTec AD under /data: 2 of 2 classes present."
+    offline = download_notice("/data", ["bottle"], ["cable", "screw"], "Name or service not known")
+    assert "\n" not in offline and "1 of 3 classes present" in offline
+    assert "place MVTec AD by hand" in offline and MVTEC_URL in offline and "TAD_DATA=/data" in offline
+    assert "Name or service not known" in offline
+    assert "not tried" in download_notice("/data", [], ["screw"])
+
+
+def test_restate_fills_references_from_each_page_and_lists_the_missing_ones():
+    glued = {"02_layers": {"best_mean": "0.956", "best_layer": "all layers"}, "01_data": {}}
+    text, missing = restate("{02_layers/best_layer} gives {02_layers/best_mean}.", glued)
+    assert (text, missing) == ("all layers gives 0.956.", [])
+    text, missing = restate("{01_data/grey} and {09_maps/pro} but {02_layers/best_mean}", glued)
+    assert missing == ["01_data/grey", "09_maps/pro"]
+    assert text == "{01_data/grey} and {09_maps/pro} but 0.956"

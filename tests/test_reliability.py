@@ -1,4 +1,5 @@
-"""Reliability (issue 6): corrupt caches, interrupted writes, killed grids, racing processes, degenerate data.
+"""Reliability (issues 6, 10): corrupt or read-only caches, interrupted writes, killed grids, racing processes,
+degenerate data.
 
 Each test fails without the handling it names: a cache that trusted its file, wrote in place, a grid that
 re-ran finished trials or choked on a half-written line, or an estimator that accepted impossible input.
@@ -6,6 +7,7 @@ re-ran finished trials or choked on a half-written line, or an estimator that ac
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 import tad.features
 from tad.backbones import load_backbone
 from conftest import make_synthetic_mvtec
+from tad.cache import CacheWarning, cached_arrays
 from tad.data import load_split
 from tad.features import cache_key, extract, select
 from tad.sweep import KEY, REDUCTIONS, run_grid, score
@@ -57,8 +60,8 @@ def cache_file(cache: Path) -> Path:
 
 def count_computes(monkeypatch) -> list:
     calls = []
-    real = tad.features._compute
-    monkeypatch.setattr(tad.features, "_compute", lambda *a: calls.append(1) or real(*a))
+    real = tad.features.backbone_outputs
+    monkeypatch.setattr(tad.features, "backbone_outputs", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     return calls
 
 
@@ -80,8 +83,9 @@ def test_truncated_cache_file_is_recomputed_not_trusted(lite0, split, reference,
     data = file.read_bytes()
     file.write_bytes(data[: len(data) // 2])
     calls = count_computes(monkeypatch)
-    assert_same_features(run_extract(lite0, split, tmp_path), reference)
-    assert calls == [1]
+    with pytest.warns(CacheWarning, match=f"cache file {file} is unusable") as record:
+        assert_same_features(run_extract(lite0, split, tmp_path), reference)
+    assert calls == [1] and len([w for w in record if w.category is CacheWarning]) == 1
     assert file.stat().st_size == len(data)  # rewritten whole
 
 
@@ -97,7 +101,8 @@ def test_cache_file_with_wrong_key_or_nan_is_recomputed(lite0, split, reference,
     key = cache_key(lite0, split.train_paths, SIZE, 0.0, 0)
     write_fake_cache(file, "0" * 64 if wrong_key else key, reference, fill)
     calls = count_computes(monkeypatch)
-    assert_same_features(run_extract(lite0, split, tmp_path), reference)
+    with pytest.warns(CacheWarning, match=f"{file.name} is unusable .*({'another key' if wrong_key else 'NaN'})"):
+        assert_same_features(run_extract(lite0, split, tmp_path), reference)
     assert calls == [1]
 
 
@@ -122,7 +127,7 @@ def test_failed_cache_rewrite_keeps_old_file_intact(lite0, split, reference, tmp
     write_fake_cache(file, "0" * 64, reference, 0.0)  # stale: will be recomputed and rewritten
     old = file.read_bytes()
     monkeypatch.setattr(np, "savez", savez_failing_midway)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match="disk full"), pytest.warns(CacheWarning, match="another key"):
         run_extract(lite0, split, tmp_path)
     assert file.read_bytes() == old
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([file.name, file.name + ".lock"])
@@ -148,6 +153,86 @@ def test_two_processes_extracting_into_one_cache_compute_once_and_agree(root, li
     with np.load(file) as z:
         assert str(z["key"]) == cache_key(lite0, split.train_paths, SIZE, 0.0, 0)
         assert_same_features({k: z[f"layer{k}"] for k in reference}, reference)
+
+
+def test_cache_dir_that_is_a_file_raises_naming_it(lite0, split, tmp_path):
+    file = tmp_path / "not-a-folder"
+    file.write_text("")
+    for cache in (file, file / "below"):
+        with pytest.raises(NotADirectoryError, match=f"cache folder {cache} cannot be used: {file} is a file"):
+            run_extract(lite0, split, cache)
+
+
+ARRAYS = {"a": np.arange(6.0).reshape(2, 3)}
+SHAPES = {"a": (2, 3)}
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_cache_files_are_readable_as_the_umask_allows(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        cached_arrays(tmp_path, "x", "1" * 64, lambda: ARRAYS, SHAPES)
+    finally:
+        os.umask(old)
+    (file,) = tmp_path.glob("*.npz")
+    assert file.stat().st_mode & 0o777 == mode  # not mkstemp's 0o600
+
+
+READ_ONLY_CHILD = """
+import json, sys, warnings
+import numpy as np
+from tad.cache import CacheWarning, cached_arrays
+folder, held = sys.argv[1:]
+def fail():
+    raise AssertionError("recomputed although cached")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    served = cached_arrays(folder, "x", held, fail, {"a": (2, 3)})["a"].tolist()
+    computed = [cached_arrays(folder, "x", key * 64, lambda: {"a": np.full((2, 3), 7.0)}, {"a": (2, 3)})["a"].tolist()
+                for key in "89"]
+print(json.dumps({"served": served, "computed": computed,
+                  "warnings": [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]}))
+"""
+
+
+def test_read_only_cache_serves_what_it_holds_and_computes_the_rest_with_one_warning(tmp_path):
+    """The child cannot write the folder: as root (who writes anywhere) it runs in a mount namespace where the
+    folder is a read-only bind mount; as another user the folder is made read-only by its mode."""
+    held = "1" * 64
+    cached_arrays(tmp_path, "x", held, lambda: ARRAYS, SHAPES)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    child = [sys.executable, "-c", READ_ONLY_CHILD, str(tmp_path), held]
+    if os.geteuid() == 0:
+        if shutil.which("unshare") is None:
+            pytest.skip("tests run as root and unshare(1) is missing: no way to make a folder root cannot write")
+        probe = subprocess.run(["unshare", "-m", "mount", "--bind", "-o", "ro", str(tmp_path), str(tmp_path)],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            pytest.skip(f"tests run as root and a read-only bind mount is not allowed here: {probe.stderr.strip()}")
+        child = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$1" "$1" && shift && exec "$@"', "sh",
+                 str(tmp_path), *child]
+    else:
+        tmp_path.chmod(0o555)
+    try:
+        out = subprocess.run(child, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    finally:
+        tmp_path.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["served"] == ARRAYS["a"].tolist()
+    assert result["computed"] == [np.full((2, 3), 7.0).tolist()] * 2
+    assert len(result["warnings"]) == 1, result["warnings"]
+    assert f"cache folder {tmp_path} cannot be written" in result["warnings"][0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no lock file, no temporary, nothing saved
+
+
+def test_read_only_cache_file_in_a_writable_folder_is_served(tmp_path):
+    cached_arrays(tmp_path, "x", "1" * 64, lambda: ARRAYS, SHAPES)
+    (file,) = tmp_path.glob("*.npz")
+    file.chmod(0o444)
+    got = cached_arrays(tmp_path, "x", "1" * 64, lambda: pytest.fail("recomputed although cached"), SHAPES)
+    np.testing.assert_array_equal(got["a"], ARRAYS["a"])
 
 
 # --- resumable grid -------------------------------------------------------------------------------
@@ -192,6 +277,18 @@ def test_grid_killed_with_sigkill_resumes_without_losing_or_repeating_trials(roo
         np.testing.assert_array_equal(merged[f"{col}_ref"], merged[f"{col}_resumed"])
 
 
+def test_two_processes_on_one_results_file_write_each_trial_once(root, lite0, split, tmp_path):
+    cache, results = tmp_path / "cache", tmp_path / "shared.jsonl"
+    run_grid([split], lite0, tmp_path / "warm.jsonl", layers=[1], estimators=["knn1"], input_size=SIZE,
+             cache_dir=cache, n_boot=20, progress=False)  # features cached: both start scoring at once
+    workers = [start_worker("race", root, cache, results, 0.05, tmp_path / f"w{i}.ready") for i in range(2)]
+    for w in workers:
+        out, _ = w.communicate(timeout=240)
+        assert w.returncode == 0, out
+    keys = [trial_key(json.loads(line)) for line in results.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == N_TRIALS
+
+
 def test_corrupt_line_inside_results_file_raises_naming_file_and_line(lite0, split, tmp_path):
     results = tmp_path / "r.jsonl"
     results.write_text('{"dataset": "synthetic"}\nnot json\n{"dataset": "x"}\n')
@@ -217,13 +314,16 @@ def test_one_training_image_scores_by_distance_or_raises_clearly(features):
             score(one, Y, reduction, ratio, estimator)
 
 
-def test_one_image_split_stops_grid_with_clear_error(lite0, tmp_path):
+def test_one_image_split_reports_failed_trials_and_runs_the_rest(lite0, tmp_path):
     make_synthetic_mvtec(tmp_path, n_train=1, n_test_good=2, n_test_defective=2, size=SIZE, seed=0)
     split = load_split("synthetic", tmp_path)
-    with pytest.raises(ValueError, match="at least 2 training images, got 1"):
-        run_grid([split], lite0, tmp_path / "r.jsonl", layers=[1], reductions=[("npca", 0.5)],
-                 estimators=["knn1"], input_size=SIZE, progress=False)
-    assert not (tmp_path / "r.jsonl").read_text()  # no made-up row
+    with pytest.warns(UserWarning, match=r"reduction='npca', ratio=0.5, estimator='knn1'.*at least 2 training images, got 1"):
+        table = run_grid([split], lite0, tmp_path / "r.jsonl", layers=[1], reductions=[("npca", 0.5), ("none", None)],
+                         estimators=["knn1"], input_size=SIZE, progress=False, workers=1)
+    assert [(f["reduction"], f["ratio"]) for f in table.attrs["failures"]] == [("npca", 0.5)]
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(r["reduction"], r["estimator"]) for r in rows] == [("none", "knn1")]  # no made-up row for the failure
+    assert list(table.reduction) == ["none"]
 
 
 def test_k_larger_than_training_set_raises_naming_k_and_size(features):

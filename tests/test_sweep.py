@@ -14,7 +14,8 @@ from tad.data import load_split
 from tad.estimators import ESTIMATORS, make_estimator
 from tad.features import POOLING_CHOICES, extract, select
 from tad.reduce import Reducer
-from tad.sweep import REDUCTIONS, evaluate_config, run_grid, score, split_features
+from tad.features import split_features
+from tad.sweep import REDUCTIONS, evaluate_config, run_grid, score
 
 SIZE = 64
 
@@ -83,17 +84,6 @@ def test_score_equals_naive_pipeline(lite0, data, split):
     np.testing.assert_allclose(score(X, Y, "npca", 0.3, "knn5"), expected, rtol=1e-9)
 
 
-def test_split_features_augments_training_set_only(lite0, data, split):
-    train, test = split_features(split, lite0, input_size=SIZE, noise_std=0.05, n_augment=2,
-                                 cache_dir=data[1], progress=False)
-    clean = extract(lite0, split.train_paths, input_size=SIZE, cache_dir=data[1], progress=False)
-    assert train[3].shape[0] == 3 * 20 and test[3].shape[0] == 10
-    np.testing.assert_array_equal(train[3][:20], clean[3])
-    assert not np.allclose(train[3][20:40], train[3][40:], atol=1e-4)
-    with pytest.raises(ValueError, match="noise_std"):
-        split_features(split, lite0, n_augment=1)
-
-
 def test_evaluate_config_end_to_end(lite0, data, split):
     root, cache = data
     out = evaluate_config("synthetic", root=root, backbone=lite0, layer=1, pooling="avg", reduction="npca",
@@ -146,3 +136,27 @@ def test_score_rejects_bad_ratio(reduction, ratio):
     X = np.random.default_rng(0).normal(size=(10, 3))
     with pytest.raises(ValueError, match="r in \\(0, 1\\]"):
         score(X, X, reduction, ratio, "mvg")
+
+
+def test_changed_data_gets_new_rows_and_leaves_old_rows(lite0, data, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    root = tmp_path / "copy"
+    shutil.copytree(data[0], root)
+    results = tmp_path / "r.jsonl"
+    kw = dict(layers=[1], reductions=[("none", None)], estimators=["knn1"], input_size=SIZE, cache_dir=data[1],
+              n_boot=20, progress=False)
+    old = run_grid([load_split("synthetic", root)], lite0, results, **kw)
+    old_lines = results.read_text().splitlines()
+    image = load_split("synthetic", root).test_paths[0]
+    Image.open(image).convert("RGB").rotate(90).save(image)  # one test image changed in place
+    new = run_grid([load_split("synthetic", root)], lite0, results, **kw)
+    lines = results.read_text().splitlines()
+    assert lines[:1] == old_lines and len(lines) == 2  # old row untouched, one new row
+    assert len(new) == 1 and new.data_key.iloc[0] != old.data_key.iloc[0]
+    train = extract(lite0, load_split("synthetic", root).train_paths, input_size=SIZE, progress=False)
+    test = extract(lite0, load_split("synthetic", root).test_paths, input_size=SIZE, progress=False)
+    s = make_estimator("knn1").fit(select(train, 1, "avg", lite0)).score_samples(select(test, 1, "avg", lite0))
+    assert new.auroc.iloc[0] == pytest.approx(roc_auc_score(load_split("synthetic", root).test_labels, s), abs=1e-12)

@@ -1,0 +1,117 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # tad: transfer anomaly detection, a literate study
+#
+# *Can a network trained to tell cats from cars find a scratch on a screw it has never seen scratched?*
+#
+# Visual inspection rarely has defective examples to learn from: defects are rare, varied and new. Transfer
+# anomaly detection sidesteps the problem. An ImageNet-pretrained CNN turns each image into a feature
+# vector; a simple model of the *good* images' vectors (a Gaussian, or the distance to the nearest good
+# images) flags anything far from them. Nothing is trained on defects, and nothing of the CNN is trained at
+# all.
+#
+# Takuya Ono and Junichiro Mori (The University of Tokyo) asked which of the many small choices in this
+# recipe matter, and tried all of them on MVTec AD:
+#
+# > "Running every combination on MVTec's 15 classes gives 11,550 trials in all. Performance is evaluated
+# > as the mean AUC over the 15 classes." (section 3.1, our translation) "Selecting the features of small
+# > variance in the CNN's deep activation layers gives high performance even with simple models such as
+# > MVG and k-NN." (section 4, our translation)
+#
+# This book rebuilds that study from its parts, runs it on the data it finds, and sets every number beside
+# the paper's:
+#
+# - **Start here** follows one image from file to score; **The pipeline** explains each step and shows
+#   the data.
+# - **Reproducing Ono & Mori** redoes the paper's tables and ablations, each page quoting the claim it
+#   tests.
+# - **Beyond the paper** takes the authors' own next steps (anomaly maps, another data set, why NPCA works,
+#   input resolution) and asks how much of each difference is noise.
+#
+# Every page is a notebook executed when the book is built, calling the small library `tad`, and starts by
+# saying which data and weights it found. This page is executed last: what follows is read from the other
+# pages of this very build, so it holds for whatever data and parameters the build ran.
+
+# %% tags=["parameters", "remove-cell"]
+generated = "../book/generated"  # folder of the executed pages whose glued values this page restates
+
+# %% tags=["remove-cell"]
+from pathlib import Path
+
+import pandas as pd
+
+from tad.page import glue_text, read_glued, restate
+
+pages = sorted(p.stem for p in Path(generated).glob("*.ipynb") if p.stem != "intro" and not p.stem.startswith("."))
+glued = {name: read_glued(Path(generated) / f"{name}.ipynb") for name in pages}
+
+FINDINGS = [  # (page, sentence with {page/name} references to that build's glued values)
+    ("00_start", "One image's way from file to score: on {00_start/start_data}, one layer's average-pooled "
+                 "features, NPCA and a Gaussian reach an AUROC of {00_start/start_auroc}."),
+    ("01_data", "{01_data/mvtec_found}"),
+    ("01_data", "Screw: {01_data/screw_grey} As stored, screw's layer 1 scores {01_data/screw_layer1}, "
+                "{01_data/screw_layer1_vs_chance}; with every image at the same mean grey level it scores "
+                "{01_data/screw_layer1_normalised}."),
+    ("02_layers", "Which layer: over {02_layers/n_sets} data set(s) the best mean AUROC is at "
+                  "{02_layers/best_layer} ({02_layers/best_mean}), against {02_layers/layer1_mean} at layer 1. "
+                  "{02_layers/vs_paper}"),
+]
+listed = {page for page, _ in FINDINGS}
+FINDINGS += [(page, f"{{{page}/finding}}") for page in pages if page not in listed and "finding" in glued[page]]
+
+bullets = []
+for page, template in FINDINGS:
+    text, missing = restate(template, glued)
+    if missing and page not in glued:
+        text = "this page did not run in this build."
+    elif missing:
+        text = f"not in this build (that page computed no {', '.join(m.split('/')[1] for m in missing)})."
+    bullets.append(f"- {{doc}}`{page}`: {text}" if page in glued else f"- {page}: {text}")
+glue_text("findings", "\n".join(bullets))
+
+# %% [markdown]
+# ## What this build found
+#
+# Each line restates one page of this build, in that page's own generated words; follow the link for its
+# tables, intervals and the paper's figures beside ours.
+#
+# ```{glue:md} findings
+# :format: myst
+# ```
+#
+# The same numbers as a table:
+
+# %% tags=["remove-input"]
+NUMBERS = [  # (page, glue name, what it is)
+    ("00_start", "start_auroc", "start page: AUROC [95 % interval]"),
+    ("00_start", "start_good", "start page: good test images"),
+    ("01_data", "mvtec_n", "data: MVTec AD classes present"),
+    ("01_data", "elpv_mono_counts", "data: ELPV mono cells, train / test"),
+    ("01_data", "elpv_poly_counts", "data: ELPV poly cells, train / test"),
+    ("01_data", "grey_train", "screw: median grey level, training images"),
+    ("01_data", "grey_good", "screw: median grey level, good test images"),
+    ("01_data", "grey_defective", "screw: median grey level, defective test images"),
+    ("01_data", "screw_layer1", "screw, layer 1: AUROC as stored"),
+    ("01_data", "screw_layer1_normalised", "screw, layer 1: AUROC, grey level normalised"),
+    ("02_layers", "n_sets", "layers: data sets"),
+    ("02_layers", "layer1_mean", "layers: mean AUROC at layer 1"),
+    ("02_layers", "best_mean", "layers: best mean AUROC"),
+    ("02_layers", "deep_gain", "layers: best minus layer 1"),
+]
+pd.DataFrame([{"page": page, "quantity": what, "value": glued.get(page, {}).get(name, "not in this build")}
+              for page, name, what in NUMBERS]).set_index("page")
+
+# %% [markdown]
+# ```{tableofcontents}
+# ```
