@@ -31,6 +31,7 @@ classes = None                      # list of class names; None means every MVTe
 backbone = "tf_efficientnet_lite0"  # the reference backbone the others are compared with
 backbones = ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2",
              "tf_efficientnet_b5", "resnet18"]  # tried in turn; those without weights here are skipped
+input_size = None                   # None means each backbone's native size
 estimator = "knn1"                  # table 3 uses k-NN
 reduction, ratio = "npca", 0.5
 pooling = "avg"
@@ -54,8 +55,8 @@ from tad.plots import roc_figure, score_histogram, stage_shapes
 from tad.stats import auroc_ci, compare_pairs
 from tad.sweep import run_grid, score, split_features
 
-page = open_page("07_backbones", data_root=data_root, classes=classes, backbone=backbone, seed=seed,
-                 cache_dir=cache_dir, results=results)
+page = open_page("07_backbones", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
+                 seed=seed, cache_dir=cache_dir, results=results)
 loaded, skipped = {}, {}
 for name in backbones:
     try:
@@ -68,15 +69,15 @@ for name in backbones:
 # %% [markdown]
 # ## What each backbone hands over
 #
-# Each layer is a stage's activation map: channels x height x width for one image at the network's native
-# input size. Pooling turns each map into one vector of its channel count, so deeper layers give longer
-# vectors from coarser maps.
+# Each layer is a stage's activation map: channels x height x width for one image at the input size of
+# this run (the network's native one unless `input_size` says otherwise). Pooling turns each map into one
+# vector of its channel count, so deeper layers give longer vectors from coarser maps.
 
 # %% tags=["hide-input"]
-shapes = pd.concat({name.removeprefix("tf_efficientnet_"): stage_shapes(b)
+shapes = pd.concat({name.removeprefix("tf_efficientnet_"): stage_shapes(b, input_size)
                     .apply(lambda r: f"{r.channels} x {r.height} x {r.width}", axis=1)
                     for name, b in loaded.items()}, axis=1)
-shapes.columns = [f"{c} ({loaded[n].input_size} px)" for c, n in zip(shapes.columns, loaded)]
+shapes.columns = [f"{c} ({input_size or loaded[n].input_size} px)" for c, n in zip(shapes.columns, loaded)]
 shapes
 
 # %% [markdown]
@@ -87,8 +88,8 @@ shapes
 
 # %%
 frames = [run_grid(page.splits, b, page.results, poolings=[pooling], reductions=[(reduction, ratio)],
-                   estimators=[estimator], cache_dir=page.cache_dir, device=device, n_boot=n_boot, seed=seed,
-                   progress=False) for b in loaded.values()]
+                   estimators=[estimator], input_size=input_size, cache_dir=page.cache_dir, device=device,
+                   n_boot=n_boot, seed=seed, progress=False) for b in loaded.values()]
 df = pd.concat(frames, ignore_index=True)
 layers = [str(i) for i in range(1, max(b.n_layers for b in loaded.values()) + 1)] + ["all"]
 table = df.pivot_table(index="backbone", columns="layer", values="auroc").reindex(columns=layers)
@@ -133,7 +134,8 @@ rows, scores = [], {}
 for split in page.splits:
     s = {}
     for name, b in loaded.items():
-        train, test = split_features(split, b, cache_dir=page.cache_dir, device=device, progress=False)
+        train, test = split_features(split, b, input_size=input_size, cache_dir=page.cache_dir, device=device,
+                                     progress=False)
         s[name] = score(select(train, b.n_layers, pooling, b), select(test, b.n_layers, pooling, b),
                         reduction, ratio, estimator, seed=seed)
     scores[split.name] = s
@@ -187,7 +189,8 @@ glue_value("n_noise", int((others["vs reference"] == "within noise").sum()), "co
 glue_text("reference", page.backbone.name.removeprefix("tf_efficientnet_"))
 if present:
     gap = mean_last[page.backbone.name] - paper_mean["7"]
-    glue_text("vs_paper", f"Over the class(es) the paper reports, its ENB5 has {format_value(paper_mean['7'], 'auroc')} "
+    glue_text("vs_paper", "Over the class(es) the paper reports, its ENB5 has "
+              f"{format_value(paper_mean['7'], 'auroc')} "
               f"at layer 7, the reference backbone {format_value(mean_last[page.backbone.name], 'auroc')} "
               f"({format_value(gap, 'diff')}).")
 else:
