@@ -1,0 +1,164 @@
+"""Baselines the study's scores are measured against: pixels, the classifier's own outputs, DFM, fusion.
+
+Inputs are image files or feature matrices of good training images and of test images; every scorer
+returns one score per test image, **higher meaning more anomalous**, like `tad.estimators`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from tad.backbones import Backbone
+from tad.data import load_image
+from tad.estimators import MVG
+from tad.features import cache_key, preprocess
+from tad.reduce import spectrum
+
+
+def pixel_features(paths: Sequence[str | Path], size: int = 16) -> np.ndarray:
+    """Raw pixels of each image, downsampled to ``size`` x ``size`` (bicubic, antialiased) and flattened.
+
+    Parameters
+    ----------
+    paths : sequence of path
+    size : int
+        Side of the downsampled square image.
+
+    Returns
+    -------
+    ndarray of shape (n_images, 3 * size * size), values in [0, 1]
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size {size!r} must be a positive int")
+    if len(paths) == 0:
+        raise ValueError("paths is empty: no images to read")
+    return np.stack([preprocess(load_image(p), size).numpy().ravel() for p in paths]).astype(np.float64)
+
+
+def classifier_outputs(backbone: Backbone, paths: Sequence[str | Path], *, input_size: int | None = None,
+                       batch_size: int = 32, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ImageNet classifier's pre-logit features and its max-softmax anomaly score for each image.
+
+    Pre-logit features: the head's globally pooled vector that the last linear layer maps to the 1000
+    logits. Max-softmax score (Hendrycks & Gimpel 2017): ``1 - max_k softmax(logits)_k``, high when the
+    classifier is unsure of every ImageNet class.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    paths : sequence of path
+    input_size : int, optional
+        Square side fed to the network; default the weights' native size.
+    cache_dir : path, optional
+        Keep the result in ``head-<backbone>-<size>px-<key>.npz`` there (key as `tad.features.cache_key`).
+
+    Returns
+    -------
+    pre_logits : ndarray of shape (n_images, n_features)
+    max_softmax : ndarray of shape (n_images,)
+    """
+    size = input_size or backbone.input_size
+    if len(paths) == 0:
+        raise ValueError("paths is empty: no images to read")
+    file = None
+    if cache_dir is not None:
+        key = cache_key(backbone, paths, size, 0.0, 0)
+        file = Path(cache_dir) / f"head-{backbone.name}-{size}px-{key[:20]}.npz"
+        if file.is_file():
+            with np.load(file) as z:
+                if str(z["key"]) == key:
+                    return z["pre_logits"], z["max_softmax"]
+    model = backbone.model.eval()
+    mean = torch.tensor(backbone.mean).view(1, 3, 1, 1)
+    std = torch.tensor(backbone.std).view(1, 3, 1, 1)
+    feats, scores = [], []
+    with torch.inference_mode():
+        for i in range(0, len(paths), batch_size):
+            x = torch.stack([preprocess(load_image(p), size) for p in paths[i:i + batch_size]])
+            pre = model.forward_head(model.forward_features((x - mean) / std), pre_logits=True)
+            logits = model.get_classifier()(pre)
+            feats.append(pre.double().numpy())
+            scores.append(1 - torch.softmax(logits.double(), dim=1).amax(dim=1).numpy())
+    pre_logits, max_softmax = np.concatenate(feats), np.concatenate(scores)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.stem}.{os.getpid()}.npz")
+        np.savez(tmp, key=key, pre_logits=pre_logits, max_softmax=max_softmax)
+        os.replace(tmp, file)  # atomic: a page reading the cache meanwhile never sees half a file
+    return pre_logits, max_softmax
+
+
+class Reconstruction(BaseEstimator):
+    """DFM's feature-reconstruction error: squared distance to the training features' principal subspace.
+
+    Ahuja et al. (2019, "Probabilistic modeling of deep features for out-of-distribution and adversarial
+    detection", DFM) score a test feature by how badly PCA fitted on good features reconstructs it; in
+    process monitoring the same quantity is the PCA residual (SPE, Q statistic). With every axis of
+    non-zero training variance kept (``n_components=None``) it is the distance to the affine span of the
+    training features, which is what NPCA with more axes than the null space scores under
+    ``basis="dims"`` once the null-space axes dominate.
+
+    Parameters
+    ----------
+    n_components : int or None
+        Principal axes kept (the largest-variance ones); None keeps every axis whose training variance is
+        above rounding (the rank of the centred training features).
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (d,)
+    components_ : ndarray of shape (k, d)
+        The kept axes as rows.
+    """
+
+    def __init__(self, n_components: int | None = None) -> None:
+        self.n_components = n_components
+
+    def fit(self, X: np.ndarray, y: None = None) -> Reconstruction:
+        X = check_array(X, dtype=np.float64)
+        if len(X) < 2:
+            raise ValueError(f"Reconstruction needs at least 2 training images, got {len(X)}")
+        mean, values, vectors = spectrum(X)
+        rank = int((values > values[0] * len(values) * np.finfo(float).eps).sum()) if values[0] > 0 else 0
+        k = rank if self.n_components is None else self.n_components
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= rank:
+            raise ValueError(f"n_components {self.n_components!r} must be None or an int in 0..{rank} "
+                             f"(the rank of the training features)")
+        self.mean_ = mean
+        self.components_ = vectors[:, :k].T
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Squared norm of each row's residual after projection onto the kept axes, shape (n_samples,)."""
+        check_is_fitted(self)
+        D = check_array(X, dtype=np.float64) - self.mean_
+        R = D - (D @ self.components_.T) @ self.components_
+        return (R * R).sum(axis=1)
+
+
+def fusion_scores(train: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> np.ndarray:
+    """Rippel et al.'s multi-level score: the sum over levels of each level's squared Mahalanobis distance.
+
+    One `tad.estimators.MVG` (Ledoit-Wolf) is fitted per level on that level's good training features;
+    unlike concatenating the levels into one vector, no covariance between levels is estimated.
+
+    Parameters
+    ----------
+    train : sequence of ndarray, each of shape (n_train, d_level)
+    test : sequence of ndarray, each of shape (n_test, d_level)
+
+    Returns
+    -------
+    ndarray of shape (n_test,)
+    """
+    if len(train) != len(test) or not train:
+        raise ValueError(f"train and test must hold the same, non-zero number of levels; got {len(train)} "
+                         f"and {len(test)}")
+    return np.sum([MVG().fit(X).score_samples(Y) for X, Y in zip(train, test)], axis=0)

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.covariance import LedoitWolf
+
+from tad.backbones import load_backbone
+from tad.data import load_image
+from tad.features import preprocess
+from tad.baselines import Reconstruction, classifier_outputs, fusion_scores, pixel_features
+
+
+def test_reconstruction_is_distance_to_affine_span_of_training_points():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4, 6))  # 4 points span a 3-dim affine subspace of R^6
+    Y = rng.normal(size=(5, 6))
+    # Brute force: least-squares distance from y - x0 to the span of x_i - x0.
+    B = (X[1:] - X[0]).T
+    coef, *_ = np.linalg.lstsq(B, (Y - X[0]).T, rcond=None)
+    expected = ((Y - X[0]).T - B @ coef) ** 2
+    np.testing.assert_allclose(Reconstruction().fit(X).score_samples(Y), expected.sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(Reconstruction().fit(X).score_samples(X), 0, atol=1e-20)
+
+
+def test_reconstruction_with_one_axis_keeps_the_line_of_largest_variance():
+    X = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 0.5], [0.0, -0.5]])  # largest variance along x
+    s = Reconstruction(n_components=1).fit(X).score_samples(np.array([[5.0, 0.0], [0.0, 3.0]]))
+    np.testing.assert_allclose(s, [0.0, 9.0], atol=1e-12)
+    with pytest.raises(ValueError, match="n_components 3"):
+        Reconstruction(n_components=3).fit(X)
+
+
+def test_fusion_is_sum_of_per_level_mahalanobis_distances():
+    rng = np.random.default_rng(1)
+    train = [rng.normal(size=(30, 4)), rng.normal(size=(30, 7)) * 3]
+    test = [rng.normal(size=(6, 4)), rng.normal(size=(6, 7))]
+    expected = 0
+    for X, Y in zip(train, test):
+        lw = LedoitWolf().fit(X)
+        D = Y - X.mean(axis=0)
+        expected = expected + np.einsum("ij,jk,ik->i", D, np.linalg.inv(lw.covariance_), D)
+    np.testing.assert_allclose(fusion_scores(train, test), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="same, non-zero number of levels"):
+        fusion_scores(train, test[:1])
+
+
+def test_pixel_features_downsample_a_uniform_image_to_its_colour(tmp_path):
+    path = tmp_path / "red.png"
+    Image.new("RGB", (40, 30), (255, 0, 51)).save(path)
+    f = pixel_features([path, path], size=4)
+    assert f.shape == (2, 3 * 4 * 4)
+    np.testing.assert_allclose(f[0].reshape(3, 4, 4).mean(axis=(1, 2)), [1.0, 0.0, 0.2], atol=1e-6)
+    with pytest.raises(ValueError, match="size 0"):
+        pixel_features([path], size=0)
+
+
+def test_classifier_outputs_match_the_full_forward_pass(tmp_path):
+    bb = load_backbone("tf_efficientnet_lite0", weights="random")
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(paths[-1])
+    pre, score = classifier_outputs(bb, paths, input_size=64, cache_dir=tmp_path / "cache")
+    x = torch.stack([preprocess(load_image(p), 64) for p in paths])
+    x = (x - torch.tensor(bb.mean).view(1, 3, 1, 1)) / torch.tensor(bb.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        probs = torch.softmax(bb.model(x).double(), dim=1).numpy()
+    assert pre.shape == (3, bb.model.num_features)
+    np.testing.assert_allclose(score, 1 - probs.max(axis=1), atol=1e-6)
+    again = classifier_outputs(bb, paths, input_size=64, cache_dir=tmp_path / "cache")  # from the cache
+    np.testing.assert_array_equal(again[1], score)
