@@ -1,8 +1,12 @@
 """tad: transfer anomaly detection with pretrained CNN features, after Ono & Mori.
 
 Pipeline: `tad.data` (images; `tad.download` fetches MVTec AD) -> `tad.backbones` + `tad.features`
-(pooled activations, cached) -> `tad.reduce` (PCA / NPCA) -> `tad.estimators` (MVG, k-NN, flow) ->
-`tad.evaluate` (AUROC); `tad.sweep` runs trials and grids, `tad.cli` from the shell.
+(activations pooled or kept as maps, cached by `tad.cache`) -> `tad.reduce` (PCA / NPCA) ->
+`tad.estimators` (MVG, k-NN, flow) -> `tad.evaluate` (AUROC, PRO, operating points). Around it: `tad.stats`
+(intervals, comparisons, verdicts), `tad.selection` (choices made from training images only), `tad.maps`
+(per-position scores), `tad.baselines`, `tad.analysis` (why NPCA works), `tad.cost`; `tad.sweep` runs
+trials and grids (on Dask) into `tad.results`; `tad.presets` holds the paper's study; `tad.page` and
+`tad.plots` serve the book's pages; `tad.cli` the shell.
 """
 
 __version__ = "0.1.0"

@@ -6,7 +6,6 @@ returns one score per test image, **higher meaning more anomalous**, like `tad.e
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from tad.backbones import Backbone
+from tad.cache import cached_arrays
 from tad.data import load_image
 from tad.estimators import MVG
 from tad.features import cache_key, preprocess
@@ -57,7 +57,8 @@ def classifier_outputs(backbone: Backbone, paths: Sequence[str | Path], *, input
     input_size : int, optional
         Square side fed to the network; default the weights' native size.
     cache_dir : path, optional
-        Keep the result in ``head-<backbone>-<size>px-<key>.npz`` there (key as `tad.features.cache_key`).
+        Keep the result in ``head-<backbone>-<size>px-<key>.npz`` there (`tad.cache.cached_arrays`; key as
+        `tad.features.cache_key`).
 
     Returns
     -------
@@ -67,32 +68,25 @@ def classifier_outputs(backbone: Backbone, paths: Sequence[str | Path], *, input
     size = input_size or backbone.input_size
     if len(paths) == 0:
         raise ValueError("paths is empty: no images to read")
-    file = None
-    if cache_dir is not None:
-        key = cache_key(backbone, paths, size, 0.0, 0)
-        file = Path(cache_dir) / f"head-{backbone.name}-{size}px-{key[:20]}.npz"
-        if file.is_file():
-            with np.load(file) as z:
-                if str(z["key"]) == key:
-                    return z["pre_logits"], z["max_softmax"]
-    model = backbone.model.eval()
-    mean = torch.tensor(backbone.mean).view(1, 3, 1, 1)
-    std = torch.tensor(backbone.std).view(1, 3, 1, 1)
-    feats, scores = [], []
-    with torch.inference_mode():
-        for i in range(0, len(paths), batch_size):
-            x = torch.stack([preprocess(load_image(p), size) for p in paths[i:i + batch_size]])
-            pre = model.forward_head(model.forward_features((x - mean) / std), pre_logits=True)
-            logits = model.get_classifier()(pre)
-            feats.append(pre.double().numpy())
-            scores.append(1 - torch.softmax(logits.double(), dim=1).amax(dim=1).numpy())
-    pre_logits, max_softmax = np.concatenate(feats), np.concatenate(scores)
-    if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.stem}.{os.getpid()}.npz")
-        np.savez(tmp, key=key, pre_logits=pre_logits, max_softmax=max_softmax)
-        os.replace(tmp, file)  # atomic: a page reading the cache meanwhile never sees half a file
-    return pre_logits, max_softmax
+
+    def compute() -> dict[str, np.ndarray]:
+        model = backbone.model.eval()
+        mean = torch.tensor(backbone.mean).view(1, 3, 1, 1)
+        std = torch.tensor(backbone.std).view(1, 3, 1, 1)
+        feats, scores = [], []
+        with torch.inference_mode():
+            for i in range(0, len(paths), batch_size):
+                x = torch.stack([preprocess(load_image(p), size) for p in paths[i:i + batch_size]])
+                pre = model.forward_head(model.forward_features((x - mean) / std), pre_logits=True)
+                logits = model.get_classifier()(pre)
+                feats.append(pre.double().numpy())
+                scores.append(1 - torch.softmax(logits.double(), dim=1).amax(dim=1).numpy())
+        return {"pre_logits": np.concatenate(feats), "max_softmax": np.concatenate(scores)}
+
+    key = cache_key(backbone, paths, size, 0.0, 0)
+    out = cached_arrays(cache_dir, f"head-{backbone.name}-{size}px", key, compute,
+                        {"pre_logits": (len(paths), None), "max_softmax": (len(paths),)})
+    return out["pre_logits"], out["max_softmax"]
 
 
 class Reconstruction(BaseEstimator):
