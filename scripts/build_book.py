@@ -70,16 +70,34 @@ def fingerprint(source: Path, parameters: dict, data: str) -> str:
     return h.hexdigest()
 
 
-def page_parameters(name: str, given: dict) -> dict:
-    """``given`` checked against the page's `parameters` cell: an unknown name stops the build, listing the valid ones."""
+def declared(name: str) -> set[str]:
+    """The names a page's `parameters` cell assigns."""
     nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    valid = {name.strip() for c in cells for line in c.source.splitlines()
-             if "=" in line and not line.startswith((" ", "#")) for name in line.split("=")[0].split(",")}
-    unknown = sorted(set(given) - valid)
-    if unknown:
-        sys.exit(f"page {name}: unknown parameter(s) {unknown}; this page's parameters are {sorted(valid)}")
-    return given
+    return {word.strip() for c in cells for line in c.source.splitlines()
+            if "=" in line and not line.startswith((" ", "#")) for word in line.split("=")[0].split(",")}
+
+
+def page_parameters(run: list[str], common: dict, per_page: dict) -> dict[str, dict]:
+    """Each page's parameters: the ``-p`` ones it declares, then its own from ``--params``.
+
+    A ``-p`` name no page of this run declares, or a ``--params`` name its page does not declare, stops the
+    build with the valid names; a ``-p`` name some pages lack is passed to the others, and said.
+    """
+    valid = {name: declared(name) for name in run}
+    for key in common:
+        lacking = [n for n in run if key not in valid[n]]
+        if len(lacking) == len(run):
+            sys.exit(f"-p {key}: no page of this run has that parameter; theirs are "
+                     f"{sorted(set().union(*valid.values()))}")
+        if lacking:
+            print(f"[book] -p {key} is not a parameter of {', '.join(lacking)}: not passed there")
+    for name, given in per_page.items():
+        unknown = sorted(set(given) - valid[name]) if name in valid else []
+        if unknown:
+            sys.exit(f"page {name}: unknown parameter(s) {unknown}; this page's parameters are {sorted(valid[name])}")
+    return {name: {**{k: v for k, v in common.items() if k in valid[name]}, **per_page.get(name, {})}
+            for name in run}
 
 
 def execute(name: str, parameters: dict, data: str) -> None:
@@ -157,8 +175,9 @@ def main() -> None:
     run = args.only or names
     if LAST in names:  # any run ends with the page that restates the others
         run = [n for n in run if n != LAST] + [LAST]
-    parameters = {name: page_parameters(name, {**(common if name != LAST else {}),  # -p is for the analysis pages
-                                               **(per_page or {}).get(name, {})}) for name in run}
+    analysis = [n for n in run if n != LAST]  # -p is for the analysis pages, not the one that restates them
+    parameters = {**page_parameters(analysis, common, per_page or {}),
+                  **({LAST: (per_page or {}).get(LAST, {})} if LAST in run else {})}
     OUT.mkdir(parents=True, exist_ok=True)
     with FileLock(str(OUT / ".build.lock")):  # a second build waits here, then finds the pages done
         root = data_step(download=not args.no_download)
