@@ -16,6 +16,7 @@ if [[ "${1:-}" == "--repository-only" ]]; then
   fi
 fi
 .venv/bin/python scripts/check_prose.py || { echo "FAIL: a notebook's prose types a result figure"; fail=1; }
+.venv/bin/python scripts/check_glue.py || { echo "FAIL: a page says what its own results do not"; fail=1; }
 for src in notebooks/*.py; do
   page="$html/book/generated/$(basename "$src" .py).html"
   if [[ ! -f "$page" ]]; then echo "MISSING page $page"; fail=1; continue; fi
