@@ -212,7 +212,7 @@ plt.close(fig)
 # outside them.
 # ```
 #
-# The paper's "reduction ratio" $r$ (10-50 %) is read as the share of the $d$ dimensions kept:
+# The paper's "reduction ratio" $r$ ($10$ to $50\,\%$) is read as the share of the $d$ dimensions kept:
 # $k = \operatorname{round}(r d)$ axes, which fits its table 2, where PCA approaches "no reduction" as $r$
 # grows.
 #
@@ -423,10 +423,11 @@ glue("ci", f"[{low:.3f}, {high:.3f}]", display=False)
 # ranking. The area under the curve is {glue:text}`auroc:.3f`.
 # ```
 #
-# A test set holds tens of images, so an AUROC is uncertain. Every AUROC in this book comes with a 95 %
-# {term}`bootstrap` interval (here {glue:text}`ci`), and two configurations are compared by a
-# {term}`paired comparison` on the same resamples. Anomaly *maps* are scored per pixel instead, by the
-# pixel AUROC and by {term}`PRO`.
+# A test set holds tens of images, so an AUROC is uncertain. Here a $95\,\%$ {term}`bootstrap` interval
+# gives {glue:text}`ci`; the result pages use a score interval (`tad.stats.auroc_ci`) instead, because a
+# percentile bootstrap of perfectly separated scores has width zero (page *How much of a difference in AUROC is noise?*).
+# Two configurations are compared by a {term}`paired comparison` on the same test images. Anomaly *maps*
+# are scored per pixel instead, by the pixel AUROC and by {term}`PRO`.
 #
 # ## Where each step lives in `tad`
 #
@@ -442,6 +443,6 @@ glue("ci", f"[{low:.3f}, {high:.3f}]", display=False)
 # ## Try it
 #
 # 1. Another class and layer: `python scripts/build_book.py --only 00_method -p category bottle -p layer 4`.
-#    Look at the histograms: does the overlap shrink or grow, and does the interval still exclude 0.5?
+#    Look at the histograms: does the overlap shrink or grow, and does the interval still exclude chance ($0.5$)?
 # 2. The other reduction: `-p reduction pca`. Look at the ROC curve and the toy of section 4: which
 #    defects might leave the cloud along its wide directions?
