@@ -66,6 +66,31 @@ FINDINGS = [  # (page, sentence with {page/name} references to that build's glue
     ("02_layers", "Which layer: over {02_layers/n_sets} data set(s) the best mean AUROC is at "
                   "{02_layers/best_layer} ({02_layers/best_mean}), against {02_layers/layer1_mean} at layer 1. "
                   "{02_layers/vs_paper}"),
+    ("03_reduction", "Which axes: the paper's configuration ({03_reduction/paper_reading}) gives "
+                     "{03_reduction/paper_config} Under the {03_reduction/basis} reading "
+                     "{03_reduction/n_dependent} of {03_reduction/n_cells} cells depend on an arbitrary basis of "
+                     "the training null space; under the book's default, {03_reduction/n_dependent_block}."),
+    ("04_pooling", "{04_pooling/summary} {04_pooling/resolved}"),
+    ("05_estimators", "{05_estimators/summary}"),
+    ("06_augmentation", "Noise augmentation: {06_augmentation/n_lower} of {06_augmentation/n_pairs} comparisons "
+                        "with the clean fit are lower beyond noise, {06_augmentation/n_higher} higher."),
+    ("07_backbones", "{07_backbones/skipped} {07_backbones/vs_paper}"),
+    ("07b_baselines", "Against simple baselines: {07b_baselines/n_higher} of {07b_baselines/n_cmp} comparisons "
+                      "favour a baseline beyond noise, {07b_baselines/n_lower} favour the pretrained features."),
+    ("08_grid", "Over {08_grid/n_configs} configurations the best mean AUROC is {08_grid/best_config} "
+                "({08_grid/best_auroc}); {08_grid/n_tied} configurations tie with it within noise. The paper's "
+                "choice ({08_grid/paper_config}) ranks {08_grid/paper_rank} of {08_grid/n_configs} at "
+                "{08_grid/paper_auroc} and "
+                "{08_grid/paper_ties}."),
+    ("08b_selection", "Chosen on training images only, the configuration's mean test AUROC is "
+                      "{08b_selection/mean_chosen} against {08b_selection/mean_oracle} for the test-set best "
+                      "({08b_selection/mean_gap}). {08b_selection/saturation}"),
+    ("09_maps", "{09_maps/summary}"),
+    ("10_datasets", "Hardest defect types: {10_datasets/hardest}."),
+    ("11_why_npca", "Why NPCA: {11_why_npca/null_adds}; {11_why_npca/residual}."),
+    ("13_uncertainty", "{13_uncertainty/perfect} Of {13_uncertainty/n_comparisons} comparisons with the "
+                       "family-wise error held at {13_uncertainty/alpha}, {13_uncertainty/n_clear} differ beyond "
+                       "noise."),
 ]
 listed = {page for page, _ in FINDINGS}
 FINDINGS += [(page, f"{{{page}/finding}}") for page in pages if page not in listed and "finding" in glued[page]]
