@@ -275,7 +275,7 @@ def run_grid(
         bar.close()
     for f in failures:
         warnings.warn(f"trial failed, no row written: {_describe(f)}: {f['error']}", stacklevel=2)
-    found = {trial_key(r): r for r in _read_rows(Path(results))}
+    found = {trial_key(r): r for r in read_rows(Path(results))}
     table = pd.DataFrame([found[k] for k in wanted if k in found])
     table.attrs["failures"] = failures
     return table
@@ -311,22 +311,11 @@ def score_group(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: Seque
                "basis_dependent": view.basis_dependent, "seconds": time.perf_counter() - t0}
 
 
-def read_results(results: str | Path) -> pd.DataFrame:
-    """All rows of a results file as a tidy table (one row per trial, any data; see `tad.results.read_rows`)."""
-    return pd.DataFrame(_read_rows(Path(results)))
-
-
 # --- helpers -----------------------------------------------------------------------------------
-
-
 
 def _params(estimator: str, flow_params: dict | None) -> str:
     """The estimator settings that change its scores, as a key part: the flow's; none for the others."""
     return json.dumps(flow_params or {}, sort_keys=True) if estimator == "flow" else ""
-
-
-def _read_rows(path: Path) -> list[dict]:
-    return read_rows(path)
 
 
 def _units(configs: list[dict]) -> list[list[dict]]:
