@@ -80,7 +80,7 @@ def naive_grid(split, bb, layers, n_boot: int, cache_dir: Path, seed: int = 0,
 def tad_grid(split, bb, layers, n_boot: int, cache_dir: Path) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         df = run_grid([split], bb, Path(tmp) / "grid.jsonl", layers=layers, estimators=ESTIMATORS,
-                      n_boot=n_boot, cache_dir=cache_dir, progress=False)
+                      n_boot=n_boot, cache_dir=cache_dir, progress=False, workers=1)
     return df.to_dict("records")
 
 

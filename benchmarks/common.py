@@ -16,15 +16,16 @@ from pathlib import Path
 
 import torch
 
+from tad.data import default_cache, default_root
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-CACHE_DIR = REPO / ".cache" / "tad"
+CACHE_DIR = default_cache()  # the one default of the library, the CLI and the book
 OUT_DIR = REPO / "artifacts" / "benchmarks"
 
 
 def mvtec_root() -> Path:
-    """MVTec AD folder: ``TAD_DATA`` if set, else the shared copy next to the repository."""
-    return Path(os.environ.get("TAD_DATA") or SHARED / "data" / "mvtec_ad")
+    """MVTec AD folder: `tad.data.default_root` (``TAD_DATA`` if set, else the shared copy beside the checkout)."""
+    return default_root()
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict[str, list[float]]]:
