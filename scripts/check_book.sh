@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 html=_build/html
 fail=0
+min_cells=5  # numeric table cells a page must hold
 if [[ "${1:-}" == "--repository-only" ]]; then
+  min_cells=1  # on ELPV alone a page whose analysis needs masks or MVTec shows less, but still its numbers
   if ! grep -q "place MVTec AD by hand" "$html/book/generated/01_data.html"; then
     echo "FAIL: the data page does not show the offline download notice"; fail=1
   else
@@ -23,7 +25,7 @@ for src in notebooks/*.py; do
   n=$(grep -c '<table' "$page" || true)
   nums=$( (grep -oE '<td>[^<]*[0-9][^<]*</td>' "$page" || true) | wc -l)
   echo "page $(basename "$page"): $n tables, $nums table cells with numbers"
-  if [[ $n -lt 1 || $nums -lt 5 ]]; then echo "FAIL: $page holds no table of numbers"; fail=1; fi
+  if [[ $n -lt 1 || $nums -lt $min_cells ]]; then echo "FAIL: $page holds no table of numbers"; fail=1; fi
 done
 grep -q '_static/mathjax/tex-chtml.js' "$html/book/generated/00_method.html" \
   || { echo "FAIL: the method page does not load the book's own MathJax"; fail=1; }
