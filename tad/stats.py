@@ -299,7 +299,7 @@ def gain_statement(interval: tuple[float, float], gain: float, *, level: float =
     excluded = high < gain if gain > 0 else low > gain
     kind = "gain" if gain > 0 else "loss"
     return (f"a {kind} as large as {abs(gain):.{digits}f} is {'excluded' if excluded else 'not excluded'} "
-            f"({100 * level:g} % interval of the difference: [{low:.{digits}f}, {high:.{digits}f}])")
+            f"({round(100 * level, 1):g} % interval of the difference: [{low:.{digits}f}, {high:.{digits}f}])")
 
 
 def mean_sem(values: ArrayLike) -> tuple[float, float]:
