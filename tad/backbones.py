@@ -16,11 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
-# huggingface_hub (imported by timm) picks tqdm's notebook bar in a Jupyter kernel and warns when ipywidgets
-# is absent; tad never shows hub progress bars, so the warning would only clutter every book page.
-warnings.filterwarnings("ignore", message="IProgress not found")
-import timm  # noqa: E402
 from torch import nn
 
 
@@ -118,13 +113,13 @@ def load_backbone(name: str, weights: str | Path = "pretrained") -> Backbone:
     if weights == "random":
         with torch.random.fork_rng():  # the same untrained network every time, so a cache key can name it
             torch.manual_seed(0)
-            model = timm.create_model(spec.tag, pretrained=False)
+            model = _create_model(spec.tag, pretrained=False)
         return Backbone(name, model, spec.n_layers, {"tag": spec.tag, "source": "random (untrained, seed 0)"})
     if weights != "pretrained":
         path = Path(weights)
         if not path.is_file():
             raise WeightsUnavailable(f"weights file {path} for {name!r} does not exist")
-        model = timm.create_model(spec.tag, pretrained=False)
+        model = _create_model(spec.tag, pretrained=False)
         model.load_state_dict(_read_state_dict(path), strict=True)
         return Backbone(name, model, spec.n_layers,
                         {"tag": spec.tag, "source": f"file {path}", "sha256": _sha256(path)})
@@ -133,7 +128,7 @@ def load_backbone(name: str, weights: str | Path = "pretrained") -> Backbone:
     try:
         if not (_hub_cached(spec.tag) or _hub_reachable()):  # fail in seconds, not after a minute of retries
             raise ConnectionError("huggingface.co is unreachable and the weights are not in the local cache")
-        model = timm.create_model(spec.tag, pretrained=True)
+        model = _create_model(spec.tag, pretrained=True)
     except Exception as err:  # hub unreachable, no cache: many exception types, all mean "not here"
         offline = sorted(n for n, s in BACKBONES.items() if s.package)
         raise WeightsUnavailable(
@@ -168,7 +163,7 @@ def _from_package(name: str, spec: BackboneSpec) -> Backbone:
         ) from err
     path = Path(module.__file__).parent / "models"
     (path,) = path.glob("*.pth")
-    model = timm.create_model(spec.tag, pretrained=False)
+    model = _create_model(spec.tag, pretrained=False)
     model.load_state_dict(lukemelas_to_timm(torch.load(path, map_location="cpu"), model), strict=True)
     version = importlib.metadata.version(spec.package)
     return Backbone(name, model, spec.n_layers, {
@@ -202,6 +197,17 @@ def lukemelas_to_timm(state: dict[str, torch.Tensor], model: nn.Module) -> dict[
             head, _, rest = key.partition(".")
             out[f"{_TOP[head]}.{rest}"] = value
     return out
+
+
+def _create_model(tag: str, *, pretrained: bool) -> nn.Module:
+    """``timm.create_model``, with timm imported here: it takes seconds (torchvision with it), and the
+    workers of a parallel grid, which never build a network, import this module."""
+    # huggingface_hub (imported by timm) picks tqdm's notebook bar in a Jupyter kernel and warns when
+    # ipywidgets is absent; tad never shows hub progress bars, so the warning would only clutter every page.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import timm
+
+    return timm.create_model(tag, pretrained=pretrained)
 
 
 def _hub_cached(tag: str) -> bool:
