@@ -202,7 +202,9 @@ def run_grid(
         workers takes seconds.
     scheduler : str or dask.distributed.Client, optional
         Address of a running Dask scheduler (``tcp://host:8786``) to run the units on its workers, or a
-        Client to use as is. Default the ``TAD_SCHEDULER`` environment variable, else a local cluster.
+        Client to use. Default the ``TAD_SCHEDULER`` environment variable, else a local cluster. Its workers
+        get a plugin (one BLAS and torch thread each, glibc's malloc reusing freed memory; see
+        ``_worker_plugin``) that makes a trial there take as long as in a plain process.
 
     Returns
     -------
@@ -226,7 +228,8 @@ def run_grid(
     base = {"backbone": backbone.name, "input_size": size, "basis": basis, "noise_std": float(noise_std),
             "n_augment": n_augment, "seed": seed,
             "weights": f"{backbone.weights['tag']} ({backbone.weights['source']})"}
-    grid = [(split, [{**base, "dataset": split.name, "data_key": data_key(split), "layer": str(lay),
+    keys = {id(split): data_key(split) for split in splits}  # once per split: it reads every image file's stat
+    grid = [(split, [{**base, "dataset": split.name, "data_key": keys[id(split)], "layer": str(lay),
                       "pooling": pool, "reduction": method, "ratio": ratio, "estimator": est,
                       "estimator_params": _params(est, flow_params)}
                      for lay, pool, (method, ratio), est
@@ -279,6 +282,20 @@ def run_grid(
     table = pd.DataFrame([found[k] for k in wanted if k in found])
     table.attrs["failures"] = failures
     return table
+
+
+def local_cluster(workers: int):
+    """A `dask.distributed.LocalCluster` of ``workers`` single-threaded processes, as `run_grid` starts one.
+
+    Its workers do not run Dask's statistical profiler: it samples each running task's Python stack every
+    10 ms, which cost a flow trial (thousands of small torch calls) about 5 % of a core (benchmarks/README.md).
+    Use it as a context manager, with a ``Client`` on it, to run several grids on one set of workers.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}):  # read by each worker as it starts
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
 
 
 def score_group(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: Sequence[dict], *,
@@ -369,7 +386,7 @@ def _run_dask(units: Iterable[tuple], finished, kw: dict, *, workers: int | None
     Each group's X and Y are shipped once and shared by its units. A unit whose worker died is rerun
     (``retries=2``); a unit that still fails counts every trial in it as failed, with the error.
     """
-    from dask.distributed import Client, LocalCluster, as_completed  # here: importing tad stays fast
+    from dask.distributed import Client, as_completed  # here: importing tad stays fast
 
     cluster = None
     if scheduler is not None and not isinstance(scheduler, str):
@@ -377,12 +394,10 @@ def _run_dask(units: Iterable[tuple], finished, kw: dict, *, workers: int | None
     elif scheduler is not None:
         client, owned = Client(scheduler), True
     else:
-        cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
+        cluster = local_cluster(workers or os.cpu_count())
         client, owned = Client(cluster), True
     try:
-        if owned:
-            client.register_plugin(_one_thread_plugin(), name="tad-one-thread")
+        client.register_plugin(_worker_plugin(), name="tad-trial-worker")  # once per worker, by name
         if progress:
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
         pending, ac = {}, as_completed()
@@ -390,7 +405,10 @@ def _run_dask(units: Iterable[tuple], finished, kw: dict, *, workers: int | None
             # Shipped once per group as tasks (scattered data would be lost with its worker; these are rerun)
             Xf, Yf = client.submit(np.asarray, X, pure=False), client.submit(np.asarray, Y, pure=False)
             for configs in unit_configs:
-                future = client.submit(_score_unit, Xf, Yf, labels, configs, kw, retries=2, pure=False)
+                # Flows on wide features first, so the last trials to finish are short ones on both workers
+                priority = X.shape[1] if configs[0]["estimator"] == "flow" else 0
+                future = client.submit(_score_unit, Xf, Yf, labels, configs, kw, retries=2, pure=False,
+                                       priority=priority)
                 pending[future.key] = configs
                 ac.add(future)
             while ac.has_ready():  # write what is done while the next data set's features are extracted
@@ -415,19 +433,38 @@ def _collect(future, pending: dict, finished) -> None:
     future.release()
 
 
-def _one_thread_plugin():
-    """A Dask worker plugin: one BLAS and one torch thread per worker, so workers do not oversubscribe cores."""
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+
+
+def _worker_plugin():
+    """A Dask worker plugin that makes a worker run trials as fast as a plain process does.
+
+    One BLAS and one torch thread per worker, so workers do not oversubscribe cores. And glibc's malloc
+    told to keep its memory: Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also
+    freezes glibc's (otherwise adaptive) mmap threshold at 128 KiB, so every tensor above that size is a
+    fresh ``mmap`` whose pages fault in again, and freed heap is handed back to the system at once. A flow
+    trial there took 50 times the page faults of a plain process (about 160,000 against 3,000) and 1.4-1.6x
+    its time; with a 4 MiB mmap and a 32 MiB trim threshold, under 100 faults and a plain process's time.
+    """
     from distributed import WorkerPlugin
 
-    class OneThread(WorkerPlugin):
+    class TrialWorker(WorkerPlugin):
         def setup(self, worker) -> None:
+            import ctypes
+            import ctypes.util
+
             import torch
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(1)
             torch.set_num_threads(1)
+            name = ctypes.util.find_library("c")
+            libc = ctypes.CDLL(name) if name else None
+            if libc is not None and hasattr(libc, "mallopt"):  # glibc (Linux); other C libraries keep theirs
+                libc.mallopt(_M_MMAP_THRESHOLD, 4 << 20)
+                libc.mallopt(_M_TRIM_THRESHOLD, 32 << 20)
 
-    return OneThread()
+    return TrialWorker()
 
 
 def _describe(config: dict) -> str:

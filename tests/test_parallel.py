@@ -19,7 +19,7 @@ from reliability_worker import FLOW_GRID as GRID
 from conftest import make_synthetic_mvtec
 from tad.data import load_split
 from tad.results import trial_key
-from tad.sweep import REDUCTIONS, run_grid
+from tad.sweep import REDUCTIONS, local_cluster, run_grid
 
 SIZE = 64
 WORKER = Path(__file__).with_name("reliability_worker.py")
@@ -49,8 +49,7 @@ def serial(lite0, data, split, tmp_path_factory):
 @pytest.fixture(scope="module")
 def client():
     """Two single-threaded worker processes (processes: a worker can be killed; flows seed torch globally)."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with local_cluster(2) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -118,3 +117,29 @@ def test_client_killed_mid_grid_resumes(lite0, data, split, serial, tmp_path):
     assert len(keys) == len(set(keys)) == N_TRIALS
     assert keys[: len(kept)] == kept
     assert_same_table(resumed, serial)
+
+
+def _page_faults_of_allocations() -> int:
+    """Minor page faults of 50 allocations of 2 MiB (as a flow's tensors come and go), in this process."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        np.ones(1 << 18).sum()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_worker_plugin_keeps_freed_memory_for_reuse():
+    """Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, so each 2 MiB array is a fresh mmap (512 page
+    faults); the plugin run_grid registers lets glibc reuse freed memory, as in a plain process."""
+    from tad.sweep import _worker_plugin
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        (before,) = client.run(_page_faults_of_allocations).values()
+        client.register_plugin(_worker_plugin(), name="tad-trial-worker")
+        client.run(_page_faults_of_allocations)  # the first allocation may fault its pages in once
+        (after,) = client.run(_page_faults_of_allocations).values()
+    assert before > 50 * 400, before
+    assert after < 50 * 20, after
