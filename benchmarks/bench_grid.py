@@ -14,8 +14,9 @@ min(n, d) components) cannot return.
 
 With ``--scale`` it measures instead `run_grid` on Dask (issue 12), side by side in one run: the book's grid
 (classes bottle, screw, transistor; Lite0; layers 1-7 and all; 11 reductions; mvg, knn1, knn5, knn10 and the
-flow with the grid page's ``flow_params``) on a 2-worker LocalCluster vs serial (``workers=1``), and the
-non-flow grid the same two ways; wall seconds include starting the cluster, and each worker's peak RSS.
+flow with the grid page's ``flow_params``) on 2 workers of ``tad.sweep.local_cluster`` vs serial
+(``workers=1``), and the non-flow grid the same two ways, alternating; wall seconds include starting and
+stopping the cluster; each worker's peak RSS.
 
 Run: ``python -m benchmarks.bench_grid`` or ``python -m benchmarks.bench_grid --scale``.
 """
@@ -133,10 +134,17 @@ BOOK_FLOW_PARAMS = {"epochs": 100, "hidden": 64}  # notebooks/08_grid.py
 
 
 def run_scale(args: argparse.Namespace) -> dict:
-    """Serial vs a LocalCluster of ``args.workers`` processes, for the book's grid with and without the flow."""
+    """Serial vs `tad.sweep.local_cluster` workers, for the book's grid with and without the flow.
+
+    Serial and parallel alternate (A B A B with ``--repeats 2``) so both meet the same drift in machine
+    speed; each parallel run starts its own cluster (as ``run_grid(workers=n)`` does) and that start-up and
+    shut-down are in its wall seconds.
+    """
     import resource
 
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+
+    from tad.sweep import local_cluster
 
     bb = load_backbone(args.backbone)
     splits = [load_split(c, mvtec_root()) for c in args.classes]
@@ -144,32 +152,38 @@ def run_scale(args: argparse.Namespace) -> dict:
     for split in splits:
         split_features(split, bb, cache_dir=args.cache_dir, progress=False)  # extract once, or check the cache
     out: dict = {"benchmark": "grid_scale", "backbone": bb.name, "classes": args.classes, "layers": [str(x) for x in layers],
-                 "n_boot": args.n_boot, "workers": args.workers, "flow_params": BOOK_FLOW_PARAMS, "runs": {}}
+                 "n_boot": args.n_boot, "workers": args.workers, "repeats": args.repeats,
+                 "flow_params": BOOK_FLOW_PARAMS, "runs": {}}
     for name, estimators in (("non-flow", list(ESTIMATORS)), ("with flow", [*ESTIMATORS, "flow"])):
         kw = dict(layers=layers, estimators=estimators, n_boot=args.n_boot, cache_dir=args.cache_dir,
                   flow_params=BOOK_FLOW_PARAMS, progress=False)
+        tables, rss = {}, []
+
+        def serial(tmp: Path) -> None:
+            tables["serial"] = run_grid(splits, bb, tmp / "serial.jsonl", workers=1, **kw)
+
+        def parallel(tmp: Path) -> None:
+            with local_cluster(args.workers) as cluster, Client(cluster) as client:
+                tables["parallel"] = run_grid(splits, bb, tmp / "parallel.jsonl", scheduler=client, **kw)
+                rss.extend(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024).values())
+
         with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            serial = run_grid(splits, bb, Path(tmp) / "serial.jsonl", workers=1, **kw)
-            serial_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                              dashboard_address=":0") as cluster, Client(cluster) as client:
-                parallel = run_grid(splits, bb, Path(tmp) / "parallel.jsonl", scheduler=client, **kw)
-                rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-            parallel_s = time.perf_counter() - t0
+            fresh = lambda fn: lambda: fn(Path(tempfile.mkdtemp(dir=tmp)))  # a new results file every run
+            times = interleaved({"serial": fresh(serial), "parallel": fresh(parallel)}, args.repeats)
+        serial_s, parallel_s = median(times["serial"]["wall"]), median(times["parallel"]["wall"])
         on = ["dataset", "layer", "reduction", "ratio", "estimator"]
-        merged = serial.merge(parallel, on=on, suffixes=("_s", "_p"))
-        assert len(merged) == len(serial) == len(parallel)
-        out["runs"][name] = {"trials": len(serial), "serial_s": serial_s, "parallel_s": parallel_s,
-                             "speedup": serial_s / parallel_s,
+        merged = tables["serial"].merge(tables["parallel"], on=on, suffixes=("_s", "_p"))
+        assert len(merged) == len(tables["serial"]) == len(tables["parallel"])
+        out["runs"][name] = {"trials": len(merged), "serial_s": serial_s, "parallel_s": parallel_s,
+                             "seconds": times, "speedup": serial_s / parallel_s,
                              "max_abs_auroc_diff": float((merged.auroc_s - merged.auroc_p).abs().max()),
-                             "worker_peak_rss_mb": sorted(rss.values())}
+                             "worker_peak_rss_mb": sorted(rss)[-args.workers:]}
     return out
 
 
 def report_scale(r: dict) -> None:
-    print(f"\nGrid on Dask: {r['backbone']} {r['classes']}, {len(r['layers'])} layers, {r['workers']} workers vs serial")
+    print(f"\nGrid on Dask: {r['backbone']} {r['classes']}, {len(r['layers'])} layers, {r['workers']} workers vs serial, "
+          f"median of {r['repeats']} alternating runs")
     for name, run in r["runs"].items():
         print(f"  {name:10s} {run['trials']:5d} trials: serial {run['serial_s']:.1f} s, parallel {run['parallel_s']:.1f} s "
               f"-> {run['speedup']:.2f}x; max |AUROC diff| {run['max_abs_auroc_diff']:.2g}; "
@@ -198,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--category", default="bottle")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per trial, both sides")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each side, alternating")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--scale", action="store_true", help="serial vs Dask workers instead (issue 12)")
     parser.add_argument("--classes", nargs="+", default=["bottle", "screw", "transistor"], help="with --scale")
