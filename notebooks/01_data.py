@@ -61,7 +61,6 @@ print(download_notice(root, present, missing, " ".join(str(w.message) for w in c
 from collections import Counter
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -69,7 +68,7 @@ from tad.analysis import grey_level_table, normalised_copies
 from tad.data import count_report, load_elpv, load_image, load_mask
 from tad.evaluate import auroc
 from tad.features import extract, select
-from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv
 from tad.paper import paper_table
 from tad.stats import auroc_ci, compare_pairs, verdict
 from tad.sweep import score

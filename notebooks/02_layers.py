@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from tad.page import (ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv,
-                      select_trials, show_table)
+                      show_table)
 from tad.paper import paper_table, side_by_side
 from tad.sweep import run_grid
 

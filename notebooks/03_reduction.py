@@ -53,7 +53,7 @@ from tad.page import (config_label, format_value, glue_text, glue_value, open_pa
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import DEFAULT_BASIS, NullSpaceWarning, PrincipalAxes
-from tad.stats import auroc_ci, delong_test, gain_statement
+from tad.stats import delong_test, gain_statement
 from tad.sweep import REDUCTIONS, run_grid, score, split_features
 
 page = open_page("03_reduction", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,

@@ -41,17 +41,15 @@ seed = 0
 # %% tags=["hide-input"]
 import pandas as pd
 import torch
-from IPython.display import display
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 from myst_nb import glue
 
 from tad.data import load_image
-from tad.evaluate import auroc
 from tad.features import POOLING_CHOICES, preprocess, select
-from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import auroc_entry, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
 from tad.paper import paper_table
 from tad.plots import pooling_figure, roc_figure, score_histogram
-from tad.stats import auroc_ci, compare_pairs
+from tad.stats import compare_pairs
 from tad.sweep import score, split_features
 
 page = open_page("04_pooling", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
@@ -105,9 +103,7 @@ for split in page.splits:
 # %% tags=["hide-input"]
 rows = []
 for (name, est, p), s in scores.items():
-    a, (low, high) = auroc(labels[name], s), auroc_ci(labels[name], s)
-    rows.append({"dataset": name, "estimator": est, "pooling": p, "auroc": a, "ci_low": low, "ci_high": high,
-                 "interval": ci_text(a, low, high)})
+    rows.append({"dataset": name, "estimator": est, "pooling": p, **auroc_entry(labels[name], s)})
 trials = pd.DataFrame(rows)
 means = trials.pivot_table(index="estimator", columns="pooling", values="auroc")[list(POOLING_CHOICES)]
 means = means.loc[estimators]

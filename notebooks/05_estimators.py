@@ -43,7 +43,6 @@ results = None                       # shared results table; None means one in t
 seed = 0
 
 # %% tags=["hide-input"]
-import numpy as np
 import pandas as pd
 from IPython.display import display
 from matplotlib_inline.backend_inline import set_matplotlib_formats
@@ -55,13 +54,13 @@ from tad.estimators import FLOW_PARAMS, Flow, make_estimator
 from tad.evaluate import auroc, rates_at_threshold, tpr_at_fpr
 from tad.features import select
 from tad.maps import PatchModel, extract_maps
-from tad.page import (ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv,
+from tad.page import (auroc_entry, config_label, format_value, glue_text, glue_value, open_page, save_csv,
                       show_table)
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import Reducer
 from tad.selection import good_threshold, out_of_fold_scores
-from tad.stats import auroc_ci, compare_pairs
+from tad.stats import compare_pairs
 from tad.sweep import score, split_features
 
 page = open_page("05_estimators", data_root=data_root, classes=classes, backbone=backbone,
@@ -100,9 +99,7 @@ for split in page.splits:
 labels = {s.name: s.test_labels for s in page.splits}
 rows = []
 for (name, est), s in scores.items():
-    low, high = auroc_ci(labels[name], s)
-    rows.append({"dataset": name, "estimator": est, "auroc": auroc(labels[name], s), "ci_low": low,
-                 "ci_high": high, "interval": ci_text(auroc(labels[name], s), low, high)})
+    rows.append({"dataset": name, "estimator": est, **auroc_entry(labels[name], s)})
 trials = pd.DataFrame(rows)
 table = trials.pivot(index="dataset", columns="estimator", values="interval")[estimators]
 means = trials.pivot(index="dataset", columns="estimator", values="auroc")[estimators].mean()

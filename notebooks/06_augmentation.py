@@ -45,10 +45,9 @@ seed = 0
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from tad.evaluate import auroc
 from tad.features import select
-from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
-from tad.stats import auroc_ci, compare_pairs, gain_statement
+from tad.page import auroc_entry, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.stats import compare_pairs, gain_statement
 from tad.sweep import score, split_features
 
 page = open_page("06_augmentation", data_root=data_root, classes=classes, backbone=backbone,
@@ -82,9 +81,7 @@ for split in page.splits:
 # %% tags=["hide-input"]
 rows = []
 for (name, est, std), s in scores.items():
-    a, (low, high) = auroc(labels[name], s), auroc_ci(labels[name], s)
-    rows.append({"dataset": name, "estimator": est, "noise_std": std, "auroc": a, "ci_low": low,
-                 "ci_high": high, "interval": ci_text(a, low, high)})
+    rows.append({"dataset": name, "estimator": est, "noise_std": std, **auroc_entry(labels[name], s)})
 trials = pd.DataFrame(rows)
 glue_text("csv_link", save_csv(trials, page))
 show_table(trials.pivot(index=["estimator", "noise_std"], columns="dataset", values="interval").loc[estimators]

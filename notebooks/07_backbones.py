@@ -47,12 +47,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from tad.backbones import WeightsUnavailable, load_backbone
-from tad.evaluate import auroc
 from tad.features import select
-from tad.page import ci_text, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page, save_csv, show_table
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram, stage_shapes
-from tad.stats import auroc_ci, compare_pairs
+from tad.stats import compare_pairs
 from tad.sweep import run_grid, score, split_features
 
 page = open_page("07_backbones", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
@@ -143,10 +142,8 @@ for split in page.splits:
     others = [n for n in s if n != page.backbone.name]
     cmp = compare_pairs(labels, s, [(n, page.backbone.name) for n in others], alpha=alpha).set_index("a")
     for name, v in s.items():
-        low, high = auroc_ci(labels, v)
         rows.append({"dataset": split.name, "backbone": name, "layer": loaded[name].n_layers,
-                     "auroc": auroc(labels, v), "ci_low": low, "ci_high": high,
-                     "interval": ci_text(auroc(labels, v), low, high),
+                     **auroc_entry(labels, v),
                      "minus reference": cmp.loc[name, "diff"] if name in others else 0.0,
                      "vs reference": cmp.loc[name, "verdict"] if name in others else "reference"})
 last = pd.DataFrame(rows)

@@ -47,11 +47,10 @@ import pandas as pd
 
 from tad.backbones import load_backbone, parse_layers
 from tad.baselines import Reconstruction, classifier_outputs, fusion_scores, pixel_features
-from tad.evaluate import auroc
 from tad.features import select
-from tad.page import ci_text, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page, save_csv, show_table
 from tad.plots import roc_figure, score_histogram
-from tad.stats import auroc_ci, compare_pairs
+from tad.stats import compare_pairs
 from tad.sweep import score, split_features
 
 page = open_page("07b_baselines", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
@@ -127,9 +126,7 @@ for split in page.splits:
     others = [m for m in s if m != "main"]
     cmp = compare_pairs(labels, s, [(m, "main") for m in others], alpha=alpha).set_index("a")
     for m, v in s.items():
-        low, high = auroc_ci(labels, v)
-        rows.append({"dataset": split.name, "baseline": m, "auroc": auroc(labels, v), "ci_low": low, "ci_high": high,
-                     "interval": ci_text(auroc(labels, v), low, high),
+        rows.append({"dataset": split.name, "baseline": m, **auroc_entry(labels, v),
                      "minus main": cmp.loc[m, "diff"] if m != "main" else 0.0,
                      "vs main": cmp.loc[m, "verdict"] if m != "main" else "",
                      "p (Holm)": cmp.loc[m, "p_holm"] if m != "main" else float("nan")})

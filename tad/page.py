@@ -322,6 +322,16 @@ def ci_text(estimate: float, low: float, high: float, *, digits: int = 3, ci_dig
     return f"{estimate:.{digits}f} [{lo:.{ci_digits}f}, {hi:.{ci_digits}f}]"
 
 
+def auroc_entry(labels: np.ndarray, scores: np.ndarray) -> dict:
+    """A scored configuration's table cells: ``auroc``, its 95 % interval from `tad.stats.auroc_ci`
+    (``ci_low``, ``ci_high``) and the two as `ci_text` (``interval``)."""
+    from tad.evaluate import auroc
+    from tad.stats import auroc_ci
+
+    a, (low, high) = auroc(labels, scores), auroc_ci(labels, scores)
+    return {"auroc": a, "ci_low": low, "ci_high": high, "interval": ci_text(a, low, high)}
+
+
 PAPER_TRIALS = 15 * (6 + 8) * 11 * 5  # 15 classes x (6 ResNet-18 + 8 ENB5 layer choices) x 11 reductions x 5 estimators
 CONFIG_COLUMNS = ("backbone", "layer", "pooling", "reduction", "ratio", "estimator")
 

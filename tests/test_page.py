@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_synthetic_mvtec
 from tad.data import MVTEC_CATEGORIES, load_elpv
-from tad.page import (FALLBACK, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued, download_notice, restate,
+from tad.page import (FALLBACK, auroc_entry, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued, download_notice, restate,
                       resolve_data, save_csv, select_trials, show_table)
 
 pytestmark = pytest.mark.filterwarnings("ignore::tad.data.DataWarning")  # synthetic classes have few images
@@ -319,3 +319,16 @@ def test_restate_fills_references_from_each_page_and_lists_the_missing_ones():
     text, missing = restate("{01_data/grey} and {09_maps/pro} but {02_layers/best_mean}", glued)
     assert missing == ["01_data/grey", "09_maps/pro"]
     assert text == "{01_data/grey} and {09_maps/pro} but 0.956"
+
+
+def test_auroc_entry_gives_the_auroc_its_interval_and_their_text():
+    from tad.evaluate import auroc
+    from tad.stats import auroc_ci
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.3, 0.7])
+    entry = auroc_entry(labels, scores)
+    low, high = auroc_ci(labels, scores)
+    assert entry["auroc"] == auroc(labels, scores) == 13 / 16  # one positive (0.2) outranks one negative only
+    assert (entry["ci_low"], entry["ci_high"]) == (low, high) and low < entry["auroc"] < high
+    assert entry["interval"] == ci_text(13 / 16, low, high)
