@@ -363,7 +363,7 @@ def _score_unit(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: list[
     return list(_unit_rows(X, Y, labels, configs, **kw))
 
 
-_SECONDS = {"flow": 1.5, "group": 0.25}  # rough cost on one core: a flow trial, a non-flow group of 44 trials
+_SECONDS = {"flow": 0.8, "group": 0.3}  # measured on one core (Lite0, book grid): a flow trial, a non-flow group of 44
 
 
 def _parallel(todo: list[tuple[Split, list[dict]]], workers: int | None, scheduler) -> bool:
