@@ -38,12 +38,10 @@ import numpy as np
 import torch
 
 from tad.data import load_image
-from tad.evaluate import auroc
 from tad.features import extract, preprocess, select
-from tad.page import ci_text, format_value, glue_text, glue_value, open_page
+from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
 from tad.reduce import kept_axes, null_axes, spectrum
-from tad.stats import auroc_ci
 from tad.sweep import score
 
 page = open_page("00_start", data_root=data_root, classes=classes, backbone=backbone, seed=seed,
@@ -181,8 +179,7 @@ fig
 roc_figure(labels, scores, name=f"layer {layer}, NPCA {format_value(ratio, 'percent')}, {estimator}")
 
 # %% tags=["remove-cell"]
-lo, hi = auroc_ci(labels, scores)
-glue_text("start_auroc", ci_text(auroc(labels, scores), lo, hi))
+glue_text("start_auroc", auroc_entry(labels, scores)["interval"])
 glue_text("start_data", split.name)
 glue_value("start_rank", int((scores[labels == 0] < scores[ours]).sum()), "count")
 _ = glue_value("start_good", int((labels == 0).sum()), "count")

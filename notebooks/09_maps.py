@@ -51,10 +51,9 @@ from matplotlib_inline.backend_inline import set_matplotlib_formats
 from myst_nb import glue
 
 from tad.data import load_image
-from tad.evaluate import auroc
 from tad.features import select
 from tad.maps import PATCH_ESTIMATORS, evaluate_maps
-from tad.page import ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv
+from tad.page import auroc_entry, ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv
 from tad.plots import roc_figure, score_histogram
 from tad.stats import auroc_ci, compare_pairs
 from tad.sweep import score, split_features
@@ -126,13 +125,13 @@ for split in page.splits:
     pooled = score(select(train, pooled_layer, "avg", page.backbone),
                    select(test, pooled_layer, "avg", page.backbone), *main, "mvg", seed=seed)
     labels = split.test_labels
-    row = {"dataset": split.name, "pooled": ci_text(auroc(labels, pooled), *auroc_ci(labels, pooled))}
+    row = {"dataset": split.name, "pooled": auroc_entry(labels, pooled)["interval"]}
     scores[split.name] = {"pooled": pooled}
     if split.name in runs:
         peak = runs[split.name]["maps"].max(axis=(1, 2))
         scores[split.name]["map max"] = peak
         test_ = compare_pairs(labels, scores[split.name], [("map max", "pooled")]).iloc[0]
-        row |= {"map max": ci_text(auroc(labels, peak), *auroc_ci(labels, peak)),
+        row |= {"map max": auroc_entry(labels, peak)["interval"],
                 "map max - pooled": ci_text(test_["diff"], test_.ci_low, test_.ci_high), "p": test_.p,
                 "verdict": test_.verdict}
     rows.append(row)

@@ -45,11 +45,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from tad.backbones import load_backbone
-from tad.evaluate import auroc
 from tad.features import select
-from tad.page import ci_text, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page, save_csv, show_table
 from tad.paper import paper_table
-from tad.stats import auroc_ci, compare_pairs
+from tad.stats import compare_pairs
 from tad.sweep import score, split_features
 
 page = open_page("12_resolution", data_root=data_root, classes=classes, backbone=backbone, seed=seed,
@@ -93,10 +92,8 @@ for b, size in runs:
                       seed=seed)
             label = f"{b.name.removeprefix('tf_efficientnet_')} {size} px"
             scores[split.name, str(lay), label] = s
-            low, high = auroc_ci(split.test_labels, s)
             rows.append({"dataset": split.name, "layer": str(lay), "run": label, "backbone": b.name,
-                         "input_size": size, "auroc": auroc(split.test_labels, s), "ci_low": low, "ci_high": high,
-                         "interval": ci_text(auroc(split.test_labels, s), low, high)})
+                         "input_size": size, **auroc_entry(split.test_labels, s)})
     seconds[b.name.removeprefix("tf_efficientnet_"), size] = time.perf_counter() - t0
 table = pd.DataFrame(rows)
 glue_text("csv_link", save_csv(table, page))
