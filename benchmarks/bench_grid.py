@@ -16,7 +16,8 @@ With ``--scale`` it measures instead `run_grid` on Dask (issue 12), side by side
 (classes bottle, screw, transistor; Lite0; layers 1-7 and all; 11 reductions; mvg, knn1, knn5, knn10 and the
 flow with the grid page's ``flow_params``) on 2 workers of ``tad.sweep.local_cluster`` vs serial
 (``workers=1``), and the non-flow grid the same two ways, alternating; wall seconds include starting and
-stopping the cluster; each worker's peak RSS.
+stopping the cluster (the first parallel run, with the flow, also starts the fork server); CPU seconds
+include the workers'; each worker's peak RSS.
 
 Run: ``python -m benchmarks.bench_grid`` or ``python -m benchmarks.bench_grid --scale``.
 """
@@ -154,10 +155,12 @@ def run_scale(args: argparse.Namespace) -> dict:
     out: dict = {"benchmark": "grid_scale", "backbone": bb.name, "classes": args.classes, "layers": [str(x) for x in layers],
                  "n_boot": args.n_boot, "workers": args.workers, "repeats": args.repeats,
                  "flow_params": BOOK_FLOW_PARAMS, "runs": {}}
-    for name, estimators in (("non-flow", list(ESTIMATORS)), ("with flow", [*ESTIMATORS, "flow"])):
+    # The flow grid first: its first parallel run starts the fork server (as a fresh process's first grid
+    # does, e.g. the book's page or `tad grid`), its second finds it running.
+    for name, estimators in (("with flow", [*ESTIMATORS, "flow"]), ("non-flow", list(ESTIMATORS))):
         kw = dict(layers=layers, estimators=estimators, n_boot=args.n_boot, cache_dir=args.cache_dir,
                   flow_params=BOOK_FLOW_PARAMS, progress=False)
-        tables, rss = {}, []
+        tables, rss, worker_cpu = {}, [], []
 
         def serial(tmp: Path) -> None:
             tables["serial"] = run_grid(splits, bb, tmp / "serial.jsonl", workers=1, **kw)
@@ -165,17 +168,22 @@ def run_scale(args: argparse.Namespace) -> dict:
         def parallel(tmp: Path) -> None:
             with local_cluster(args.workers) as cluster, Client(cluster) as client:
                 tables["parallel"] = run_grid(splits, bb, tmp / "parallel.jsonl", scheduler=client, **kw)
-                rss.extend(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024).values())
+                usage = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF)).values()
+            rss.extend(u.ru_maxrss / 1024 for u in usage)
+            worker_cpu.append(sum(u.ru_utime + u.ru_stime for u in usage))
 
         with tempfile.TemporaryDirectory() as tmp:
             fresh = lambda fn: lambda: fn(Path(tempfile.mkdtemp(dir=tmp)))  # a new results file every run
             times = interleaved({"serial": fresh(serial), "parallel": fresh(parallel)}, args.repeats)
+        # Workers are the fork server's children, not this process's: add their own CPU seconds
+        times["parallel"]["cpu"] = [c + w for c, w in zip(times["parallel"]["cpu"], worker_cpu)]
         serial_s, parallel_s = median(times["serial"]["wall"]), median(times["parallel"]["wall"])
         on = ["dataset", "layer", "reduction", "ratio", "estimator"]
         merged = tables["serial"].merge(tables["parallel"], on=on, suffixes=("_s", "_p"))
         assert len(merged) == len(tables["serial"]) == len(tables["parallel"])
         out["runs"][name] = {"trials": len(merged), "serial_s": serial_s, "parallel_s": parallel_s,
                              "seconds": times, "speedup": serial_s / parallel_s,
+                             "pair_speedups": [s / p for s, p in zip(times["serial"]["wall"], times["parallel"]["wall"])],
                              "max_abs_auroc_diff": float((merged.auroc_s - merged.auroc_p).abs().max()),
                              "worker_peak_rss_mb": sorted(rss)[-args.workers:]}
     return out
@@ -188,6 +196,12 @@ def report_scale(r: dict) -> None:
         print(f"  {name:10s} {run['trials']:5d} trials: serial {run['serial_s']:.1f} s, parallel {run['parallel_s']:.1f} s "
               f"-> {run['speedup']:.2f}x; max |AUROC diff| {run['max_abs_auroc_diff']:.2g}; "
               f"worker peak RSS {', '.join(f'{m:.0f}' for m in run['worker_peak_rss_mb'])} MB")
+        print(f"  {'':10s} each pair (serial s / parallel s): " + ", ".join(
+            f"{s:.1f} / {p:.1f} = {s / p:.2f}x" for s, p in zip(run["seconds"]["serial"]["wall"],
+                                                                run["seconds"]["parallel"]["wall"]))
+              + "; CPU s serial " + ", ".join(f"{c:.0f}" for c in run["seconds"]["serial"]["cpu"])
+              + ", parallel " + ", ".join(f"{c:.0f}" for c in run["seconds"]["parallel"]["cpu"]))
+    print("  the first parallel run (with flow, pair 1) includes starting the fork server (tad.sweep.local_cluster)")
     print(f"  machine load (1 min) at the end: {r['machine']['load_avg_1min']:.1f} on {r['machine']['cpu_count']} cores")
 
 

@@ -287,14 +287,34 @@ def run_grid(
 def local_cluster(workers: int):
     """A `dask.distributed.LocalCluster` of ``workers`` single-threaded processes, as `run_grid` starts one.
 
-    Its workers do not run Dask's statistical profiler: it samples each running task's Python stack every
-    10 ms, which cost a flow trial (thousands of small torch calls) about 5 % of a core (benchmarks/README.md).
+    Where the platform has it (Linux, macOS), its workers are forked from a fork server (Python's
+    ``forkserver`` start method) that has imported `tad.sweep` (with torch, scikit-learn and pandas) once,
+    instead of each being spawned and importing them anew: spawned workers spent about 6 s importing before
+    their first trial, every time, and 1.6-2.5 s finalising torch at shutdown. The fork server is started by
+    the first cluster (which still waits for the imports, on one core) and lives as long as this process,
+    so later clusters start in well under a second. It runs nothing between forks, so forking it is safe,
+    unlike forking this process with its Dask and torch threads. Its workers run the `tad` code imported
+    when it started: restart the process after editing `tad`. A worker Dask restarts (after it died) is
+    spawned as usual.
+
+    They do not run Dask's statistical profiler: it samples each running task's Python stack every 10 ms,
+    which cost a flow trial (thousands of small torch calls) about 5 % of a core (benchmarks/README.md).
     Use it as a context manager, with a ``Client`` on it, to run several grids on one set of workers.
     """
+    import multiprocessing
+
     import dask
     from dask.distributed import LocalCluster
+    from distributed.utils import get_mp_context
 
-    with dask.config.set({"distributed.worker.profile.enabled": False}):  # read by each worker as it starts
+    settings = {"distributed.worker.profile.enabled": False}  # read by each worker as it starts
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        settings["distributed.worker.multiprocessing-method"] = "forkserver"
+    with dask.config.set(settings):
+        if "distributed.worker.multiprocessing-method" in settings:
+            # After distributed's own call, which sets its preload list once, ours replaces it (a server
+            # already running keeps the list it started with; its workers then import the rest).
+            get_mp_context().set_forkserver_preload(["distributed", "tad.sweep"])
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
 
 

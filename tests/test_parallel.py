@@ -143,3 +143,16 @@ def test_worker_plugin_keeps_freed_memory_for_reuse():
         (after,) = client.run(_page_faults_of_allocations).values()
     assert before > 50 * 400, before
     assert after < 50 * 20, after
+
+
+@pytest.mark.skipif("forkserver" not in __import__("multiprocessing").get_all_start_methods(),
+                    reason="no fork server on this platform")
+def test_local_cluster_workers_start_with_tad_imported():
+    """Workers are forked from a fork server that imported tad.sweep (torch included) once: a fresh worker
+    has it before any task asks for it, and is not a child of this process (spawned ones are)."""
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        ready = client.run(lambda: ("tad.sweep" in sys.modules, "torch" in sys.modules, os.getppid()))
+    assert len(ready) == 2
+    for has_tad, has_torch, parent in ready.values():
+        assert has_tad and has_torch
+        assert parent != os.getpid()
