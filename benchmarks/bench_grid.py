@@ -161,13 +161,16 @@ def run_scale(args: argparse.Namespace) -> dict:
         kw = dict(layers=layers, estimators=estimators, n_boot=args.n_boot, cache_dir=args.cache_dir,
                   flow_params=BOOK_FLOW_PARAMS, progress=False)
         tables, rss, worker_cpu = {}, [], []
+        trial_s: dict[str, list[float]] = {"serial": [], "parallel": []}  # the trials' own seconds, summed
 
         def serial(tmp: Path) -> None:
             tables["serial"] = run_grid(splits, bb, tmp / "serial.jsonl", workers=1, **kw)
+            trial_s["serial"].append(float(tables["serial"].seconds.sum()))
 
         def parallel(tmp: Path) -> None:
             with local_cluster(args.workers) as cluster, Client(cluster) as client:
                 tables["parallel"] = run_grid(splits, bb, tmp / "parallel.jsonl", scheduler=client, **kw)
+                trial_s["parallel"].append(float(tables["parallel"].seconds.sum()))
                 usage = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF)).values()
             rss.extend(u.ru_maxrss / 1024 for u in usage)
             worker_cpu.append(sum(u.ru_utime + u.ru_stime for u in usage))
@@ -184,6 +187,13 @@ def run_scale(args: argparse.Namespace) -> dict:
         out["runs"][name] = {"trials": len(merged), "serial_s": serial_s, "parallel_s": parallel_s,
                              "seconds": times, "speedup": serial_s / parallel_s,
                              "pair_speedups": [s / p for s, p in zip(times["serial"]["wall"], times["parallel"]["wall"])],
+                             # Side by side, a trial takes longer when both cores are busy (shared caches,
+                             # the host): the part of the ratio no scheduling can recover, and what is left
+                             # (the trials' seconds per worker / wall) is the grid's own efficiency.
+                             "trial_seconds": trial_s,
+                             "trial_slowdown": [p / s for s, p in zip(trial_s["serial"], trial_s["parallel"])],
+                             "parallel_efficiency": [t / args.workers / w for t, w in
+                                                     zip(trial_s["parallel"], times["parallel"]["wall"])],
                              "max_abs_auroc_diff": float((merged.auroc_s - merged.auroc_p).abs().max()),
                              "worker_peak_rss_mb": sorted(rss)[-args.workers:]}
     return out
@@ -201,6 +211,9 @@ def report_scale(r: dict) -> None:
                                                                 run["seconds"]["parallel"]["wall"]))
               + "; CPU s serial " + ", ".join(f"{c:.0f}" for c in run["seconds"]["serial"]["cpu"])
               + ", parallel " + ", ".join(f"{c:.0f}" for c in run["seconds"]["parallel"]["cpu"]))
+        print(f"  {'':10s} trials' own seconds, serial / parallel: " + ", ".join(
+            f"{s:.0f} / {p:.0f} (x{p / s:.2f})" for s, p in zip(run["trial_seconds"]["serial"], run["trial_seconds"]["parallel"]))
+              + "; parallel efficiency (trial s / workers / wall) " + ", ".join(f"{e:.2f}" for e in run["parallel_efficiency"]))
     print("  the first parallel run (with flow, pair 1) includes starting the fork server (tad.sweep.local_cluster)")
     print(f"  machine load (1 min) at the end: {r['machine']['load_avg_1min']:.1f} on {r['machine']['cpu_count']} cores")
 
