@@ -6,7 +6,17 @@ Pipeline: `tad.data` (images; `tad.download` fetches MVTec AD) -> `tad.backbones
 (intervals, comparisons, verdicts), `tad.selection` (choices made from training images only), `tad.maps`
 (per-position scores), `tad.baselines`, `tad.analysis` (why NPCA works), `tad.cost`; `tad.sweep` runs
 trials and grids (on Dask) into `tad.results`; `tad.presets` holds the paper's study; `tad.page` and
-`tad.plots` serve the book's pages; `tad.cli` the shell.
+`tad.plots` serve the book's pages; `tad.cli` the shell. `tad.Detector` (`tad.detector`, thresholds from
+`tad.calibrate`) fits once, saves and scores new images.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``tad.Detector``, imported on first use so that ``import tad`` stays free of torch."""
+    if name == "Detector":
+        from tad.detector import Detector
+
+        return Detector
+    raise AttributeError(f"module 'tad' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Command line: `tad layers`, `tad evaluate`, `tad grid`, `tad data`, `tad download`.
+"""Command line: `tad layers`, `tad evaluate`, `tad grid`, `tad fit`, `tad score`, `tad data`, `tad download`.
 
 Each command imports the libraries it needs (torch, timm, zuko, scikit-learn) when it runs, so ``tad --help``
 answers at once. An expected failure (bad parameter, bad data, missing weights, file-system trouble) ends as one
@@ -22,6 +22,8 @@ COMMANDS = {
     "layers": "image AUROC of every layer of a backbone on one category",
     "evaluate": "image AUROC of one configuration",
     "grid": "AUROC of every combination of layers, poolings, reductions and estimators (resumable)",
+    "fit": "fit a detector on a category's good training images, calibrate its threshold, save it",
+    "score": "score new images (files or folders) with a saved detector: score, percentile, pass/fail",
     "data": "image counts per category under the data folder, beside the official MVTec AD ones",
     "download": "download, verify (SHA-256) and extract the official MVTec AD archive",
 }
@@ -164,6 +166,135 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit(args: argparse.Namespace) -> int:
+    """Fit the configuration on the category's good training images, calibrate, save; print what was made."""
+    from tad.detector import RECOMMENDED, Detector
+
+    _check_paths(args)
+    if args.output.is_dir() or not args.output.parent.is_dir():
+        raise UsageError(f"-o {args.output}: expected a file name in an existing folder")
+    chosen = {"backbone": args.backbone, "layer": args.layer, "pooling": args.pooling, "reduction": args.reduction,
+              "ratio": _ratio(args), "estimator": args.estimator}
+    book = ", ".join(f"{k} {v}" for k, v in RECOMMENDED.items())
+    changed = [k for k, v in chosen.items() if str(v) != str(RECOMMENDED[k])]
+    print(f"the book's recommended configuration: {book}" +
+          (f"; changed here: {', '.join(f'{k} {chosen[k]}' for k in changed)}" if changed else " (used as is)"))
+    split = _split(args, args.category)
+    print(f"{split.name}: {len(split.train)} good training images ({split.source})", file=sys.stderr, flush=True)
+    detector = Detector(**chosen, input_size=args.input_size, fpr=args.fpr,
+                        calibration_fraction=args.calibration_fraction, basis=args.basis, maps=not args.no_maps,
+                        weights=args.weights or "pretrained", seed=args.seed, device=args.device,
+                        batch_size=args.batch_size, cache_dir=args.cache, progress=True).fit(split)
+    detector.save(args.output)
+    print(detector.describe())
+    print(f"detector written to {args.output}")
+    return 0
+
+
+SCORE_COLUMNS = ["path", "score", "percentile", "verdict", "error"]
+
+
+def _score(args: argparse.Namespace) -> int:
+    """Score files and folders with a saved detector: one CSV row per image, resumable, bad images skipped."""
+    import os
+
+    from tqdm import tqdm
+
+    from tad.detector import Detector
+
+    paths = _image_paths(args.images)
+    if args.csv is not None and (args.csv.is_dir() or not args.csv.parent.is_dir()):
+        raise UsageError(f"--csv {args.csv}: expected a file name in an existing folder (appended to if present)")
+    if args.maps is not None and args.maps.exists() and not args.maps.is_dir():
+        raise UsageError(f"--maps {args.maps} is a file: expected a folder (created if missing)")
+    detector = Detector.load(args.detector, weights=args.weights, device=args.device, batch_size=args.batch_size)
+    done = _scored_paths(args.csv)
+    todo = [p for p in paths if str(p) not in done]
+    print(f"{len(paths)} images; {len(paths) - len(todo)} already in {args.csv}, {len(todo)} to score; threshold "
+          f"{detector.threshold_:.6g} (target FPR {detector.fpr:g})", file=sys.stderr, flush=True)
+    if args.maps is not None:
+        args.maps.mkdir(parents=True, exist_ok=True)
+        root = Path(os.path.commonpath([p.parent for p in paths]))
+    out = open(args.csv, "a") if args.csv is not None else sys.stdout
+    counts = {"pass": 0, "fail": 0, "error": 0}
+    try:
+        if args.csv is None or (not done and out.tell() == 0):
+            out.write(",".join(SCORE_COLUMNS) + "\n")
+        with tqdm(total=len(todo), unit="img", desc="scoring", file=sys.stderr) as bar:
+            for rows, maps in detector.iter_scores(todo, chunk=args.chunk, maps=args.maps is not None):
+                for row, amap in zip(rows.itertuples(), maps):
+                    counts[row.verdict] += 1
+                    if row.verdict == "error":
+                        tqdm.write(f"tad score: skipped {row.path}: {row.error}", file=sys.stderr)
+                    elif amap is not None:
+                        _write_overlay(detector, Path(row.path), amap,
+                                       args.maps / ("__".join(Path(row.path).relative_to(root).with_suffix("").parts)
+                                                    + ".png"))
+                out.write(rows[SCORE_COLUMNS].to_csv(header=False, index=False))  # whole lines, one write
+                out.flush()
+                if args.csv is not None:
+                    os.fsync(out.fileno())
+                bar.update(len(rows))
+    finally:
+        if args.csv is not None:
+            out.close()
+    print(f"scored {counts['pass'] + counts['fail']}: {counts['pass']} pass, {counts['fail']} fail; "
+          f"{counts['error']} unreadable, skipped" + (f"; rows in {args.csv}" if args.csv else "") +
+          (f"; overlays in {args.maps}" if args.maps is not None else ""), file=sys.stderr)
+    return 0
+
+
+def _image_paths(items: list[Path]) -> list[Path]:
+    """Image files named or found (recursively, sorted) in the folders named, absolute, each once."""
+    from tad.data import IMAGE_SUFFIXES
+
+    found: dict[Path, None] = {}
+    for item in items:
+        if item.is_dir():
+            found.update(dict.fromkeys(sorted(p.resolve() for p in item.rglob("*") if p.is_file()
+                                              and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))))
+        elif item.is_file():
+            found[item.resolve()] = None
+        else:
+            raise UsageError(f"{item}: no such file or folder")
+    if not found:
+        raise UsageError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(map(str, items))}")
+    return list(found)
+
+
+def _scored_paths(csv: Path | None) -> set[str]:
+    """Paths already in a score CSV; a last line cut off by an interruption is removed first."""
+    import os
+
+    if csv is None or not csv.exists() or csv.stat().st_size == 0:
+        return set()
+    text = csv.read_text()
+    if not text.endswith("\n"):
+        tmp = csv.with_name(csv.name + ".tmp")
+        tmp.write_text(text[:text.rfind("\n") + 1])
+        os.replace(tmp, csv)
+        text = csv.read_text()
+    lines = text.splitlines()
+    if not lines or lines[0] != ",".join(SCORE_COLUMNS):
+        raise UsageError(f"--csv {csv} exists but is not a tad score file (first line {lines[0][:60]!r} if any; "
+                         f"expected {','.join(SCORE_COLUMNS)})")
+    import pandas as pd
+
+    return set(pd.read_csv(csv, usecols=["path"], dtype=str)["path"])
+
+
+def _write_overlay(detector, image_path: Path, amap, target: Path) -> None:
+    """The anomaly-map overlay of one image as a PNG, written atomically."""
+    import os
+
+    from tad.data import load_image
+    from tad.detector import overlay
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    overlay(load_image(image_path), amap, detector.map_scale_).save(tmp, format="PNG")
+    os.replace(tmp, target)
+
+
 # --- helpers -----------------------------------------------------------------------------------
 
 def _split(args: argparse.Namespace, category: str):
@@ -285,7 +416,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tad {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="command", parser_class=_Parser)
     builders = {"layers": _layers_options, "evaluate": _evaluate_options, "grid": _grid_options,
-                "data": _data_options, "download": _download_options}
+                "fit": _fit_options, "score": _score_options, "data": _data_options, "download": _download_options}
     for name, text in COMMANDS.items():
         sp = sub.add_parser(name, help=text, description=text, formatter_class=_Formatter)
         if name == command:
@@ -403,6 +534,54 @@ def _download_options(sp: argparse.ArgumentParser) -> None:
     sp.set_defaults(run=_download)
 
 
+def _fit_options(sp: argparse.ArgumentParser) -> None:
+    from tad.estimators import ESTIMATORS
+    from tad.features import POOLING_CHOICES
+    from tad.reduce import METHODS
+
+    _run_options(sp)
+    sp.add_argument("--category", required=True, help="category folder under --data (its train/good images are "
+                                                        "used), or elpv_mono / elpv_poly")
+    sp.add_argument("--layer", default="7", help="layer number (1 = shallowest) or 'all'")
+    sp.add_argument("--pooling", default="avg", choices=POOLING_CHOICES, help="spatial pooling of the layer")
+    sp.add_argument("--reduction", default="npca", choices=METHODS,
+                    help="keep the largest-variance (pca) or smallest-variance (npca) principal axes, or all")
+    sp.add_argument("--ratio", type=_fraction, default=0.5, help="share of the axes kept, in (0, 1]")
+    sp.add_argument("--estimator", default="mvg", choices=ESTIMATORS, help="density estimator of good features")
+    sp.add_argument("--fpr", type=_rate, default=0.01,
+                    help="target false-positive rate on good images, in (0, 1); 0.01 needs 99 calibration images")
+    sp.add_argument("--calibration-fraction", type=_rate, default=0.5,
+                    help="share of the good images held out to calibrate the threshold (the model is fitted on "
+                         "the rest)")
+    sp.add_argument("--no-maps", action="store_true", help="leave out the anomaly-map model (smaller file; then "
+                                                           "tad score --maps is not available)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the fit/calibration split (and the flow)")
+    sp.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="detector file to write")
+    sp.set_defaults(results=None)
+    _debug_option(sp)
+    sp.set_defaults(run=_fit)
+
+
+def _score_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("detector", type=Path, help="detector file written by tad fit")
+    sp.add_argument("images", type=Path, nargs="+", help="image files and/or folders (searched recursively)")
+    sp.add_argument("--csv", type=Path, default=None, metavar="FILE",
+                    help="append one row per image here; images already in it are skipped, so an interrupted run "
+                         "resumes (default: print the rows)")
+    sp.add_argument("--maps", type=Path, default=None, metavar="DIR",
+                    help="write an anomaly-map overlay PNG per image into this folder")
+    sp.add_argument("--weights", type=Path, default=None, metavar="PATH",
+                    help="local weights file for the detector's backbone (default: as when it was fitted)")
+    sp.add_argument("--batch-size", type=_positive("batch size"), default=32,
+                    help="images per forward pass; lower it if memory runs out")
+    sp.add_argument("--chunk", type=_positive("chunk"), default=64,
+                    help="images scored and written to the CSV at a time")
+    sp.add_argument("--device", default=None,
+                    help="torch device for the backbone: cpu, cuda, cuda:1, mps (default: cuda when present, else cpu)")
+    _debug_option(sp)
+    sp.set_defaults(run=_score)
+
+
 # --- value types (argparse reports their ArgumentTypeError in one line) -------------------------
 
 def _fraction(text: str) -> float:
@@ -412,6 +591,16 @@ def _fraction(text: str) -> float:
         value = float("nan")
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"ratio {text} must be a fraction in (0, 1], e.g. 0.5")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"rate {text} must be a fraction in (0, 1), e.g. 0.01")
     return value
 
 
