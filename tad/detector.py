@@ -510,7 +510,7 @@ def overlay(image: Image.Image, amap: np.ndarray, scale: tuple[float, float], al
     level = np.clip((amap - low) / max(high - low, 1e-12 * max(abs(high), 1.0)), 0, 1)
     colour = matplotlib.colormaps["inferno"](0.35 + 0.65 * level)[..., :3]
     base = np.asarray(image.convert("RGB").resize((w, h), Image.BICUBIC), dtype=np.float64) / 255
-    weight = (alpha * level)[..., None] * (amap > low)[..., None]
+    weight = ((alpha / 2) * (1 + level) * (amap > low))[..., None]  # half opacity just above low, full at high
     return Image.fromarray(np.rint(255 * ((1 - weight) * base + weight * colour)).astype(np.uint8))
 
 
