@@ -10,12 +10,12 @@ from tad.data import load_split
 from tad.results import data_key
 
 
-def test_content_key_and_data_key_read_each_image_once(tmp_path, monkeypatch):
+def test_loading_content_key_and_data_key_read_each_image_once(tmp_path, monkeypatch):
     make_synthetic_mvtec(tmp_path, n_train=3, n_test_good=1, n_test_defective=1, size=8)
-    split = load_split("synthetic", tmp_path)
     reads: list[Path] = []
     read_bytes = Path.read_bytes
     monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    split = load_split("synthetic", tmp_path)
     for _ in range(3):
         content_key(split.train_paths, {"a": 1})
         data_key(split)
