@@ -8,7 +8,6 @@ line on stderr naming the file or parameter, with exit code 2; ``--debug`` shows
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import warnings
@@ -63,7 +62,7 @@ def _layers(args: argparse.Namespace) -> int:
     layers = [*range(1, bb.n_layers + 1), "all"]
     rows = [evaluate_config(args.category, root=args.data, backbone=bb, layer=layer, **_config(args))
             for layer in layers]
-    _append(args.results, rows)
+    _append(args.results, rows, split)
     import pandas as pd
 
     table = pd.DataFrame(rows).set_index("layer")[["auroc", "ci_low", "ci_high"]]
@@ -83,7 +82,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _extract(split, bb, args)
     row = evaluate_config(args.category, root=args.data, backbone=bb, layer=args.layer,
                           **_config(args))
-    _append(args.results, [row])
+    _append(args.results, [row], split)
     for k, v in row.items():
         print(f"{k:>10}: {round(v, 4) if isinstance(v, float) else v}")
     return 0
@@ -233,15 +232,23 @@ def _check_results(path: Path | None) -> None:
         raise UsageError(f"--results {path}: folder {path.parent} does not exist")
 
 
-def _append(path: Path | None, rows: list[dict]) -> None:
-    """Append ``rows`` to the JSON-lines file ``path`` (one object per line, as `tad grid` writes)."""
+def _append(path: Path | None, rows: list[dict], split) -> None:
+    """Add ``rows`` of trials on ``split`` to the results file ``path`` as `tad grid` does: through
+    `tad.results.Appender` (file lock, a trial already there is not written again, a half-written last line
+    is cut), keyed by the split's `tad.results.data_key` and the grid's defaults (no noise, no augmentation,
+    seed 0), so that a grid on the same file skips these trials."""
     if path is None:
         return
+    from tad.results import Appender, data_key
+
     _check_results(path)
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    with open(path, "a") as out:  # one write of whole lines: nothing half-written for a reader to trip on
-        out.write(text)
-    print(f"{len(rows)} row(s) appended to {path}", file=sys.stderr)
+    key = data_key(split)
+    rows = [{"data_key": key, "noise_std": 0.0, "n_augment": 0, "seed": 0,
+             "estimator_params": "{}" if r["estimator"] == "flow" else "", **r} for r in rows]
+    with Appender(path) as out:
+        new = out.append(rows)
+    there = f"; {len(rows) - len(new)} already there" if len(new) < len(rows) else ""
+    print(f"{len(new)} row(s) appended to {path}{there}", file=sys.stderr)
 
 
 def _duration(seconds: float) -> str:

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 import tad.backbones
+import tad.data
 import tad.reduce
+import tad.results
 import tad.sweep
 from conftest import make_synthetic_mvtec
 from tad.cli import UsageError, main
@@ -251,8 +253,35 @@ def test_evaluate_appends_its_row_to_results(capsys, toy):
     (row,) = [json.loads(line) for line in results.read_text().splitlines()]
     assert (row["dataset"], row["layer"], row["reduction"], row["estimator"]) == ("toy", "2", "none", "knn1")
     assert 0 <= row["auroc"] <= 1 and f"{round(row['auroc'], 4)}" in out
-    run(capsys, *argv)
-    assert len(results.read_text().splitlines()) == 2  # appended, like the grid's table
+    code, _, err = run(capsys, *argv)
+    assert code == 0 and f"0 row(s) appended to {results}; 1 already there" in err
+    assert results.read_text().splitlines() == [json.dumps(row)]  # one row per trial, like the grid's table
+
+
+def test_evaluate_row_is_the_grids_row_of_that_trial(capsys, toy):
+    results = toy[0].parent / "r.jsonl"
+    common = ["--data", toy[0], "--cache", toy[1], "--batch-size", "4", "--results", results]
+    run(capsys, "evaluate", "--category", "toy", "--layer", "2", "--reduction", "none", "--estimator", "knn1", *common)
+    (row,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert row["data_key"] == tad.results.data_key(tad.data.load_split("toy", toy[0]))
+    code, _, err = run(capsys, "grid", "--categories", "toy", "--layers", "2", "--reductions", "none",
+                       "--estimators", "knn1", "knn5", "--workers", "1", *common)
+    assert code == 0, err
+    assert [json.loads(line)["estimator"] for line in results.read_text().splitlines()] == ["knn1", "knn5"]
+
+
+def test_evaluate_after_a_killed_writer_cuts_its_half_line_and_the_grid_runs(capsys, toy):
+    results = toy[0].parent / "r.jsonl"
+    half = json.dumps({"dataset": "toy", "layer": "1", "auroc": 0.5})[:20]
+    results.write_text(half)
+    common = ["--data", toy[0], "--cache", toy[1], "--batch-size", "4", "--results", results]
+    code, _, err = run(capsys, "evaluate", "--category", "toy", "--layer", "2", "--reduction", "none",
+                       "--estimator", "knn1", *common)
+    assert code == 0 and any(f"{results} line 1 is cut short" in line for line in err), err
+    assert [json.loads(line)["layer"] for line in results.read_text().splitlines()] == ["2"]
+    code, _, err = run(capsys, "grid", "--categories", "toy", "--layers", "2", "--reductions", "none",
+                       "--estimators", "knn1", "--workers", "1", *common)
+    assert code == 0, err
 
 
 def test_layers_writes_one_row_per_layer(capsys, toy):
@@ -263,6 +292,9 @@ def test_layers_writes_one_row_per_layer(capsys, toy):
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["layer"] for r in rows] == [*map(str, range(1, 8)), "all"]
     assert "npca 0.5" in out
+    run(capsys, "layers", "--data", toy[0], "--cache", toy[1], "--category", "toy", "--reduction", "npca",
+        "--ratio", "0.5", "--results", results)
+    assert [json.loads(line) for line in results.read_text().splitlines()] == rows  # nothing written twice
 
 
 def test_grid_passes_filters_and_prints_rounded_aurocs(capsys, toy, monkeypatch):
