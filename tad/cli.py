@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = _parser(command).parse_args(argv)
-    if getattr(args, "device", "") is None:
-        args.device = _best_device()
     with warnings.catch_warnings():
         warnings.showwarning = _warn_one_line
         try:
+            if hasattr(args, "device"):
+                args.device = _device(args.device)
             return args.run(args)
         except KeyboardInterrupt:
             print(f"tad {args.command}: interrupted", file=sys.stderr)
@@ -133,10 +133,20 @@ def _preset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _best_device() -> str:
+def _device(given: str | None) -> str:
+    """``--device`` checked against what this machine has; by default cuda when present, else cpu."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if given is None:
+        return "cuda" if available["cuda"] else "cpu"
+    kind, _, index = given.partition(":")
+    here = [k for k, ok in available.items() if ok] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if given not in here:
+        reason = "not a device" if kind not in available or (index and (kind != "cuda" or not index.isdigit())) \
+            else "not present on this machine"
+        raise UsageError(f"--device {given}: {reason}; valid here: {', '.join(here)}")
+    return given
 
 
 def _data(args: argparse.Namespace) -> int:

@@ -276,8 +276,8 @@ def run_grid(
                     out.sync()
                     failures.extend(r for r in rows if "error" in r)
         bar.close()
-    for f in failures:
-        warnings.warn(f"trial failed, no row written: {_describe(f)}: {f['error']}", stacklevel=2)
+    if failures:
+        warnings.warn(_failure_summary(failures), stacklevel=2)
     found = {trial_key(r): r for r in read_rows(Path(results))}
     table = pd.DataFrame([found[k] for k in wanted if k in found])
     table.attrs["failures"] = failures
@@ -492,6 +492,16 @@ def _worker_plugin():
                 libc.mallopt(_M_TRIM_THRESHOLD, 32 << 20)
 
     return TrialWorker()
+
+
+def _failure_summary(failures: list[dict]) -> str:
+    """One message for every failed trial: their count, then each distinct error with its first trial and count."""
+    by_error: dict[str, list[dict]] = {}
+    for f in failures:
+        by_error.setdefault(f["error"], []).append(f)
+    parts = [_describe(fs[0]) + (f" and {len(fs) - 1} more" if len(fs) > 1 else "") + f": {error}"
+             for error, fs in by_error.items()]
+    return f"{len(failures)} trial(s) failed, no row written: " + "; ".join(parts)
 
 
 def _describe(config: dict) -> str:

@@ -158,6 +158,15 @@ def test_category_that_is_a_path_is_refused(capsys, toy, name):
     assert not toy[1].exists()  # refused before any work
 
 
+@pytest.mark.parametrize("device, reason", [("xyz", "not a device"), ("cuda:x", "not a device"),
+                                            ("cuda:99", "not present on this machine")])
+def test_bad_device_is_refused_naming_the_option_and_the_valid_ones(capsys, toy, device, reason):
+    code, _, err = run(capsys, "evaluate", "--data", toy[0], "--cache", toy[1], "--category", "toy",
+                       "--device", device)
+    assert_one_line_error(code, err, f"--device {device}: {reason}", "valid here: cpu")
+    assert not toy[1].exists()  # refused before any work
+
+
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(UsageError, match="no such folder"):
         main(["data", "--data", str(tmp_path / "nonexistent"), "--debug"])
@@ -295,6 +304,17 @@ def test_layers_writes_one_row_per_layer(capsys, toy):
     run(capsys, "layers", "--data", toy[0], "--cache", toy[1], "--category", "toy", "--reduction", "npca",
         "--ratio", "0.5", "--results", results)
     assert [json.loads(line) for line in results.read_text().splitlines()] == rows  # nothing written twice
+
+
+def test_grid_on_one_training_image_gives_one_warning_counting_the_failed_trials(capsys, tmp_path):
+    make_synthetic_mvtec(tmp_path / "data", "one", n_train=1, n_test_good=2, n_test_defective=2, size=32)
+    code, _, err = run(capsys, "grid", "--data", tmp_path / "data", "--cache", tmp_path / "cache", "--categories",
+                       "one", "--results", tmp_path / "r.jsonl", "--layers", "1", "2", "--workers", "1")
+    assert code == 0
+    (warning,) = [line for line in err if "warning" in line]
+    # 2 layers x (10 PCA/NPCA reductions x 4 estimators + MVG, 5-NN and 10-NN without reduction) = 86 failures
+    assert "86 trial(s) failed, no row written" in warning
+    assert "and 79 more: ValueError: a PCA/NPCA reduction needs at least 2 training images" in warning
 
 
 def test_grid_passes_filters_and_prints_rounded_aurocs(capsys, toy, monkeypatch):
