@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if hasattr(args, "device"):
                 args.device = _device(args.device)
+            if hasattr(args, "batch_size") and args.batch_size is None:
+                args.batch_size = _batch_size(args.input_size)
             return args.run(args)
         except KeyboardInterrupt:
             print(f"tad {args.command}: interrupted", file=sys.stderr)
@@ -131,6 +133,17 @@ def _preset(args: argparse.Namespace) -> int:
     for number, table in paper_tables(rows, preset).items():
         print(f"\ntable {number} beside the paper:\n{table.round(3).to_string()}")
     return 0
+
+
+def _batch_size(input_size: int | None) -> int:
+    """The default batch for ``--input-size``: `tad.cost.DEFAULT_BATCH`, fewer for large inputs (said on stderr)."""
+    from tad.cost import DEFAULT_BATCH, batch_size_for
+
+    batch = DEFAULT_BATCH if input_size is None else batch_size_for(input_size)
+    if batch < DEFAULT_BATCH:
+        print(f"batch size {batch} (not {DEFAULT_BATCH}) for {input_size} px inputs, so the activations fit in "
+              "memory; --batch-size N to choose", file=sys.stderr)
+    return batch
 
 
 def _device(given: str | None) -> str:
@@ -334,8 +347,9 @@ def _run_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--input-size", type=_input_size, default=None, metavar="PX",
                     help=f"square input side in pixels, {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE} "
                          "(default: the backbone's native size)")
-    sp.add_argument("--batch-size", type=_positive("batch size"), default=32,
-                    help="images per forward pass; lower it if memory runs out")
+    sp.add_argument("--batch-size", type=_positive("batch size"), default=None,
+                    help="images per forward pass; lower it if memory runs out (default: 32, fewer above 512 px: "
+                         "8 at 1024 px)")
     sp.add_argument("--basis", default=DEFAULT_BASIS, choices=BASES,
                     help="what --ratio is a share of: all feature dimensions (dims) or the training rank (rank)")
     sp.add_argument("--cache", type=Path, default=default_cache(), help="feature cache folder (env TAD_CACHE)")

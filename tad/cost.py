@@ -1,4 +1,9 @@
-"""What a method costs on this machine: fit time, score time per image and peak memory."""
+"""What the study costs: the measured figures every estimate uses, the estimates, and a meter for one method.
+
+The constants are measurements (each comment says which benchmark in ``benchmarks/`` measured it, where and
+when); nothing else in ``tad`` or the book types a cost figure. `batch_size_for` keeps a forward pass within
+memory; `measure_cost` times and meters a method on this machine.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,25 @@ from typing import Any, Callable
 
 import psutil
 
+__all__ = ["BATCH_PIXELS", "DEFAULT_BATCH", "batch_size_for", "measure_cost"]
+
 _SAMPLE_S = 0.001  # how often the resident set size is read while a step runs
+
+# --- memory of a forward pass ------------------------------------------------------------------------------
+DEFAULT_BATCH = 32  # images per forward pass at the backbones' native sizes (224-456 px)
+# Input pixels per forward pass (images x side^2) whose activations fit a 6 GB budget: Lite0 at 1024 px on the
+# CPU peaked at 4.7 GB RSS with a batch of 8 and went past 10 GB with 32 (issue 22's input run, 2-core CPU).
+BATCH_PIXELS = 8 * 1024**2
+
+
+def batch_size_for(input_size: int, largest: int = DEFAULT_BATCH) -> int:
+    """The largest batch, up to ``largest``, whose input pixels stay within `BATCH_PIXELS`; at least 1.
+
+    Activation memory grows with the batch times the square of the input side: 32 up to 512 px, 8 at 1024 px.
+    """
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+        raise ValueError(f"input_size {input_size!r} must be a positive int (pixels)")
+    return max(1, min(largest, BATCH_PIXELS // input_size**2))
 
 
 def measure_cost(fit: Callable[[], Any], score: Callable[[], Any], n_scored: int) -> dict[str, float]:

@@ -13,6 +13,7 @@ import pytest
 
 import tad.backbones
 import tad.data
+import tad.features
 import tad.reduce
 import tad.results
 import tad.sweep
@@ -76,7 +77,8 @@ def test_help_shows_every_default_and_device_help(capsys):
     assert code == 0
     text = " ".join(out.split())
     for option, default in [("--backbone", "tf_efficientnet_lite0"), ("--reduction", "npca"), ("--ratio", "0.5"),
-                            ("--pooling", "avg"), ("--estimator", "mvg"), ("--layer", "7"), ("--batch-size", "32"),
+                            ("--pooling", "avg"), ("--estimator", "mvg"), ("--layer", "7"),
+                            ("--batch-size", "32, fewer above 512 px: 8 at 1024 px"),
                             ("--basis", tad.reduce.DEFAULT_BASIS)]:
         assert option in text and f"(default: {default})" in text, option
     assert "(default: cuda when present, else cpu)" in text
@@ -165,6 +167,25 @@ def test_bad_device_is_refused_naming_the_option_and_the_valid_ones(capsys, toy,
                        "--device", device)
     assert_one_line_error(code, err, f"--device {device}: {reason}", "valid here: cpu")
     assert not toy[1].exists()  # refused before any work
+
+
+@pytest.mark.parametrize("size, batch", [("224", 32), ("512", 32), ("724", 16), ("1024", 8)])
+def test_default_batch_shrinks_with_the_input_and_says_so(capsys, toy, monkeypatch, size, batch):
+    seen = []
+
+    def fake_extract(bb, paths, *, batch_size, **kw):
+        seen.append(batch_size)
+        raise UsageError("stop after the first extraction")
+
+    monkeypatch.setattr(tad.features, "extract", fake_extract)
+    _, _, err = run(capsys, "evaluate", "--data", toy[0], "--cache", toy[1], "--category", "toy", "--input-size", size)
+    assert seen == [batch]  # at most 8 images of 1024 x 1024 px per pass, scaled by pixels
+    said = [line for line in err if line.startswith("batch size")]
+    assert said == ([] if batch == 32 else [f"batch size {batch} (not 32) for {size} px inputs, so the activations "
+                                            "fit in memory; --batch-size N to choose"])
+    run(capsys, "evaluate", "--data", toy[0], "--cache", toy[1], "--category", "toy", "--input-size", size,
+        "--batch-size", "3")
+    assert seen[-1] == 3  # an explicit batch is kept
 
 
 def test_debug_shows_the_traceback(tmp_path):
