@@ -16,7 +16,6 @@ from pathlib import Path
 
 MAX_INPUT_SIZE = 1024  # px; activations grow with its square: 2000 px took 22 GB on one CPU batch of 32
 MIN_INPUT_SIZE = 32
-FLOW_SECONDS_PER_TRIAL = 6  # one flow fit + score on one MVTec class, 2-core CPU (3-11 s by dimension)
 COMMANDS = {
     "layers": "image AUROC of every layer of a backbone on one category",
     "evaluate": "image AUROC of one configuration",
@@ -103,9 +102,13 @@ def _grid(args: argparse.Namespace) -> int:
     layers = args.layers or [*range(1, bb.n_layers + 1), "all"]
     reductions = args.reductions or REDUCTIONS
     if "flow" in args.estimators:
-        n_flow = len(splits) * len(layers) * len(args.poolings) * len(reductions)
-        print(f"flow: {n_flow} trials, about {_duration(n_flow * FLOW_SECONDS_PER_TRIAL)} on a CPU "
-              f"(~{FLOW_SECONDS_PER_TRIAL} s each); finished trials in {args.results} are skipped", file=sys.stderr)
+        from tad import cost
+
+        dims = [cost.trial_dim(bb.channels, layer, method, ratio) for layer in layers for method, ratio in reductions]
+        seconds = cost.estimate_seconds([], 0, dims * len(splits) * len(args.poolings))["flow"]
+        print(f"flow: {len(dims) * len(splits) * len(args.poolings)} trials, about {cost.format_duration(seconds)} "
+              f"on a CPU (tad.cost's measured seconds by feature dimension); finished trials in {args.results} "
+              "are skipped", file=sys.stderr)
     for split in splits:
         _extract(split, bb, args)
     df = run_grid(splits, bb, args.results, layers=layers, poolings=args.poolings, reductions=reductions,
@@ -272,10 +275,6 @@ def _append(path: Path | None, rows: list[dict], split) -> None:
         new = out.append(rows)
     there = f"; {len(rows) - len(new)} already there" if len(new) < len(rows) else ""
     print(f"{len(new)} row(s) appended to {path}{there}", file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{max(round(seconds / 60), 1)} min"
 
 
 def _one_line(err: BaseException) -> str:
