@@ -139,7 +139,9 @@ def format_duration(seconds: float) -> str:
 # --- memory of a forward pass ------------------------------------------------------------------------------
 DEFAULT_BATCH = 32  # images per forward pass at the backbones' native sizes (224-456 px)
 # Input pixels per forward pass (images x side^2) whose activations fit a 6 GB budget: Lite0 at 1024 px on the
-# CPU peaked at 4.7 GB RSS with a batch of 8 and went past 10 GB with 32 (issue 22's input run, 2-core CPU).
+# CPU went past 10 GB with a batch of 32 (issue 22). With 8, `tad evaluate --category bottle --input-size 1024
+# --layer 7` (MVTec AD bottle, cold cache) peaked at 4.70 GiB RSS summed over the process and its DataLoader
+# worker (4.0 GiB the larger alone): 2026-12-06, 2-core Intel Xeon, no GPU, shared with other jobs.
 BATCH_PIXELS = 8 * 1024**2
 
 
