@@ -53,10 +53,11 @@ import seaborn as sns
 from tad.analysis import null_basis_spread
 from tad.backbones import load_backbone
 from tad.estimators import FLOW_PARAMS
+from tad.cost import extrapolate_cost, format_duration
 from tad.features import select
-from tad.page import (PAPER_TRIALS, config_label, extrapolate_cost, format_value, glue_text, glue_value,
+from tad.page import (config_label, format_value, glue_text, glue_value,
                       open_page, rank_configs, save_csv, select_trials, show_table)
-from tad.paper import paper_table
+from tad.paper import PAPER_TRIALS, paper_table
 from tad.stats import score_interval
 from tad.sweep import REDUCTIONS, run_grid, split_features
 
@@ -97,8 +98,8 @@ glue_value("n_sets", len(page.splits), "count")
 glue_value("n_configs", n_cfg, "count")
 glue_value("n_tied", n_tied, "count")
 glue_value("paper_trials", PAPER_TRIALS, "count")
-glue_text("seconds_here", f"{df.seconds.sum() / 60:.1f} min")
-glue_text("paper_hours", f"{cost.seconds.sum() / 3600:.1f} h")
+glue_text("seconds_here", format_duration(df.seconds.sum()))
+glue_text("paper_hours", format_duration(cost.seconds.sum()))
 glue_text("slowest", cost.mean_seconds.idxmax())
 glue_text("slowest_share", format_value(cost.seconds.max() / cost.seconds.sum(), "percent"))
 cost.round(2)
@@ -108,7 +109,7 @@ cost.round(2)
 # configurations run on every data set. Their fit and scoring took {glue:text}`seconds_here` here; at the
 # measured mean seconds per trial of each estimator, the paper's {glue:text}`paper_trials` trials would take
 # about {glue:text}`paper_hours` on this machine, {glue:text}`slowest_share` of it in the slowest estimator
-# ({glue:text}`slowest`), and more with the paper's larger backbones (the table above, `tad.page.extrapolate_cost`).
+# ({glue:text}`slowest`), and more with the paper's larger backbones (the table above, `tad.cost.extrapolate_cost`).
 #
 # ## The ranking, and how many configurations tie with the best
 #

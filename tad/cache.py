@@ -1,6 +1,7 @@
 """On-disk cache of computed arrays: a content key in, the arrays of one ``.npz`` file out.
 
-`content_key` hashes input files and settings; `cached_arrays` serves a valid file or computes, under a file
+`file_sha256` digests a file once per version (path, size, modification time); `content_key` hashes input
+files and settings; `cached_arrays` serves a valid file or computes, under a file
 lock, and writes atomically (group-readable). A corrupt file is recomputed with a warning naming it; a cache
 folder that cannot be written serves what it holds and computes the rest in memory, with one warning.
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+__all__ = ["Arrays", "CacheWarning", "cached_arrays", "content_key", "extend_key", "file_sha256"]
+
 Arrays = dict[str, np.ndarray]
 
 
@@ -36,9 +39,28 @@ def content_key(paths: Iterable[str | Path], settings: dict) -> str:
     """
     h = hashlib.sha256()
     for p in paths:
-        h.update(_file_digest(Path(p)))
+        h.update(bytes.fromhex(file_sha256(Path(p))))
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read once for as long as its path, size and modification time stay the same.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming a file that cannot be read.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+        version = (str(path), st.st_size, st.st_mtime_ns)
+        if version not in _digests:
+            _digests[version] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return _digests[version]
+    except OSError as err:
+        raise FileNotFoundError(f"image file {path} cannot be read: {err}") from err
 
 
 def extend_key(key: str, settings: dict) -> str:
@@ -119,6 +141,7 @@ def cached_arrays(
 # --- helpers -----------------------------------------------------------------------------------
 
 _read_only_warned: set[Path] = set()
+_digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 of the file's bytes
 
 
 def _check_folder(folder: Path) -> Path:
@@ -187,9 +210,3 @@ def _atomic_savez(file: Path, **arrays: np.ndarray) -> None:
         tmp.unlink(missing_ok=True)
         raise
 
-
-def _file_digest(path: Path) -> bytes:
-    try:
-        return hashlib.sha256(path.read_bytes()).digest()
-    except OSError as err:
-        raise FileNotFoundError(f"image file {path} cannot be read: {err}") from err

@@ -8,7 +8,6 @@ line on stderr naming the file or parameter, with exit code 2; ``--debug`` shows
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import warnings
@@ -17,7 +16,6 @@ from pathlib import Path
 
 MAX_INPUT_SIZE = 1024  # px; activations grow with its square: 2000 px took 22 GB on one CPU batch of 32
 MIN_INPUT_SIZE = 32
-FLOW_SECONDS_PER_TRIAL = 6  # one flow fit + score on one MVTec class, 2-core CPU (3-11 s by dimension)
 COMMANDS = {
     "layers": "image AUROC of every layer of a backbone on one category",
     "evaluate": "image AUROC of one configuration",
@@ -38,11 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = _parser(command).parse_args(argv)
-    if getattr(args, "device", "") is None:
-        args.device = _best_device()
     with warnings.catch_warnings():
         warnings.showwarning = _warn_one_line
         try:
+            if hasattr(args, "device"):
+                args.device = _device(args.device)
+            if hasattr(args, "batch_size") and args.batch_size is None:
+                args.batch_size = _batch_size(args.input_size)
             return args.run(args)
         except KeyboardInterrupt:
             print(f"tad {args.command}: interrupted", file=sys.stderr)
@@ -65,7 +65,7 @@ def _layers(args: argparse.Namespace) -> int:
     layers = [*range(1, bb.n_layers + 1), "all"]
     rows = [evaluate_config(args.category, root=args.data, backbone=bb, layer=layer, **_config(args))
             for layer in layers]
-    _append(args.results, rows)
+    _append(args.results, rows, split)
     import pandas as pd
 
     table = pd.DataFrame(rows).set_index("layer")[["auroc", "ci_low", "ci_high"]]
@@ -85,7 +85,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _extract(split, bb, args)
     row = evaluate_config(args.category, root=args.data, backbone=bb, layer=args.layer,
                           **_config(args))
-    _append(args.results, [row])
+    _append(args.results, [row], split)
     for k, v in row.items():
         print(f"{k:>10}: {round(v, 4) if isinstance(v, float) else v}")
     return 0
@@ -104,9 +104,13 @@ def _grid(args: argparse.Namespace) -> int:
     layers = args.layers or [*range(1, bb.n_layers + 1), "all"]
     reductions = args.reductions or REDUCTIONS
     if "flow" in args.estimators:
-        n_flow = len(splits) * len(layers) * len(args.poolings) * len(reductions)
-        print(f"flow: {n_flow} trials, about {_duration(n_flow * FLOW_SECONDS_PER_TRIAL)} on a CPU "
-              f"(~{FLOW_SECONDS_PER_TRIAL} s each); finished trials in {args.results} are skipped", file=sys.stderr)
+        from tad import cost
+
+        dims = [cost.trial_dim(bb.channels, layer, method, ratio) for layer in layers for method, ratio in reductions]
+        seconds = cost.estimate_seconds([], 0, dims * len(splits) * len(args.poolings))["flow"]
+        print(f"flow: {len(dims) * len(splits) * len(args.poolings)} trials, about {cost.format_duration(seconds)} "
+              f"on a CPU (tad.cost's measured seconds by feature dimension); finished trials in {args.results} "
+              "are skipped", file=sys.stderr)
     for split in splits:
         _extract(split, bb, args)
     df = run_grid(splits, bb, args.results, layers=layers, poolings=args.poolings, reductions=reductions,
@@ -136,10 +140,31 @@ def _preset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _best_device() -> str:
+def _batch_size(input_size: int | None) -> int:
+    """The default batch for ``--input-size``: `tad.cost.DEFAULT_BATCH`, fewer for large inputs (said on stderr)."""
+    from tad.cost import DEFAULT_BATCH, batch_size_for
+
+    batch = DEFAULT_BATCH if input_size is None else batch_size_for(input_size)
+    if batch < DEFAULT_BATCH:
+        print(f"batch size {batch} (not {DEFAULT_BATCH}) for {input_size} px inputs, so the activations fit in "
+              "memory; --batch-size N to choose", file=sys.stderr)
+    return batch
+
+
+def _device(given: str | None) -> str:
+    """``--device`` checked against what this machine has; by default cuda when present, else cpu."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if given is None:
+        return "cuda" if available["cuda"] else "cpu"
+    kind, _, index = given.partition(":")
+    here = [k for k, ok in available.items() if ok] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if given not in here:
+        reason = "not a device" if kind not in available or (index and (kind != "cuda" or not index.isdigit())) \
+            else "not present on this machine"
+        raise UsageError(f"--device {given}: {reason}; valid here: {', '.join(here)}")
+    return given
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -364,19 +389,23 @@ def _check_results(path: Path | None) -> None:
         raise UsageError(f"--results {path}: folder {path.parent} does not exist")
 
 
-def _append(path: Path | None, rows: list[dict]) -> None:
-    """Append ``rows`` to the JSON-lines file ``path`` (one object per line, as `tad grid` writes)."""
+def _append(path: Path | None, rows: list[dict], split) -> None:
+    """Add ``rows`` of trials on ``split`` to the results file ``path`` as `tad grid` does: through
+    `tad.results.Appender` (file lock, a trial already there is not written again, a half-written last line
+    is cut), keyed by the split's `tad.results.data_key` and the grid's defaults (no noise, no augmentation,
+    seed 0), so that a grid on the same file skips these trials."""
     if path is None:
         return
+    from tad.results import Appender, data_key
+
     _check_results(path)
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    with open(path, "a") as out:  # one write of whole lines: nothing half-written for a reader to trip on
-        out.write(text)
-    print(f"{len(rows)} row(s) appended to {path}", file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{max(round(seconds / 60), 1)} min"
+    key = data_key(split)
+    rows = [{"data_key": key, "noise_std": 0.0, "n_augment": 0, "seed": 0,
+             "estimator_params": "{}" if r["estimator"] == "flow" else "", **r} for r in rows]
+    with Appender(path) as out:
+        new = out.append(rows)
+    there = f"; {len(rows) - len(new)} already there" if len(new) < len(rows) else ""
+    print(f"{len(new)} row(s) appended to {path}{there}", file=sys.stderr)
 
 
 def _one_line(err: BaseException) -> str:
@@ -448,8 +477,9 @@ def _run_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--input-size", type=_input_size, default=None, metavar="PX",
                     help=f"square input side in pixels, {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE} "
                          "(default: the backbone's native size)")
-    sp.add_argument("--batch-size", type=_positive("batch size"), default=32,
-                    help="images per forward pass; lower it if memory runs out")
+    sp.add_argument("--batch-size", type=_positive("batch size"), default=None,
+                    help="images per forward pass; lower it if memory runs out (default: 32, fewer above 512 px: "
+                         "8 at 1024 px)")
     sp.add_argument("--basis", default=DEFAULT_BASIS, choices=BASES,
                     help="what --ratio is a share of: all feature dimensions (dims) or the training rank (rank)")
     sp.add_argument("--cache", type=Path, default=default_cache(), help="feature cache folder (env TAD_CACHE)")

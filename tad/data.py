@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from tad.cache import file_sha256
 
 MVTEC_CATEGORIES: dict[str, tuple[int, int, int]] = {
     "bottle": (209, 20, 63),
@@ -276,11 +279,15 @@ def available_categories(root: str | Path | None = None) -> list[str]:
 
 
 def _scan(folder: Path, require_masks: bool) -> tuple[list[Sample], list[Sample]]:
-    train = [Sample(p, 0, "good") for p in _images(folder / "train" / "good")]
+    train_dir = folder / "train" / "good"
+    train = [Sample(p, 0, "good") for p in _images(train_dir)]
     test = []
     seen: dict[Path, Path] = {}
     for defect_dir in _subdirs(folder / "test"):
         target = defect_dir.resolve()
+        if target == train_dir.resolve():  # e.g. test/dup -> ../train/good: training images scored as tests
+            raise DataError(f"test folder {defect_dir} is a link to the training folder {train_dir}: a test "
+                            "image must not be a training image; remove the link")
         if target in seen:  # e.g. test/dup -> good: the same images under two labels
             first, second = sorted([seen[target], defect_dir], key=lambda d: d.name != "good")
             raise DataError(f"test folder {second} is a link to {first}: every test image must sit in one "
@@ -300,6 +307,27 @@ def _scan(folder: Path, require_masks: bool) -> tuple[list[Sample], list[Sample]
                 mask = None
             test.append(Sample(p, 1, defect, mask))
     return train, test
+
+
+def check_disjoint(train: Sequence[Sample], test: Sequence[Sample]) -> None:
+    """Refuse a test image whose bytes are those of a training image (a copy, a link or the same file).
+
+    Such an image is scored by a model fitted on it, so a defective label on it is meaningless and a good
+    one flatters the AUROC. Compares SHA-256 digests of the files' contents (`tad.cache.file_sha256`, read
+    once per file and shared with `tad.results.data_key`).
+
+    Raises
+    ------
+    DataError
+        Naming the first such test image, the training image it repeats, and how many there are.
+    """
+    trained = {file_sha256(s.path): s.path for s in train}
+    repeats = [(s.path, trained[h]) for s in test if (h := file_sha256(s.path)) in trained]
+    if repeats:
+        (first, same), more = repeats[0], len(repeats) - 1
+        raise DataError(f"test image {first} has the same bytes as training image {same}"
+                        + (f" (and {more} more test images repeat training images)" if more else "")
+                        + ": a test image must not be a training image; remove it from the test set")
 
 
 def _existing_root(root: str | Path | None) -> Path:
@@ -346,7 +374,8 @@ def load_mvtec(root: str | Path | None, category: str, *, require_masks: bool = 
     ------
     DataError
         If ``category`` is not a name, the root or category folder is missing, ``train/good`` is empty, the test
-        set lacks a label, a test folder links to another, or a required mask is missing.
+        set lacks a label, a test folder links to another or to the training folder, a test image repeats a
+        training image (`check_disjoint`), or a required mask is missing.
     """
     root = _existing_root(root)
     folder = root / check_category(category)
@@ -367,6 +396,7 @@ def load_mvtec(root: str | Path | None, category: str, *, require_masks: bool = 
             f"test folder {folder / 'test'} needs good and defective images: found {n_good} in test/good and "
             f"{n_bad} in defect sub-folders"
         )
+    check_disjoint(train, test)
     expected = MVTEC_CATEGORIES.get(category)
     if expected is not None and expected != (n_train, n_good, n_bad):
         warnings.warn(
@@ -477,6 +507,7 @@ def load_elpv(
     test_idx = set(order[:n_test].tolist())
     train = tuple(s for i, s in enumerate(good) if i not in test_idx)
     test = tuple(s for i, s in enumerate(good) if i in test_idx) + tuple(bad)
+    check_disjoint(train, test)
     source = (f"elpv-dataset {__version__}, {kind}, seed {seed}, test_good_fraction {test_good_fraction}, "
               f"intermediate {intermediate}")
     return Split(f"elpv_{kind}", train, test, source)

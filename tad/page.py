@@ -332,7 +332,6 @@ def auroc_entry(labels: np.ndarray, scores: np.ndarray) -> dict:
     return {"auroc": a, "ci_low": low, "ci_high": high, "interval": ci_text(a, low, high)}
 
 
-PAPER_TRIALS = 15 * (6 + 8) * 11 * 5  # 15 classes x (6 ResNet-18 + 8 ENB5 layer choices) x 11 reductions x 5 estimators
 CONFIG_COLUMNS = ("backbone", "layer", "pooling", "reduction", "ratio", "estimator")
 
 
@@ -392,33 +391,6 @@ def rank_configs(df: pd.DataFrame, sizes: Mapping[str, tuple[int, int]], *,
     ranked["within_noise"] = best.auroc - ranked.auroc <= z * np.sqrt(best.se ** 2 + ranked.se ** 2)
     ranked.index = pd.RangeIndex(1, len(ranked) + 1, name="rank")
     return ranked
-
-
-def extrapolate_cost(df: pd.DataFrame, n_trials: int = PAPER_TRIALS) -> pd.DataFrame:
-    """Seconds a grid of ``n_trials`` would take on this machine, from the measured seconds of ``df``'s trials.
-
-    The paper's grid gives every estimator the same number of trials, so each estimator of ``df`` gets
-    ``n_trials / k`` of them (k estimators), at the mean seconds its trials took here (fit and scoring).
-    Larger features (a bigger backbone) cost more, so for the paper's backbones this is a lower bound.
-
-    Parameters
-    ----------
-    df : DataFrame
-        Result rows with columns ``estimator`` and ``seconds``.
-    n_trials : int
-
-    Returns
-    -------
-    DataFrame
-        Index estimator; columns trials_here, mean_seconds, trials (its share of ``n_trials``), seconds.
-        `DataFrame.seconds.sum()` is the whole grid's.
-    """
-    if df.empty:
-        raise ValueError("df holds no trials to extrapolate from")
-    out = df.groupby("estimator").seconds.agg(trials_here="size", mean_seconds="mean")
-    out["trials"] = n_trials / len(out)
-    out["seconds"] = out.mean_seconds * out.trials
-    return out
 
 
 # --------------------------------------------------------------------------------------------- glue

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+# Trials of the paper's grid: 15 classes x (6 ResNet-18 + 8 ENB5 layer choices) x 11 reductions x 5 estimators.
+PAPER_TRIALS = 15 * (6 + 8) * 11 * 5
+
 _TABLES = {2: "table2_reduction.csv", 3: "table3_layers.csv", 4: "table4_pooling.csv"}
 _DIR = Path(__file__).parent / "paper_tables"
 

@@ -8,7 +8,6 @@ and `paper_tables` turns its rows into tables 2-4 beside the paper's.
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tad import cost
 from tad.backbones import BACKBONES, Backbone, WeightsUnavailable, load_backbone
 from tad.data import MVTEC_CATEGORIES, DataError, DatasetUnavailable, Split, count_report, load_mvtec
 from tad.download import download_mvtec
@@ -57,15 +57,6 @@ PAPER = Preset(
     backbones=(("tf_efficientnet_b5", 456), ("resnet18", 224)),
 )
 PRESETS: dict[str, Preset] = {PAPER.name: PAPER}
-
-# Figures the estimate is made of (benchmarks/README.md and book/performance.md, measured 2026-11-26 on a
-# 2-core Xeon without GPU, and an H200 compute-only figure measured elsewhere). Estimates, not measurements.
-GPU_IMAGES_PER_S = 634.0  # ENB5 456 px forward, fp32, H200, tensors ready (compute only)
-CPU_IMAGES_PER_S = 25.4  # Lite0 224 px, whole tad.features.extract path, 2 cores
-DECODE_MS = 8.2  # decode (6.0) + resize (2.2) of one 512 px PNG, one core
-GRID_TRIALS_PER_S = 210.0  # non-flow trials (MVG, k-NN) of run_grid, Lite0 d <= 784, 2 cores
-FLOW_S = ((8, 0.38), (160, 0.78), (392, 1.43), (784, 2.66))  # Flow() fit + score, n_train 209: (d, s)
-
 
 class PresetUnavailable(RuntimeError):
     """A preset cannot run here; the one-line message says what is missing and what to do."""
@@ -115,23 +106,23 @@ class Plan:
 
     def __str__(self) -> str:
         n_img = int(self.images[["train", "test"]].to_numpy().sum())
-        est = self.estimate_s
+        est, fmt = self.estimate_s, cost.format_duration
         lines = [
             f"preset {self.preset!r}: {self.trials:,} trials per seed (the grid) + {self.extra_trials:,} for "
             f"table 4's poolings",
             f"images: {n_img:,} in {len(self.images)} classes ({', '.join(sorted(set(self.images.counts)))})",
             *(f"backbone {name}: {r.tag}, {r.input_size} px, layers {r.layers}"
               for name, r in self.backbones.iterrows()),
-            f"estimated time on {self.device}: {_hours(est['total'])} (extraction {_hours(est['extraction'])}, "
-            f"MVG/k-NN {_hours(est['scoring'])}, flow {_hours(est['flow'])})",
-            "  an estimate from the benchmarks' figures, not a measurement: "
-            + (f"extraction {GPU_IMAGES_PER_S:.0f} img/s (ENB5 456 px fp32, H200, compute only) or "
-               f"{DECODE_MS} ms of PNG decode + resize per image, whichever is slower"
+            f"estimated time on {self.device}: {fmt(est['total'])} (extraction {fmt(est['extraction'])}, "
+            f"MVG/k-NN {fmt(est['scoring'])}, flow {fmt(est['flow'])})",
+            "  an estimate from the benchmarks' figures (tad.cost), not a measurement: "
+            + (f"extraction {cost.GPU_IMAGES_PER_S:.0f} img/s (ENB5 456 px fp32, H200, compute only) or "
+               f"{cost.DECODE_S * 1000:.1f} ms of PNG decode + resize per image, whichever is slower"
                if self.device == "cuda" else
-               f"extraction {CPU_IMAGES_PER_S} img/s (Lite0 224 px, 2 CPU cores) scaled by pixels, a lower bound "
-               "for ENB5, which is heavier per pixel")
-            + f"; {GRID_TRIALS_PER_S:.0f} MVG/k-NN trials/s (2 CPU cores); flow s/trial linear in d through "
-              f"{', '.join(f'{s} s at d {d}' for d, s in FLOW_S)} (2 CPU cores)",
+               f"extraction {cost.CPU_IMAGES_PER_S} img/s (Lite0 224 px, 2 CPU cores) scaled by pixels, a lower "
+               "bound for ENB5, which is heavier per pixel")
+            + f"; {cost.GRID_TRIALS_PER_S:.0f} MVG/k-NN trials/s (2 CPU cores); flow s/trial linear in d through "
+              f"{', '.join(f'{s} s at d {d}' for d, s in cost.FLOW_S)} (2 CPU cores)",
         ]
         return "\n".join(lines)
 
@@ -174,37 +165,25 @@ def plan(preset: Preset, data_root: str | Path | None = None, *, device: str = "
 
 
 def estimate_seconds(preset: Preset, images: pd.DataFrame, *, device: str = "cuda") -> dict[str, float]:
-    """Seconds the preset should take, by part, from the benchmarks' figures (the constants of this module).
+    """Seconds the preset should take, by part: `tad.cost.estimate_seconds` of its extractions and trials.
 
-    Extraction: every image once per backbone (all layers and poolings come out of one pass). On CUDA the
-    slower of the H200 forward rate and one core's PNG decode; on the CPU Lite0's rate scaled by the input
-    pixels. MVG/k-NN trials at the grid's measured rate; flow trials each at a time linear in their feature
-    dimension ``d`` (least squares through `FLOW_S`). Scoring runs on the CPU on either device.
+    Extraction: every image once per backbone (all layers and poolings come out of one pass). MVG/k-NN
+    trials (the grid's and table 4's) at the grid's measured rate; each flow trial at the measured time for
+    its feature dimension.
 
     Parameters
     ----------
     images : DataFrame with columns ``train`` and ``test``, one row per class
     """
-    n_images = float(images[["train", "test"]].to_numpy().sum())
-    extraction = 0.0
-    for b, size in preset.backbones:
-        if device == "cuda":
-            extraction += n_images * max(1 / GPU_IMAGES_PER_S, DECODE_MS / 1000)
-        else:
-            extraction += n_images / CPU_IMAGES_PER_S * (size / 224) ** 2
-    n_pool = pooling_trials(preset)
+    n_images = int(images[["train", "test"]].to_numpy().sum())
     non_flow = [e for e in preset.estimators if e != "flow"]
-    scoring = (grid_trials(preset) * len(non_flow) / len(preset.estimators) + n_pool) / GRID_TRIALS_PER_S
-    flow = 0.0
+    n_other = round(grid_trials(preset) * len(non_flow) / len(preset.estimators)) + pooling_trials(preset)
+    flow_dims = []
     if "flow" in preset.estimators:
-        d, s = np.array(FLOW_S, dtype=float).T
-        slope, intercept = np.polyfit(d, s, 1)
-        for b, _ in preset.backbones:
-            for dim in _layer_dims(b).values():
-                for method, ratio in preset.reductions:
-                    kept = dim if method == "none" else max(1, math.floor(ratio * dim))
-                    flow += len(preset.classes) * (intercept + slope * kept)
-    return {"extraction": extraction, "scoring": scoring, "flow": flow, "total": extraction + scoring + flow}
+        flow_dims = [cost.trial_dim(_channels(b), layer, method, ratio) for b, _ in preset.backbones
+                     for layer in preset_layers(preset, b) for method, ratio in preset.reductions] * len(preset.classes)
+    return cost.estimate_seconds([(n_images, size) for _, size in preset.backbones], n_other, flow_dims,
+                                 device=device)
 
 
 def check(
@@ -365,15 +344,11 @@ def paper_tables(rows: pd.DataFrame, preset: Preset = PAPER) -> dict[int, pd.Dat
 # --- helpers -----------------------------------------------------------------------------------
 
 @functools.cache
-def _layer_dims(backbone: str) -> dict[str, int]:
-    """Pooled feature dimension of each layer and "all", from the architecture alone (random weights)."""
-    channels = load_backbone(backbone, weights="random").channels
-    return {**{str(i): c for i, c in enumerate(channels, 1)}, "all": sum(channels)}
+def _channels(backbone: str) -> tuple[int, ...]:
+    """Pooled feature dimension of each layer, from the architecture alone (random weights)."""
+    return tuple(load_backbone(backbone, weights="random").channels)
 
 
 def _label(method: str, ratio: float | None) -> str:
     return "none" if method == "none" else f"{method} {float(ratio):.0%}"
 
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"

@@ -1,8 +1,8 @@
 """The results table: one JSON line per trial, keyed by everything that determines it, the data included.
 
 `data_key` digests a split's image bytes and labels; `read_rows` reads the table (tolerating blank lines and a
-line cut short by a kill, warning on duplicates); `Appender` is the one way to write it: under a file lock,
-it adds only trials not already there, so any number of processes sharing one table give one row per trial.
+line cut short by a kill, warning on it and on duplicates); `Appender` is the one way to write it: under a file
+lock, it adds only trials not already there, so any number of processes sharing one table give one row per trial.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from tad.cache import file_sha256
 from tad.data import Split
+
+__all__ = ["KEY", "Appender", "data_key", "read_rows", "trial_key"]
 
 # What determines a trial's result; two rows with equal keys are the same trial.
 KEY = ("dataset", "data_key", "backbone", "input_size", "layer", "pooling", "reduction", "ratio", "basis",
        "estimator", "estimator_params", "noise_std", "n_augment", "seed")
-
-_digests: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> sha256 of the file's bytes
 
 
 def data_key(split: Split) -> str:
@@ -36,7 +37,7 @@ def data_key(split: Split) -> str:
     if not samples:
         raise ValueError(f"split {split.name!r} has no images")
     base = Path(os.path.commonpath([str(s.path.parent) for _, s in samples]))
-    entries = sorted((str(s.path.relative_to(base)), part, int(s.label), _file_sha256(s.path)) for part, s in samples)
+    entries = sorted((str(s.path.relative_to(base)), part, int(s.label), file_sha256(s.path)) for part, s in samples)
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
@@ -53,9 +54,10 @@ def trial_key(row: dict) -> tuple:
 def read_rows(path: str | Path) -> list[dict]:
     """Rows of a results file, first occurrence of each trial only.
 
-    Blank lines are skipped and a last line without its newline (a writer killed mid-line) is ignored; a
-    duplicated trial is reported with a `UserWarning` naming the lines, and its first row kept. Any other
-    line that is not JSON raises a ValueError naming the file and line.
+    Blank lines are skipped. A last line without its newline is read if it is a whole row (a file edited by
+    hand, or written by another tool); if it is not (a writer killed mid-line), it is ignored with a
+    `UserWarning` naming the file and line. A duplicated trial is reported with a `UserWarning` naming the
+    lines, and its first row kept. Any other line that is not JSON raises a ValueError naming the file and line.
     """
     path = Path(path)
     if path.is_dir():
@@ -63,8 +65,9 @@ def read_rows(path: str | Path) -> list[dict]:
     if not path.exists():
         return []
     data = path.read_bytes()
+    end = _complete_end(path, data, 0)
     rows, first, dups = [], {}, []
-    for i, line in enumerate(data[: data.rfind(b"\n") + 1].split(b"\n")[:-1], 1):
+    for i, line in enumerate(data[:end].splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -89,7 +92,8 @@ class Appender:
 
     The lock (``<results>.lock``) is held across reading what other writers added since the last append and
     writing the new rows, so concurrent writers never both add a trial. A line cut short by a killed writer
-    is cut off before appending. Rows are flushed to the OS at once; `sync` also puts them on disk.
+    is cut off before appending (with a warning naming it); a last row that only lacks its newline gets it.
+    Rows are flushed to the OS at once; `sync` also puts them on disk.
 
     Use as a context manager::
 
@@ -143,9 +147,15 @@ class Appender:
         """Read the trials other writers appended since the last call; cut a line a killed writer left half done."""
         self._file.seek(self._offset)
         data = self._file.read()
-        good_end = data.rfind(b"\n") + 1
+        good_end = _complete_end(self.path, data, self._lines)
         if good_end < len(data):  # no writer is mid-line while we hold the lock: this one was killed
             self._file.truncate(self._offset + good_end)
+        elif data and not data.endswith(b"\n"):  # a whole last row without its newline: end it, keep it
+            self._file.seek(0, os.SEEK_END)
+            self._file.write(b"\n")
+            self._file.flush()
+            data += b"\n"
+            good_end += 1
         for i, line in enumerate(data[:good_end].split(b"\n")[:-1], 1):
             if line.strip():
                 try:
@@ -158,13 +168,21 @@ class Appender:
         self._file.seek(0, os.SEEK_END)
 
 
-def _file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, remembered for as long as its modification time and size stay the same."""
+def _complete_end(path: Path, data: bytes, lines_before: int) -> int:
+    """Where the whole rows of ``data`` end: after its last newline, or at its end if the text after the last
+    newline is a whole row (a JSON object). A fragment that is not is left out, with a `UserWarning` naming
+    ``path`` and its line number (``lines_before`` lines precede ``data`` in the file)."""
+    end = data.rfind(b"\n") + 1
+    tail = data[end:]
+    if not tail.strip():
+        return end
     try:
-        st = path.stat()
-        memo = (str(path), st.st_mtime_ns, st.st_size)
-        if memo not in _digests:
-            _digests[memo] = hashlib.sha256(path.read_bytes()).hexdigest()
-        return _digests[memo]
-    except OSError as err:
-        raise FileNotFoundError(f"image file {path} cannot be read: {err}") from err
+        whole = isinstance(json.loads(tail), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        whole = False
+    if whole:
+        return len(data)
+    line = lines_before + data[:end].count(b"\n") + 1
+    warnings.warn(f"results file {path} line {line} is cut short ({len(tail)} bytes without a newline, not a "
+                  "whole row; a writer killed mid-line?): ignored", stacklevel=3)
+    return end

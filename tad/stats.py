@@ -14,7 +14,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
-from tad.evaluate import _check_1d, auroc
+from tad.evaluate import auroc, check_1d
 
 VERDICTS = ("higher", "lower", "within noise")
 
@@ -53,7 +53,7 @@ def auroc_ci(labels: ArrayLike, scores: ArrayLike, *, level: float = 0.95) -> tu
     (low, high) : tuple of float
         In [0, 1]; ``high == 1`` when ``A == 1``.
     """
-    labels, scores = _check_1d(labels, scores)
+    labels, scores = check_1d(labels, scores)
     _check_level(level)
     low, high = score_interval(np.array([auroc(labels, scores)]), int((~labels).sum()), int(labels.sum()), level)
     return float(low[0]), float(high[0])
@@ -167,8 +167,8 @@ def delong_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
         ``auroc(a) - auroc(b)``, its interval, and the two-sided p-value (1 when DeLong's variance is 0
         and the difference too).
     """
-    labels, a = _check_1d(labels, scores_a)
-    _, b = _check_1d(labels, scores_b)
+    labels, a = check_1d(labels, scores_a)
+    _, b = check_1d(labels, scores_b)
     _check_level(level)
     if min(labels.sum(), (~labels).sum()) < 2:
         raise ValueError(f"labels must hold at least 2 images of each class; got {int((~labels).sum())} good "

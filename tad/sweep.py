@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.model_selection import KFold
 from tqdm import tqdm
 
+from tad import cost
 from tad.backbones import Backbone, load_backbone, parse_layers
 from tad.data import Split, load_split
 from tad.estimators import ESTIMATORS, make_estimator
@@ -262,7 +263,7 @@ def run_grid(
             failures.extend(r for r in rows if "error" in r)
             bar.update(len(rows))
 
-        if _parallel(todo, workers, scheduler):
+        if _parallel(todo, workers, scheduler, backbone.channels):
             _run_dask(units(), finished, kw, workers=workers, scheduler=scheduler, progress=progress)
         else:
             for X, Y, labels, unit_configs in units():
@@ -276,8 +277,8 @@ def run_grid(
                     out.sync()
                     failures.extend(r for r in rows if "error" in r)
         bar.close()
-    for f in failures:
-        warnings.warn(f"trial failed, no row written: {_describe(f)}: {f['error']}", stacklevel=2)
+    if failures:
+        warnings.warn(_failure_summary(failures), stacklevel=2)
     found = {trial_key(r): r for r in read_rows(Path(results))}
     table = pd.DataFrame([found[k] for k in wanted if k in found])
     table.attrs["failures"] = failures
@@ -390,19 +391,17 @@ def _score_unit(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: list[
     return list(_unit_rows(X, Y, labels, configs, **kw))
 
 
-_SECONDS = {"flow": 0.8, "group": 0.3}  # measured on one core (Lite0, book grid): a flow trial, a non-flow group of 44
-
-
-def _parallel(todo: list[tuple[Split, list[dict]]], workers: int | None, scheduler) -> bool:
-    """Whether to run on Dask: asked for, or (workers=None) an estimated 30 s of work or more."""
+def _parallel(todo: list[tuple[Split, list[dict]]], workers: int | None, scheduler,
+              channels: Sequence[int]) -> bool:
+    """Whether to run on Dask: asked for, or (workers=None) an estimated 30 s of trials or more (`tad.cost`)."""
     if not todo or workers == 1:
         return False
     if scheduler is not None or workers is not None:
         return True
-    units = [u for _, configs in todo
-             for _, group in itertools.groupby(configs, key=lambda c: (c["layer"], c["pooling"]))
-             for u in _units(list(group))]
-    seconds = sum(_SECONDS["flow"] if u[0]["estimator"] == "flow" else _SECONDS["group"] for u in units)
+    configs = [c for _, group in todo for c in group]
+    flow_dims = [cost.trial_dim(channels, c["layer"], c["reduction"], c["ratio"])
+                 for c in configs if c["estimator"] == "flow"]
+    seconds = cost.estimate_seconds([], len(configs) - len(flow_dims), flow_dims)["total"]
     return (os.cpu_count() or 1) > 1 and seconds >= 30
 
 
@@ -492,6 +491,16 @@ def _worker_plugin():
                 libc.mallopt(_M_TRIM_THRESHOLD, 32 << 20)
 
     return TrialWorker()
+
+
+def _failure_summary(failures: list[dict]) -> str:
+    """One message for every failed trial: their count, then each distinct error with its first trial and count."""
+    by_error: dict[str, list[dict]] = {}
+    for f in failures:
+        by_error.setdefault(f["error"], []).append(f)
+    parts = [_describe(fs[0]) + (f" and {len(fs) - 1} more" if len(fs) > 1 else "") + f": {error}"
+             for error, fs in by_error.items()]
+    return f"{len(failures)} trial(s) failed, no row written: " + "; ".join(parts)
 
 
 def _describe(config: dict) -> str:

@@ -8,11 +8,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import tad.backbones
+import tad.cost
+import tad.data
+import tad.features
 import tad.reduce
+import tad.results
 import tad.sweep
 from conftest import make_synthetic_mvtec
 from tad.cli import UsageError, main
@@ -74,7 +79,8 @@ def test_help_shows_every_default_and_device_help(capsys):
     assert code == 0
     text = " ".join(out.split())
     for option, default in [("--backbone", "tf_efficientnet_lite0"), ("--reduction", "npca"), ("--ratio", "0.5"),
-                            ("--pooling", "avg"), ("--estimator", "mvg"), ("--layer", "7"), ("--batch-size", "32"),
+                            ("--pooling", "avg"), ("--estimator", "mvg"), ("--layer", "7"),
+                            ("--batch-size", "32, fewer above 512 px: 8 at 1024 px"),
                             ("--basis", tad.reduce.DEFAULT_BASIS)]:
         assert option in text and f"(default: {default})" in text, option
     assert "(default: cuda when present, else cpu)" in text
@@ -154,6 +160,34 @@ def test_category_that_is_a_path_is_refused(capsys, toy, name):
     code, _, err = run(capsys, "evaluate", "--data", toy[0], "--cache", toy[1], "--category", name)
     assert_one_line_error(code, err, repr(name), "not a folder name")
     assert not toy[1].exists()  # refused before any work
+
+
+@pytest.mark.parametrize("device, reason", [("xyz", "not a device"), ("cuda:x", "not a device"),
+                                            ("cuda:99", "not present on this machine")])
+def test_bad_device_is_refused_naming_the_option_and_the_valid_ones(capsys, toy, device, reason):
+    code, _, err = run(capsys, "evaluate", "--data", toy[0], "--cache", toy[1], "--category", "toy",
+                       "--device", device)
+    assert_one_line_error(code, err, f"--device {device}: {reason}", "valid here: cpu")
+    assert not toy[1].exists()  # refused before any work
+
+
+@pytest.mark.parametrize("size, batch", [("224", 32), ("512", 32), ("724", 16), ("1024", 8)])
+def test_default_batch_shrinks_with_the_input_and_says_so(capsys, toy, monkeypatch, size, batch):
+    seen = []
+
+    def fake_extract(bb, paths, *, batch_size, **kw):
+        seen.append(batch_size)
+        raise UsageError("stop after the first extraction")
+
+    monkeypatch.setattr(tad.features, "extract", fake_extract)
+    _, _, err = run(capsys, "evaluate", "--data", toy[0], "--cache", toy[1], "--category", "toy", "--input-size", size)
+    assert seen == [batch]  # at most 8 images of 1024 x 1024 px per pass, scaled by pixels
+    said = [line for line in err if line.startswith("batch size")]
+    assert said == ([] if batch == 32 else [f"batch size {batch} (not 32) for {size} px inputs, so the activations "
+                                            "fit in memory; --batch-size N to choose"])
+    run(capsys, "evaluate", "--data", toy[0], "--cache", toy[1], "--category", "toy", "--input-size", size,
+        "--batch-size", "3")
+    assert seen[-1] == 3  # an explicit batch is kept
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -251,8 +285,35 @@ def test_evaluate_appends_its_row_to_results(capsys, toy):
     (row,) = [json.loads(line) for line in results.read_text().splitlines()]
     assert (row["dataset"], row["layer"], row["reduction"], row["estimator"]) == ("toy", "2", "none", "knn1")
     assert 0 <= row["auroc"] <= 1 and f"{round(row['auroc'], 4)}" in out
-    run(capsys, *argv)
-    assert len(results.read_text().splitlines()) == 2  # appended, like the grid's table
+    code, _, err = run(capsys, *argv)
+    assert code == 0 and f"0 row(s) appended to {results}; 1 already there" in err
+    assert results.read_text().splitlines() == [json.dumps(row)]  # one row per trial, like the grid's table
+
+
+def test_evaluate_row_is_the_grids_row_of_that_trial(capsys, toy):
+    results = toy[0].parent / "r.jsonl"
+    common = ["--data", toy[0], "--cache", toy[1], "--batch-size", "4", "--results", results]
+    run(capsys, "evaluate", "--category", "toy", "--layer", "2", "--reduction", "none", "--estimator", "knn1", *common)
+    (row,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert row["data_key"] == tad.results.data_key(tad.data.load_split("toy", toy[0]))
+    code, _, err = run(capsys, "grid", "--categories", "toy", "--layers", "2", "--reductions", "none",
+                       "--estimators", "knn1", "knn5", "--workers", "1", *common)
+    assert code == 0, err
+    assert [json.loads(line)["estimator"] for line in results.read_text().splitlines()] == ["knn1", "knn5"]
+
+
+def test_evaluate_after_a_killed_writer_cuts_its_half_line_and_the_grid_runs(capsys, toy):
+    results = toy[0].parent / "r.jsonl"
+    half = json.dumps({"dataset": "toy", "layer": "1", "auroc": 0.5})[:20]
+    results.write_text(half)
+    common = ["--data", toy[0], "--cache", toy[1], "--batch-size", "4", "--results", results]
+    code, _, err = run(capsys, "evaluate", "--category", "toy", "--layer", "2", "--reduction", "none",
+                       "--estimator", "knn1", *common)
+    assert code == 0 and any(f"{results} line 1 is cut short" in line for line in err), err
+    assert [json.loads(line)["layer"] for line in results.read_text().splitlines()] == ["2"]
+    code, _, err = run(capsys, "grid", "--categories", "toy", "--layers", "2", "--reductions", "none",
+                       "--estimators", "knn1", "--workers", "1", *common)
+    assert code == 0, err
 
 
 def test_layers_writes_one_row_per_layer(capsys, toy):
@@ -263,6 +324,20 @@ def test_layers_writes_one_row_per_layer(capsys, toy):
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [r["layer"] for r in rows] == [*map(str, range(1, 8)), "all"]
     assert "npca 0.5" in out
+    run(capsys, "layers", "--data", toy[0], "--cache", toy[1], "--category", "toy", "--reduction", "npca",
+        "--ratio", "0.5", "--results", results)
+    assert [json.loads(line) for line in results.read_text().splitlines()] == rows  # nothing written twice
+
+
+def test_grid_on_one_training_image_gives_one_warning_counting_the_failed_trials(capsys, tmp_path):
+    make_synthetic_mvtec(tmp_path / "data", "one", n_train=1, n_test_good=2, n_test_defective=2, size=32)
+    code, _, err = run(capsys, "grid", "--data", tmp_path / "data", "--cache", tmp_path / "cache", "--categories",
+                       "one", "--results", tmp_path / "r.jsonl", "--layers", "1", "2", "--workers", "1")
+    assert code == 0
+    (warning,) = [line for line in err if "warning" in line]
+    # 2 layers x (10 PCA/NPCA reductions x 4 estimators + MVG, 5-NN and 10-NN without reduction) = 86 failures
+    assert "86 trial(s) failed, no row written" in warning
+    assert "and 79 more: ValueError: a PCA/NPCA reduction needs at least 2 training images" in warning
 
 
 def test_grid_passes_filters_and_prints_rounded_aurocs(capsys, toy, monkeypatch):
@@ -298,4 +373,9 @@ def test_grid_with_flow_prints_its_estimate_first(capsys, toy, monkeypatch):
                        "--results", toy[0].parent / "g.jsonl", "--layers", "1", "2", "--estimators", "flow")
     assert code == 0
     estimate = next(i for i, line in enumerate(err) if line.startswith("flow: 22 trials"))  # 2 layers x 11
-    assert "min" in err[estimate] and estimate < err.index("RUN")
+    # Lite0's layers 1 and 2 have 16 and 24 channels; PCA/NPCA keep round(r d) of them, r = 0.1 .. 0.5
+    dims = [16, 2, 3, 5, 6, 8, 2, 3, 5, 6, 8, 24, 2, 5, 7, 10, 12, 2, 5, 7, 10, 12]
+    x, y = np.array(tad.cost.FLOW_S, dtype=float).T
+    slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
+    seconds = sum(y.mean() + slope * (d - x.mean()) for d in dims)
+    assert f"about {round(seconds)} s on a CPU" in err[estimate] and estimate < err.index("RUN")

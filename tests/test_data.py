@@ -331,6 +331,28 @@ def test_test_folder_linked_to_good_is_refused(synthetic):
         load_mvtec(synthetic.parent, "toy")
 
 
+def test_test_folder_linked_to_the_training_folder_is_refused_naming_both(synthetic):
+    (synthetic / "test" / "dup").symlink_to("../train/good")
+    with pytest.raises(DataError, match=r"test folder .*test/dup is a link to the training folder .*train/good"):
+        load_mvtec(synthetic.parent, "toy")
+
+
+def test_test_image_with_a_training_images_bytes_is_refused_naming_both(synthetic):
+    train = sorted((synthetic / "train" / "good").iterdir())
+    shutil.copy(train[1], synthetic / "test" / "good" / "copy.png")
+    shutil.copy(train[2], synthetic / "test" / "good" / "zz_copy.png")
+    with pytest.raises(DataError, match=rf"test image .*test/good/copy\.png has the same bytes as training image "
+                                        rf".*{train[1].name} \(and 1 more"):
+        load_mvtec(synthetic.parent, "toy")
+
+
+def test_a_test_image_that_only_looks_like_a_training_image_is_kept(synthetic):
+    train = sorted((synthetic / "train" / "good").iterdir())
+    copy = synthetic / "test" / "good" / "copy.png"
+    copy.write_bytes(train[0].read_bytes() + b"\0")  # other bytes: not the same file, not refused
+    assert copy in load_mvtec(synthetic.parent, "toy").test_paths
+
+
 def test_default_root_order(tmp_path, monkeypatch):
     from tad.data import default_cache, default_root
 

@@ -271,16 +271,6 @@ def test_rank_configs_ties_small_gaps_and_separates_large_ones():
         rank_configs(df, {"b": (10, 10)})
 
 
-def test_extrapolate_cost_gives_each_estimator_an_equal_share_at_its_mean_seconds():
-    from tad.page import PAPER_TRIALS, extrapolate_cost
-
-    df = pd.DataFrame({"estimator": ["mvg", "mvg", "flow"], "seconds": [1.0, 3.0, 100.0]})
-    cost = extrapolate_cost(df, n_trials=10)
-    assert cost.loc["mvg"].tolist() == [2, 2.0, 5.0, 10.0]
-    assert cost.loc["flow", "seconds"] == 500.0
-    assert PAPER_TRIALS == 11550
-    with pytest.raises(ValueError, match="no trials"):
-        extrapolate_cost(df.iloc[:0])
 
 def glued_output(name: str, plain: str, prefix: str = "application/papermill.record/") -> dict:
     """A display_data output as MyST-NB's glue writes it into an executed notebook."""

@@ -14,7 +14,7 @@ import timm
 import torch
 from threadpoolctl import threadpool_limits
 
-from tad import presets
+from tad import cost, presets
 from tad.backbones import BACKBONES, WeightsUnavailable
 from conftest import make_synthetic_mvtec
 from tad.data import MVTEC_CATEGORIES
@@ -80,7 +80,7 @@ def test_estimate_without_flow_is_the_trials_at_the_grid_rate():
     p = plan(no_flow, device="cpu")
     n_trials = 15 * 14 * 11 * 2 + 15 * 6 * 2  # the grid and table 4's other poolings
     assert p.estimate_s["flow"] == 0
-    assert p.estimate_s["scoring"] == pytest.approx(n_trials / presets.GRID_TRIALS_PER_S)
+    assert p.estimate_s["scoring"] == pytest.approx(n_trials / cost.GRID_TRIALS_PER_S)
 
 
 def test_unknown_preset_names_the_valid_ones():

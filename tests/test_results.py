@@ -40,10 +40,26 @@ def test_data_key_same_for_a_copy_different_after_one_byte_changes(root, tmp_pat
     assert data_key(load_split("synthetic", copy)) != key
 
 
-def test_reader_skips_blank_lines_and_a_cut_last_line(tmp_path):
+def test_reader_skips_blank_lines_and_a_cut_last_line_naming_it(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(row(1)) + "\n\n  \n" + json.dumps(row(2)) + "\n" + json.dumps(row(3))[:9])
+    with pytest.warns(UserWarning, match=r"r\.jsonl line 5 is cut short") as seen:
+        assert [r["ratio"] for r in read_rows(path)] == [0.1, 0.2]
+    assert len(seen) == 1
+
+
+def test_reader_keeps_a_last_row_without_newline(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(row(1)) + "\n" + json.dumps(row(2)))
     assert [r["ratio"] for r in read_rows(path)] == [0.1, 0.2]
+
+
+def test_appender_keeps_a_last_row_without_newline_and_appends_after_it(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(row(1)) + "\n" + json.dumps(row(2)))
+    with Appender(path) as out:
+        assert [r["ratio"] for r in out.append([row(2), row(3)])] == [0.30000000000000004]
+    assert [json.loads(line)["ratio"] for line in path.read_text().splitlines()] == [0.1, 0.2, 0.30000000000000004]
 
 
 def test_reader_warns_on_duplicate_and_keeps_first(tmp_path):
@@ -86,6 +102,6 @@ def test_two_appenders_on_one_file_write_each_trial_once(tmp_path):
 def test_appender_cuts_a_line_left_half_written(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(row(1)) + "\n" + json.dumps(row(2))[:10])
-    with Appender(path) as out:
+    with pytest.warns(UserWarning, match=r"r\.jsonl line 2 is cut short"), Appender(path) as out:
         out.append([row(2)])
     assert [json.loads(line)["ratio"] for line in path.read_text().splitlines()] == [0.1, 0.2]
