@@ -18,7 +18,7 @@ from tad.backbones import load_backbone
 from tad.data import load_split
 
 GRID = dict(layers=[1], poolings=["avg"], reductions=tad.sweep.REDUCTIONS, estimators=["mvg", "knn1"],
-            input_size=64, n_boot=20, progress=False)
+            input_size=64, progress=False)
 # Layer 1 (d 16), avg and max, 11 reductions, mvg, knn1 and a small flow: 2 non-flow units and 22 flow units.
 FLOW_GRID = dict(GRID, poolings=["avg", "max"], estimators=["mvg", "knn1", "flow"],
                  flow_params={"epochs": 40, "hidden": 8})
