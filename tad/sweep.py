@@ -28,7 +28,7 @@ from tad.reduce import DEFAULT_BASIS
 from tad.results import KEY, Appender, data_key, read_rows, trial_key  # noqa: F401 - KEY re-exported
 from tad.stats import score_interval
 from tad.trial import (CI_METHOD, Trial, evaluate_config, fold_scores, layer_names,  # noqa: F401 - re-exported
-                       resolve_layer, score, score_group)
+                       resolve_layer, score, score_group, with_model_columns)
 
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
 # The paper's 11 reductions: PCA and NPCA at 10-50 %, and none.
@@ -110,7 +110,8 @@ def run_grid(
         One row per trial of this grid on the splits' current data (computed now or found in ``results``),
         in the order of the grid; none of other grids or other data. Rows found in ``results`` from
         before rows stored `tad.stats.auroc_ci` get it here (it depends only on the AUROC and the
-        test-set sizes), so every row's ``ci_low``, ``ci_high`` is that interval. A trial that raised has no row: it is
+        test-set sizes), so every row's ``ci_low``, ``ci_high`` is that interval, and their kept axes
+        (`tad.trial.with_model_columns`). A trial that raised has no row: it is
         reported by a `UserWarning` naming its configuration and error, and listed in
         ``DataFrame.attrs["failures"]`` (its configuration plus ``error``); a rerun tries it again.
     """
@@ -172,7 +173,7 @@ def run_grid(
     for f in failures:
         warnings.warn(f"trial failed, no row written: {_describe(f)}: {f['error']}", stacklevel=2)
     found = {trial_key(r): r for r in read_rows(Path(results))}
-    table = _with_score_intervals(pd.DataFrame([found[k] for k in wanted if k in found]), splits)
+    table = with_model_columns(_with_score_intervals(pd.DataFrame([found[k] for k in wanted if k in found]), splits))
     table.attrs["failures"] = failures
     return table
 

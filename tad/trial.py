@@ -32,11 +32,12 @@ from tad.data import load_split
 from tad.estimators import ESTIMATORS, make_estimator
 from tad.evaluate import auroc
 from tad.features import POOLING_CHOICES, Features, select, split_features
-from tad.reduce import BASES, DEFAULT_BASIS, METHODS, PrincipalAxes, check_reduction, warn_basis_dependent
+from tad.reduce import (BASES, DEFAULT_BASIS, METHODS, PrincipalAxes, check_reduction, kept_axes,
+                        warn_basis_dependent)
 from tad.stats import score_interval
 
 __all__ = ["CI_METHOD", "LAYER_WORDS", "MODEL_COLUMNS", "Trial", "evaluate_config", "fold_scores", "layer_names",
-           "model_key", "resolve_layer", "run_trials", "score", "score_group"]
+           "model_key", "resolve_layer", "run_trials", "score", "score_group", "with_model_columns"]
 
 LAYER_WORDS = ("all", "last")  # besides layer numbers 1..n_layers
 CI_METHOD = "auroc_ci 95 %"  # the interval every row stores: tad.stats.auroc_ci at level 0.95
@@ -285,6 +286,37 @@ def evaluate_config(
     rows, _ = run_trials(train, test, split.test_labels, [trial], backbone=bb, dataset=split.name, seed=seed)
     return {**rows.iloc[0].to_dict(), "weights": f"{bb.weights['tag']} ({bb.weights['source']})",
             "data": split.source, "input_size": input_size or bb.input_size}
+
+
+def with_model_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``d_features``, ``kept_start`` and ``kept_stop`` filled in rows written before rows had them.
+
+    A row's kept axes follow from its reduction, ratio and basis, its null-space dimension ``n_null`` and
+    ``d_features`` (`tad.reduce.kept_axes` depends on the spectrum only through ``d`` and the rank); an old
+    row's ``d_features`` is the ``d`` of the no-reduction row of the same data set, backbone, input size,
+    layer and pooling in ``table``. Rows where that is not there are left as they are (`model_key` keeps them
+    apart).
+    """
+    if table.empty or not {"reduction", "n_null", "d"} <= set(table):
+        return table
+    table = table.copy()
+    for col in ("d_features", "kept_start", "kept_stop"):
+        if col not in table:
+            table[col] = np.nan
+    group = [c for c in ("dataset", "data_key", "backbone", "input_size", "layer", "pooling") if c in table]
+    none = table[table.reduction == "none"]
+    widths = {tuple(k if isinstance(k, tuple) else (k,)): d for k, d in none.groupby(group, dropna=False).d.first().items()}
+    for i, row in table[table.d_features.isna()].iterrows():
+        d = widths.get(tuple(row[c] for c in group))
+        if d is None or (isinstance(d, float) and np.isnan(d)):
+            continue
+        d = int(d)
+        table.at[i, "d_features"] = d
+        if row.reduction != "none":
+            spectrum = np.r_[np.ones(d - int(row.n_null)), np.zeros(int(row.n_null))]
+            kept = kept_axes(row.reduction, float(row.ratio), spectrum, row.get("basis") or DEFAULT_BASIS)
+            table.at[i, "kept_start"], table.at[i, "kept_stop"] = kept.start, kept.stop
+    return table
 
 
 def model_key(row: Mapping) -> tuple:

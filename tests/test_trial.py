@@ -1,6 +1,7 @@
 """Tests for tad.trial: one validated configuration, one way from features to rows and scores."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.linalg import null_space
 from sklearn.metrics import roc_auc_score
@@ -101,3 +102,19 @@ def test_score_uses_the_estimator_on_the_kept_axes():
     X, Y = train[1][:, 0], test[1][:, 0]
     expected = make_estimator("knn1").fit(X).score_samples(Y)
     np.testing.assert_allclose(score(X, Y, "none", None, "knn1"), expected)
+
+
+def test_old_rows_get_the_kept_axes_a_fresh_run_writes(monkeypatch):
+    import tad.trial
+    from tad.sweep import REDUCTIONS
+    from tad.trial import with_model_columns
+
+    monkeypatch.setattr(tad.trial, "select", lambda f, layer, pooling, bb: f[int(layer)][:, 0])
+    train, test, labels = features()
+    trials = [Trial(lay, reduction=m, ratio=r, basis=b) for lay in (1, 2) for m, r in REDUCTIONS
+              for b in ("block", "dims", "rank")]
+    fresh, _ = run_trials(train, test, labels, trials, backbone=TwoLayers(), dataset="toy")
+    old = fresh.drop(columns=["kept_start", "kept_stop", "d_features"])
+    filled = with_model_columns(old)
+    pd.testing.assert_frame_equal(filled[["kept_start", "kept_stop", "d_features"]].astype(float),
+                                  fresh[["kept_start", "kept_stop", "d_features"]].astype(float))
