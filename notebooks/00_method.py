@@ -214,7 +214,10 @@ plt.close(fig)
 #
 # The paper's "reduction ratio" $r$ ($10$ to $50\,\%$) is read as the share of the $d$ dimensions kept:
 # $k = \operatorname{round}(r d)$ axes, which fits its table 2, where PCA approaches "no reduction" as $r$
-# grows.
+# grows. The book's one reading (`tad.reduce.DEFAULT_BASIS`, `"block"`, in every table unless a page says
+# otherwise) adds one rule for the null space of section 5: it is kept or dropped whole. NPCA keeps these $k$
+# axes, or, where they would hold only part of the null space, all of it and the smallest non-null axis; PCA
+# stops at the last non-null axis. Elsewhere this is the paper's literal reading (`basis="dims"`).
 #
 # ## 5. The null space
 #

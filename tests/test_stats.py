@@ -9,7 +9,7 @@ from scipy.stats import norm
 
 from tad.data import Sample
 from tad.evaluate import bootstrap_ci
-from tad.stats import (BOOK_FAMILY, PAPER_CLAIMS, Family, auroc_ci, compare, compare_pairs, defect_aurocs,
+from tad.stats import (BOOK_FAMILY, HEADLINE_COMPARISONS, Family, auroc_ci, compare, compare_pairs, defect_aurocs,
                        delong_test, gain_outcome, gain_statement, holm, mean_sem,
                        score_interval, verdict)
 
@@ -233,7 +233,7 @@ def test_compare_tests_each_comparison_at_its_familys_bonferroni_level():
     # Bonferroni by hand: a z-interval of DeLong's difference at 1 - 0.05/8 contains 0 exactly when p > 0.05/8.
     assert eight.ci_low < 0 < eight.ci_high and eight.diff == pytest.approx(diff)
     assert "eight" in eight.text() and "99.4 %" in eight.text()
-    assert BOOK_FAMILY.size == len(PAPER_CLAIMS) and compare(y, a, b).level == BOOK_FAMILY.level
+    assert BOOK_FAMILY.size == len(HEADLINE_COMPARISONS) and compare(y, a, b).level == BOOK_FAMILY.level
 
 
 def test_family_rejects_bad_size_and_alpha():
