@@ -153,3 +153,27 @@ def test_changed_data_gets_new_rows_and_leaves_old_rows(lite0, data, tmp_path):
     test = extract(lite0, load_split("synthetic", root).test_paths, input_size=SIZE, progress=False)
     s = make_estimator("knn1").fit(select(train, 1, "avg", lite0)).score_samples(select(test, 1, "avg", lite0))
     assert new.auroc.iloc[0] == pytest.approx(roc_auc_score(load_split("synthetic", root).test_labels, s), abs=1e-12)
+
+
+def test_rows_written_before_the_score_interval_are_read_with_it_and_their_kept_axes(lite0, data, split, tmp_path):
+    from tad.stats import auroc_ci
+
+    results = tmp_path / "r.jsonl"
+    kw = dict(layers=[2], reductions=REDUCTIONS, estimators=["mvg"], input_size=SIZE, cache_dir=data[1],
+              progress=False)
+    fresh = run_grid([split], lite0, results, **kw)
+    old = [json.loads(line) for line in results.read_text().splitlines()]
+    for row in old:  # as rows were written before: bootstrap bounds, no kept axes, no interval name
+        row.update(ci_low=0.0, ci_high=1.0)
+        for col in ("ci_method", "kept_start", "kept_stop", "d_features", "n_anomalous"):
+            row.pop(col)
+    results.write_text("".join(json.dumps(r) + "\n" for r in old))
+    read = run_grid([split], lite0, results, **kw)
+    assert len(results.read_text().splitlines()) == len(old)  # nothing recomputed
+    train, test = split_features(split, lite0, input_size=SIZE, cache_dir=data[1], progress=False)
+    X, Y = select(train, 2, "avg", lite0), select(test, 2, "avg", lite0)
+    for r in read.itertuples():
+        s = score(X, Y, r.reduction, None if r.reduction == "none" else r.ratio, "mvg")
+        assert (r.ci_low, r.ci_high) == pytest.approx(auroc_ci(split.test_labels, s), abs=1e-12)
+    cols = ["kept_start", "kept_stop", "d_features"]
+    pd.testing.assert_frame_equal(read[cols].astype(float), fresh[cols].astype(float))
