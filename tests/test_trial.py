@@ -118,3 +118,36 @@ def test_old_rows_get_the_kept_axes_a_fresh_run_writes(monkeypatch):
     filled = with_model_columns(old)
     pd.testing.assert_frame_equal(filled[["kept_start", "kept_stop", "d_features"]].astype(float),
                                   fresh[["kept_start", "kept_stop", "d_features"]].astype(float))
+
+
+def test_every_basis_default_in_the_library_is_the_one_reading():
+    import dataclasses
+    import importlib
+    import inspect
+    import pkgutil
+
+    import tad
+    from tad.reduce import DEFAULT_BASIS
+
+    defaults = {}
+    for info in pkgutil.iter_modules(tad.__path__):
+        if info.name == "__main__":  # importing it runs the CLI
+            continue
+        module = importlib.import_module(f"tad.{info.name}")
+        for name, obj in vars(module).items():
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue
+            targets = [obj] + [m for m in vars(obj).values() if inspect.isfunction(m)] if inspect.isclass(obj) else [obj]
+            for target in targets:
+                if callable(target):
+                    try:
+                        params = inspect.signature(target).parameters
+                    except (TypeError, ValueError):
+                        continue
+                    if "basis" in params and params["basis"].default is not inspect.Parameter.empty:
+                        defaults[f"{module.__name__}.{getattr(target, '__qualname__', name)}"] = params["basis"].default
+            if dataclasses.is_dataclass(obj):
+                defaults |= {f"{module.__name__}.{name}.{f.name}": f.default for f in dataclasses.fields(obj)
+                             if f.name == "basis" and f.default is not dataclasses.MISSING}
+    assert {"tad.selection.select_config", "tad.maps.PatchModel.__init__", "tad.presets.Preset.basis"} <= set(defaults)
+    assert {k: v for k, v in defaults.items() if v != DEFAULT_BASIS} == {}
