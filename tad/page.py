@@ -392,7 +392,7 @@ def rank_configs(df: pd.DataFrame, sizes: Mapping[str, tuple[int, int]], *,
     from tad.trial import model_key, with_model_columns
 
     trials["_model"] = [model_key(r) for r in with_model_columns(df).to_dict("records")]
-    agg["_models"] = ("_model", lambda keys: tuple(sorted(keys)))
+    agg["_models"] = ("_model", frozenset)
     ranked = trials.groupby(list(by), dropna=False, sort=False).agg(**agg).reset_index()
     k = df["dataset"].nunique()
     ranked = ranked[ranked.n == k].drop(columns="n")
