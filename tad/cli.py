@@ -326,7 +326,9 @@ def _run_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--batch-size", type=_positive("batch size"), default=32,
                     help="images per forward pass; lower it if memory runs out")
     sp.add_argument("--basis", default=DEFAULT_BASIS, choices=BASES,
-                    help="what --ratio is a share of: all feature dimensions (dims) or the training rank (rank)")
+                    help="how --ratio meets the training null space: block (default, the book's one reading: the null "
+                         "space kept or dropped whole), dims (the paper's literal share of all dimensions) or rank "
+                         "(a share of the axes with training variance)")
     sp.add_argument("--cache", type=Path, default=default_cache(), help="feature cache folder (env TAD_CACHE)")
     sp.add_argument("--device", default=None,
                     help="torch device for the backbone: cpu, cuda, cuda:1, mps (default: cuda when present, else cpu)")
