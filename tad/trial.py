@@ -95,7 +95,7 @@ class Trial:
     ratio: float | None = 0.5
     basis: str = DEFAULT_BASIS
     estimator: str = "mvg"
-    flow_params: Mapping | None = field(default=None, compare=False)
+    flow_params: Mapping | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         layer = self.layer
