@@ -1,8 +1,8 @@
 """Grid throughput: `tad.sweep.run_grid` against a naive per-trial scikit-learn Pipeline, same AUROCs.
 
 One backbone, pooling avg, layers 1..7 and "all", the 11 reductions, estimators mvg/knn1/knn5/knn10, on the
-bottle class's cached features. Both sides load the cached features and compute the same bootstrap
-interval per trial (``n_boot`` = the grid default, 1000), so the difference is the grid's sharing of one
+bottle class's cached features. Both sides load the cached features and compute the same interval per
+trial (`tad.stats.auroc_ci`, what every result row stores), so the difference is the grid's sharing of one
 eigen-decomposition per layer across its 10 PCA/NPCA ratios (plus the grid's JSON-lines bookkeeping).
 
 Two naive sides, each fitting ``Pipeline([("reduce", tad.reduce.Reducer(method, ratio)), ("estimate", est)])``
@@ -39,7 +39,8 @@ from benchmarks.common import CACHE_DIR, add_common_args, finish, interleaved, m
 from tad.backbones import load_backbone
 from tad.data import load_split
 from tad.estimators import make_estimator
-from tad.evaluate import auroc, bootstrap_ci
+from tad.evaluate import auroc
+from tad.stats import auroc_ci
 from tad.features import select
 from tad.reduce import Reducer
 from tad.features import split_features
@@ -58,7 +59,7 @@ def sklearn_scores(X: np.ndarray, Y: np.ndarray, method: str, ratio: float | Non
     return last.mahalanobis(W) if est == "mvg" else last.kneighbors(W)[0].mean(axis=1)
 
 
-def naive_grid(split, bb, layers, n_boot: int, cache_dir: Path, seed: int = 0,
+def naive_grid(split, bb, layers, cache_dir: Path, seed: int = 0,
                estimators: str = "sklearn") -> list[dict]:
     """What a user would write: one freshly fitted Pipeline per trial (scikit-learn's or tad's estimators)."""
     train, test = split_features(split, bb, cache_dir=cache_dir, progress=False)
@@ -73,16 +74,16 @@ def naive_grid(split, bb, layers, n_boot: int, cache_dir: Path, seed: int = 0,
                 pipe = Pipeline([("reduce", Reducer(method, ratio or 1.0)),
                                  ("estimate", make_estimator(est, seed=seed))])
                 s = pipe.fit(X).score_samples(Y)
-            lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
+            lo, hi = auroc_ci(labels, s)
             rows.append({"layer": str(lay), "reduction": method, "ratio": ratio, "estimator": est,
                          "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi})
     return rows
 
 
-def tad_grid(split, bb, layers, n_boot: int, cache_dir: Path) -> list[dict]:
+def tad_grid(split, bb, layers, cache_dir: Path) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         df = run_grid([split], bb, Path(tmp) / "grid.jsonl", layers=layers, estimators=ESTIMATORS,
-                      n_boot=n_boot, cache_dir=cache_dir, progress=False, workers=1)
+                      cache_dir=cache_dir, progress=False, workers=1)
     return df.to_dict("records")
 
 
@@ -95,10 +96,10 @@ def run(args: argparse.Namespace) -> dict:
     first_features_s = time.perf_counter() - t0
 
     rows: dict[str, list[dict]] = {}
-    sides = {"tad run_grid": lambda: rows.__setitem__("tad", tad_grid(split, bb, layers, args.n_boot, args.cache_dir)),
-             NAIVE: lambda: rows.__setitem__("naive", naive_grid(split, bb, layers, args.n_boot, args.cache_dir)),
+    sides = {"tad run_grid": lambda: rows.__setitem__("tad", tad_grid(split, bb, layers, args.cache_dir)),
+             NAIVE: lambda: rows.__setitem__("naive", naive_grid(split, bb, layers, args.cache_dir)),
              NAIVE_TAD: lambda: rows.__setitem__(
-                 "naive_tad", naive_grid(split, bb, layers, args.n_boot, args.cache_dir, estimators="tad"))}
+                 "naive_tad", naive_grid(split, bb, layers, args.cache_dir, estimators="tad"))}
     times = interleaved(sides, args.repeats)
     ours, naive = rows["tad"], rows["naive"]
 
@@ -114,19 +115,19 @@ def run(args: argparse.Namespace) -> dict:
     labels = split.test_labels
     t0 = time.perf_counter()
     for _ in range(len(naive)):
-        bootstrap_ci(labels, rng.normal(size=len(labels)), n_boot=args.n_boot)
-    bootstrap_s = time.perf_counter() - t0
+        auroc_ci(labels, rng.normal(size=len(labels)))
+    interval_s = time.perf_counter() - t0
 
     n = len(naive)
     tps = {k: n / median(v["wall"]) for k, v in times.items()}
     cpu = {k: median(v["cpu"]) for k, v in times.items()}
     return {"benchmark": "grid", "backbone": bb.name, "category": split.name, "n_train": len(split.train_paths),
-            "n_test": len(split.test_paths), "trials": n, "n_boot": args.n_boot, "repeats": args.repeats,
+            "n_test": len(split.test_paths), "trials": n, "repeats": args.repeats,
             "seconds": times, "trials_per_s": tps,
             "speedup": tps["tad run_grid"] / tps[NAIVE],
             "speedup_vs_naive_tad_estimators": tps["tad run_grid"] / tps[NAIVE_TAD],
             "cpu_seconds": cpu, "cpu_speedup": cpu[NAIVE] / cpu["tad run_grid"],
-            "max_abs_diff": diff, "bootstrap_alone_s": bootstrap_s,
+            "max_abs_diff": diff, "interval_alone_s": interval_s,
             "trial_seconds_in_grid": float(sum(r["seconds"] for r in ours)),
             "feature_cache_s": first_features_s}
 
@@ -153,12 +154,12 @@ def run_scale(args: argparse.Namespace) -> dict:
     for split in splits:
         split_features(split, bb, cache_dir=args.cache_dir, progress=False)  # extract once, or check the cache
     out: dict = {"benchmark": "grid_scale", "backbone": bb.name, "classes": args.classes, "layers": [str(x) for x in layers],
-                 "n_boot": args.n_boot, "workers": args.workers, "repeats": args.repeats,
+                 "workers": args.workers, "repeats": args.repeats,
                  "flow_params": BOOK_FLOW_PARAMS, "runs": {}}
     # The flow grid first: its first parallel run starts the fork server (as a fresh process's first grid
     # does, e.g. the book's page or `tad grid`), its second finds it running.
     for name, estimators in (("with flow", [*ESTIMATORS, "flow"]), ("non-flow", list(ESTIMATORS))):
-        kw = dict(layers=layers, estimators=estimators, n_boot=args.n_boot, cache_dir=args.cache_dir,
+        kw = dict(layers=layers, estimators=estimators, cache_dir=args.cache_dir,
                   flow_params=BOOK_FLOW_PARAMS, progress=False)
         tables, rss, worker_cpu = {}, [], []
         trial_s: dict[str, list[float]] = {"serial": [], "parallel": []}  # the trials' own seconds, summed
@@ -220,7 +221,7 @@ def report_scale(r: dict) -> None:
 
 def report(r: dict) -> None:
     print(f"\nGrid  {r['backbone']} {r['category']} (n_train {r['n_train']}, n_test {r['n_test']}), {r['trials']} "
-          f"trials (8 layers x 11 reductions x mvg/knn1/knn5/knn10), n_boot {r['n_boot']} on both sides, "
+          f"trials (8 layers x 11 reductions x mvg/knn1/knn5/knn10), auroc_ci on both sides, "
           f"median of {r['repeats']}")
     for name, tps in r["trials_per_s"].items():
         print(f"  {name:26s} {tps:8.1f} trials/s   ({median(r['seconds'][name]['wall']):.1f} s wall, "
@@ -228,7 +229,7 @@ def report(r: dict) -> None:
     print(f"  speedup vs the scikit-learn pipeline {r['speedup']:.2f}x wall, {r['cpu_speedup']:.2f}x CPU "
           f"(vs the same pipeline with tad's estimators {r['speedup_vs_naive_tad_estimators']:.2f}x); max |AUROC diff| {r['max_abs_diff']['auroc']:.3g}, "
           f"CI bounds {max(r['max_abs_diff']['ci_low'], r['max_abs_diff']['ci_high']):.3g}")
-    print(f"  of which bootstrap alone ({r['trials']} x n_boot {r['n_boot']}): {r['bootstrap_alone_s']:.1f} s; "
+    print(f"  of which the intervals alone ({r['trials']} x auroc_ci): {r['interval_alone_s']:.1f} s; "
           f"features from cache {r['feature_cache_s']:.1f} s")
     print(f"  peak RSS (whole benchmark process): {r['peak_memory']['self_mb']:.0f} MB")
 
@@ -238,7 +239,6 @@ def main(argv: list[str] | None = None) -> dict:
     add_common_args(parser, "grid", device=False)  # numpy/scikit-learn only
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--category", default="bottle")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per trial, both sides")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side, alternating")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--scale", action="store_true", help="serial vs Dask workers instead (issue 12)")

@@ -33,7 +33,6 @@ ratio = 0.5
 estimator = "mvg"
 device = "cpu"
 cache_dir = None                    # None means the library's default feature cache ($TAD_CACHE)
-n_boot = 1000
 seed = 0
 
 # %% tags=["hide-input"]
@@ -45,13 +44,14 @@ from myst_nb import glue
 
 from tad.data import load_image
 from tad.estimators import MVG
-from tad.evaluate import auroc, bootstrap_ci
+from tad.evaluate import auroc
 from tad.features import preprocess, select
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
 from tad.reduce import Reducer, spectrum
 from tad.page import open_page
 from tad.features import split_features
-from tad.sweep import score
+from tad.stats import auroc_ci
+from tad.trial import score
 
 page = open_page("00_method", data_root=data_root, classes=[category], backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir)
@@ -214,7 +214,10 @@ plt.close(fig)
 #
 # The paper's "reduction ratio" $r$ ($10$ to $50\,\%$) is read as the share of the $d$ dimensions kept:
 # $k = \operatorname{round}(r d)$ axes, which fits its table 2, where PCA approaches "no reduction" as $r$
-# grows.
+# grows. The book's one reading (`tad.reduce.DEFAULT_BASIS`, `"block"`, in every table unless a page says
+# otherwise) adds one rule for the null space of section 5: it is kept or dropped whole. NPCA keeps these $k$
+# axes, or, where they would hold only part of the null space, all of it and the smallest non-null axis; PCA
+# stops at the last non-null axis. Elsewhere this is the paper's literal reading (`basis="dims"`).
 #
 # ## 5. The null space
 #
@@ -395,10 +398,10 @@ scores = score(X, Y, reduction, ratio, estimator, seed=seed)
 labels = split.test_labels
 pairs = (scores[labels == 1][:, None] > scores[labels == 0]).mean() \
     + 0.5 * (scores[labels == 1][:, None] == scores[labels == 0]).mean()
-low, high = bootstrap_ci(labels, scores, n_boot=n_boot, seed=seed)
+low, high = auroc_ci(labels, scores)
 print(f"{split.name}, {backbone} layer {layer} {pooling}, {reduction.upper()} {ratio:.0%}, {estimator.upper()}: "
       f"AUROC by counting pairs {pairs:.4f}, tad.evaluate.auroc {auroc(labels, scores):.4f}, "
-      f"95 % bootstrap interval [{low:.3f}, {high:.3f}]")
+      f"95 % interval (tad.stats.auroc_ci) [{low:.3f}, {high:.3f}]")
 config = f"{split.name}, layer {layer}, {reduction.upper()} {ratio:.0%}, {estimator.upper()}"
 glue("fig_hist", score_histogram(labels, scores), display=False)
 glue("fig_roc", roc_figure(labels, scores, name=config), display=False)
@@ -423,9 +426,10 @@ glue("ci", f"[{low:.3f}, {high:.3f}]", display=False)
 # ranking. The area under the curve is {glue:text}`auroc:.3f`.
 # ```
 #
-# A test set holds tens of images, so an AUROC is uncertain. Here a $95\,\%$ {term}`bootstrap` interval
-# gives {glue:text}`ci`; the result pages use a score interval (`tad.stats.auroc_ci`) instead, because a
-# percentile bootstrap of perfectly separated scores has width zero (page *How much of a difference in AUROC is noise?*).
+# A test set holds tens of images, so an AUROC is uncertain. Its $95\,\%$ score interval
+# (`tad.stats.auroc_ci`, the one interval of every page and result row) is {glue:text}`ci`; a percentile
+# {term}`bootstrap` would not do, since for perfectly separated scores it has width zero (page *How much of a
+# difference in AUROC is noise?*).
 # Two configurations are compared by a {term}`paired comparison` on the same test images. Anomaly *maps*
 # are scored per pixel instead, by the pixel AUROC and by {term}`PRO`.
 #
@@ -435,10 +439,10 @@ glue("ci", f"[{low:.3f}, {high:.3f}]", display=False)
 # | --- | --- | --- |
 # | data | `tad.data` | MVTec AD folders or ELPV as `Split`s of file paths |
 # | features | `tad.backbones`, `tad.features` | every layer in one pass; avg, max, min pooling; cached on disk |
-# | reduction | `tad.reduce` | `Reducer("pca" \| "npca" \| "none", ratio)` |
+# | reduction | `tad.reduce` | `Reducer("pca" \| "npca" \| "none", ratio, basis)`; the one reading `DEFAULT_BASIS` |
 # | estimators | `tad.estimators` | `MVG`, `KNN`, `Flow`: `fit(good)`, `score_samples(x)`, higher = more anomalous |
-# | evaluation | `tad.evaluate` | AUROC, bootstrap and paired intervals, pixel AUROC, PRO |
-# | trials | `tad.sweep` | `evaluate_config` for one, `run_grid` for many, resumable |
+# | evaluation | `tad.evaluate`, `tad.stats` | AUROC, its interval `auroc_ci`, paired comparisons (`compare`), pixel AUROC, PRO |
+# | trials | `tad.trial`, `tad.sweep` | `Trial` and `run_trials` for any set of configurations, `run_grid` for grids, resumable |
 #
 # ## Try it
 #

@@ -36,7 +36,6 @@ pooling = "avg"
 device = "cpu"
 cache_dir = None                    # None means the library's default feature cache ($TAD_CACHE)
 results = None                      # None means results.jsonl in that cache
-n_boot = 1000
 seed = 0
 
 # %% tags=["hide-input"]
@@ -46,7 +45,9 @@ import seaborn as sns
 from tad.page import (ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv,
                       show_table)
 from tad.paper import paper_table, side_by_side
+from tad.reduce import DEFAULT_BASIS
 from tad.sweep import run_grid
+from tad.trial import layer_names
 
 page = open_page("02_layers", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -57,9 +58,9 @@ page = open_page("02_layers", data_root=data_root, classes=classes, backbone=bac
 
 # %%
 df = run_grid(page.splits, page.backbone, page.results, poolings=[pooling], reductions=[(reduction, ratio)],
-              estimators=[estimator], input_size=input_size, cache_dir=page.cache_dir, device=device,
-              n_boot=n_boot, seed=seed, progress=False)
-layers = [str(i) for i in range(1, page.backbone.n_layers + 1)] + ["all"]
+              estimators=[estimator], basis=DEFAULT_BASIS, input_size=input_size, cache_dir=page.cache_dir,
+              device=device, seed=seed, progress=False)
+layers = layer_names(page.backbone)
 table = df.pivot_table(index="dataset", columns="layer", values="auroc")[layers]
 table.loc["mean (these classes)"] = table.mean()
 table.round(3)
@@ -76,13 +77,14 @@ paper_rows.loc["mean (these classes)"] = paper_rows.mean()
 side_by_side(table, paper_rows).round(3)
 
 # %% [markdown]
-# Every trial with its 95 % bootstrap interval (stratified resampling of the test images); sort or filter
-# the table, or download it.
+# Every trial with its 95 % interval (`tad.stats.auroc_ci`, a score interval that stays open at AUROC 1);
+# sort or filter the table, or download it.
 
 # %% tags=["hide-input"]
 trials = df.assign(configuration=[config_label(r) for _, r in df.iterrows()],
                    interval=[ci_text(r.auroc, r.ci_low, r.ci_high) for r in df.itertuples()])
-columns = ["dataset", "layer", "configuration", "auroc", "ci_low", "ci_high", "interval", "n_train", "n_test", "d"]
+columns = ["dataset", "layer", "configuration", "basis", "auroc", "ci_low", "ci_high", "interval", "n_train", "n_test",
+           "d"]
 glue_text("csv_link", save_csv(trials[columns], page))
 show_table(trials[["dataset", "layer", "interval", "n_test", "d"]])
 
@@ -95,7 +97,8 @@ show_table(trials[["dataset", "layer", "interval", "n_test", "d"]])
 fig, ax = plt.subplots(figsize=(8, 1.2 + 0.5 * len(table)))
 sns.heatmap(table, annot=True, fmt=".2f", vmin=0.5, vmax=1, cmap="viridis", ax=ax, cbar_kws={"label": "AUROC"})
 ax.set(xlabel="layer", ylabel="",
-       title=f"{page.backbone.name}, {config_label(df.iloc[0], parts=('pooling', 'reduction', 'estimator'))}")
+       title=f"{page.backbone.name}, {config_label(df.iloc[0], parts=('pooling', 'reduction', 'estimator'))}, "
+             f"basis {df.basis.iloc[0]!r}")
 plt.show()
 
 # %% tags=["remove-cell"]
@@ -124,7 +127,7 @@ else:
 #
 # Over the {glue:text}`n_sets` data set(s) of this run, the highest mean AUROC is at {glue:text}`best_layer`
 # ({glue:text}`best_mean`), against {glue:text}`layer1_mean` at layer 1, a difference of {glue:text}`deep_gain`.
-# {glue:md}`vs_paper:myst` The trials' bootstrap half-widths have median {glue:text}`median_half_width` and
+# {glue:md}`vs_paper:myst` The trials' interval half-widths have median {glue:text}`median_half_width` and
 # reach {glue:text}`max_half_width`, so differences between neighbouring deep layers smaller than that are not
 # resolved by these test sets (the uncertainty page tests such differences pairwise). Where our values differ
 # from the paper's, the setup above names the likely causes: a smaller backbone read at a smaller input, and

@@ -47,7 +47,7 @@ import pandas as pd
 
 from tad.features import select
 from tad.page import auroc_entry, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
-from tad.stats import compare_pairs, gain_statement
+from tad.stats import compare_pairs, gain_outcome, gain_statement
 from tad.sweep import score, split_features
 
 page = open_page("06_augmentation", data_root=data_root, classes=classes, backbone=backbone,
@@ -138,7 +138,8 @@ glue_text("alpha_family", format_value(0.05, "percent"))
 
 # %% tags=["remove-cell"]
 counts = verdicts.verdict.value_counts()
-excluded = verdicts["paper's loss"].str.endswith(" excluded") & ~verdicts["paper's loss"].str.contains("not")
+excluded = pd.Series([gain_outcome((lo, hi), -paper_loss) == "excluded"
+                      for lo, hi in zip(verdicts.ci_low, verdicts.ci_high)], index=verdicts.index)
 half = (verdicts.ci_high - verdicts.ci_low) / 2
 change = verdicts["diff"]  # AUROC augmented minus AUROC clean, same test images
 glue_value("n_pairs", len(verdicts), "count")

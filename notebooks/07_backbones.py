@@ -38,7 +38,6 @@ pooling = "avg"
 device = "cpu"
 cache_dir = None                    # None: the library's feature cache
 results = None                      # None: the library's results table
-n_boot = 1000
 alpha = 0.05                        # family-wise error rate of the backbone comparisons, per data set
 seed = 0
 
@@ -88,7 +87,7 @@ shapes
 # %%
 frames = [run_grid(page.splits, b, page.results, poolings=[pooling], reductions=[(reduction, ratio)],
                    estimators=[estimator], input_size=input_size, cache_dir=page.cache_dir, device=device,
-                   n_boot=n_boot, seed=seed, progress=False) for b in loaded.values()]
+                   seed=seed, progress=False) for b in loaded.values()]
 df = pd.concat(frames, ignore_index=True)
 layers = [str(i) for i in range(1, max(b.n_layers for b in loaded.values()) + 1)] + ["all"]
 table = df.pivot_table(index="backbone", columns="layer", values="auroc").reindex(columns=layers)

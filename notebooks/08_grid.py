@@ -41,7 +41,6 @@ top_n = 10
 device = "cpu"
 cache_dir = None                    # None means $TAD_CACHE (the shared feature cache), else ~/.cache/tad
 results = None                      # None means results.jsonl in that cache
-n_boot = 200
 seed = 0
 
 # %% tags=["hide-input"]
@@ -58,8 +57,9 @@ from tad.features import select
 from tad.page import (config_label, format_value, glue_text, glue_value,
                       open_page, rank_configs, save_csv, select_trials, show_table)
 from tad.paper import PAPER_TRIALS, paper_table
-from tad.stats import score_interval
+from tad.reduce import DEFAULT_BASIS
 from tad.sweep import REDUCTIONS, run_grid, split_features
+from tad.trial import layer_names, resolve_layer
 
 page = open_page("08_grid", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -78,25 +78,27 @@ nets = {name: load_backbone(name) for name in backbones}
 # %%
 frames = []
 for name, net in nets.items():
-    lays = layers or [*range(1, net.n_layers + 1), "all"]
-    common = dict(poolings=[pooling], input_size=input_size, cache_dir=page.cache_dir, device=device,
-                  n_boot=n_boot, seed=seed, flow_params=flow_params, progress=False)
+    lays = layers or layer_names(net)
+    common = dict(poolings=[pooling], basis=DEFAULT_BASIS, input_size=input_size, cache_dir=page.cache_dir,
+                  device=device, seed=seed, flow_params=flow_params, progress=False)
     frames.append(run_grid(page.splits, net, page.results, layers=lays, reductions=reductions,
                            estimators=[e for e in estimators if e != "flow"], **common))
     if "flow" in estimators:
         frames.append(run_grid(page.splits, net, page.results, reductions=flow_reductions, estimators=["flow"],
-                               layers=[net.n_layers if x == "last" else x for x in flow_layers], **common))
+                               layers=flow_layers, **common))
 df = pd.concat(frames, ignore_index=True)
 
 # %% tags=["hide-input"]
 sizes = {s.name: (int((s.test_labels == 0).sum()), int(s.test_labels.sum())) for s in page.splits}
-ranked = rank_configs(df, sizes)
-n_cfg, n_tied = len(ranked), int(ranked.within_noise.sum())
+ranked = rank_configs(df, sizes)  # one row per distinct model (tad.trial.model_key)
+n_cfg, n_models, n_tied = ranked.attrs["n_configs"], len(ranked), int(ranked.within_noise.sum())
 cost = extrapolate_cost(df)
 glue_value("n_trials", len(df), "count")
 glue_value("n_sets", len(page.splits), "count")
 glue_value("n_configs", n_cfg, "count")
+glue_value("n_models", n_models, "count")
 glue_value("n_tied", n_tied, "count")
+glue_text("basis", ", ".join(f"'{b}'" for b in sorted(set(df.basis))))
 glue_value("paper_trials", PAPER_TRIALS, "count")
 glue_text("seconds_here", format_duration(df.seconds.sum()))
 glue_text("paper_hours", format_duration(cost.seconds.sum()))
@@ -106,32 +108,37 @@ cost.round(2)
 
 # %% [markdown]
 # This run: {glue:text}`n_trials` trials on {glue:text}`n_sets` data set(s), {glue:text}`n_configs`
-# configurations run on every data set. Their fit and scoring took {glue:text}`seconds_here` here; at the
+# configurations run on every data set, {glue:text}`n_models` distinct models under the {glue:text}`basis`
+# reading of the ratio (configurations that keep the same principal axes of the same layer with the same
+# estimator are one model, `tad.trial.model_key`). Their fit and scoring took {glue:text}`seconds_here` here; at the
 # measured mean seconds per trial of each estimator, the paper's {glue:text}`paper_trials` trials would take
 # about {glue:text}`paper_hours` on this machine, {glue:text}`slowest_share` of it in the slowest estimator
 # ({glue:text}`slowest`), and more with the paper's larger backbones (the table above, `tad.cost.extrapolate_cost`).
 #
 # ## The ranking, and how many configurations tie with the best
 #
-# Configurations are ranked by mean {term}`AUROC` over the data sets (`tad.page.rank_configs`). Each trial's
+# Distinct models are ranked by mean {term}`AUROC` over the data sets (`tad.page.rank_configs`; the
+# configurations each stands for are listed beside it). Each trial's
 # noise comes from its `tad.stats.auroc_ci` interval (which stays open at AUROC 1, where a {term}`bootstrap`
 # interval has width 0); a configuration *ties with the best* when the gap is within that noise.
 
 # %% tags=["hide-input"]
 last = {name: net.n_layers for name, net in nets.items()}
-paper_rows = pd.concat([select_trials(ranked, backbone=name, layer=n, reduction="npca", ratio=0.5,
-                                      estimator="mvg") for name, n in last.items()])
+paper_labels = {name: config_label({"layer": n, "pooling": pooling, "reduction": "npca", "ratio": 0.5,
+                                    "estimator": "mvg"}) for name, n in last.items()}
+paper_rows = ranked[[r.backbone in paper_labels and paper_labels[r.backbone] in r.same_as.split("; ")
+                     for r in ranked.itertuples()]]
 best = ranked.iloc[0]
 glue_text("best_config", config_label(best))
 glue_value("best_auroc", best.auroc)
-glue_text("paper_config", config_label(paper_rows.iloc[0]))
+glue_text("paper_config", paper_labels[paper_rows.backbone.iloc[0]])
 glue_text("paper_rank", format_value(paper_rows.index[0], "count"))
 glue_value("paper_auroc", paper_rows.auroc.iloc[0])
 glue_text("paper_ties", "ties with the best within noise" if paper_rows.within_noise.iloc[0]
           else "trails the best by more than the noise")
 glue_value("n_basis_top", int(ranked[ranked.within_noise].basis_dependent.sum()), "count")
-table = ranked.assign(configuration=[config_label(r) for _, r in ranked.iterrows()])
-columns = ["backbone", "configuration", "auroc", "se", "worst_class", "within_noise", "basis_dependent"]
+table = ranked.assign(configuration=ranked.same_as)  # every configuration the model stands for
+columns = ["backbone", "configuration", "n_configs", "auroc", "se", "worst_class", "within_noise", "basis_dependent"]
 glue_text("csv_link", save_csv(table[columns].round(4), page))
 show_table(table[columns].round(3))
 
@@ -141,7 +148,7 @@ show_table(table[columns].round(3))
 # ```
 #
 # The best configuration here is {glue:text}`best_config` (mean {glue:text}`best_auroc`), but
-# {glue:text}`n_tied` of the {glue:text}`n_configs` configurations tie with it within noise: the order among
+# {glue:text}`n_tied` of the {glue:text}`n_models` distinct models tie with it within noise: the order among
 # them is not a finding of these test sets. The paper's configuration ({glue:text}`paper_config`) ranks
 # {glue:text}`paper_rank` here with {glue:text}`paper_auroc` and {glue:text}`paper_ties`. Picking the top of
 # this table is picking on the test set: the winner's AUROC is the maximum of many noisy estimates, so it is
@@ -193,7 +200,7 @@ shown = [e for e in estimators if e in set(df.estimator)]
 fig, axes = plt.subplots(len(nets), len(shown), figsize=(2.6 * len(shown) + 1, 3.0 * len(nets)),
                          sharex=True, sharey=True, squeeze=False)
 for i, (name, net) in enumerate(nets.items()):
-    lay_order = [str(x) for x in (layers or [*range(1, net.n_layers + 1), "all"])]
+    lay_order = [resolve_layer(net, x) for x in (layers or layer_names(net))]
     for j, est in enumerate(shown):
         g = df[(df.backbone == name) & (df.estimator == est)]
         heat = g.pivot_table(index="layer", columns="red", values="auroc").reindex(index=lay_order, columns=red_order)
@@ -218,9 +225,8 @@ for _, cfg in pick.iterrows():
     trials = select_trials(df, backbone=cfg.backbone, layer=cfg.layer, reduction=cfg.reduction,
                            ratio=None if cfg.reduction == "none" else cfg.ratio, estimator=cfg.estimator)
     for t in trials.itertuples():
-        (lo,), (hi,) = score_interval(np.array([t.auroc]), *sizes[t.dataset])
-        rows.append({"configuration": f"{cfg.backbone}: {config_label(cfg)}", "dataset": t.dataset,
-                     "auroc": t.auroc, "interval": f"[{lo:.2f}, {hi:.2f}]"})
+        rows.append({"configuration": f"{cfg.backbone}: {cfg.same_as}", "dataset": t.dataset,
+                     "auroc": t.auroc, "interval": f"[{t.ci_low:.2f}, {t.ci_high:.2f}]"})
 per_class = pd.DataFrame(rows).set_index(["configuration", "dataset"])
 if any(s.name in paper_table(3).index for s in page.splits):
     t3 = paper_table(3)["7"]

@@ -35,7 +35,6 @@ layer = 7                           # layer of the reduction and estimator compa
 device = "cpu"
 cache_dir = None                    # None means $TAD_CACHE (the library's default)
 results = None                      # None means results.jsonl in the cache
-n_boot = 1000
 seed = 0
 
 # %% tags=["hide-input"]
@@ -54,8 +53,10 @@ from tad.page import (ci_text, config_label, format_value, glue_text, glue_value
 from tad.paper import paper_table, side_by_side
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import NullSpaceWarning
-from tad.stats import compare_pairs, defect_aurocs, gain_statement, score_interval
+from tad.reduce import DEFAULT_BASIS
+from tad.stats import BOOK_FAMILY, compare, defect_aurocs, gain_statement
 from tad.sweep import REDUCTIONS, run_grid, score, split_features
+from tad.trial import layer_names
 
 warnings.simplefilter("ignore", NullSpaceWarning)  # said once in prose below; 11_why_npca treats it
 set_matplotlib_formats("png")  # glue needs a PNG of tad.plots' figures before pyplot has drawn any
@@ -68,16 +69,8 @@ elpv = [n for n in page.names if n in ELPV_CATEGORIES]
 mvtec = [n for n in page.names if n not in ELPV_CATEGORIES]
 feats = {s.name: split_features(s, bb, input_size=input_size, cache_dir=page.cache_dir, device=device,
                                 progress=False) for s in page.splits}
-grid_kw = dict(input_size=input_size, cache_dir=page.cache_dir, device=device, n_boot=n_boot, seed=seed,
+grid_kw = dict(basis=DEFAULT_BASIS, input_size=input_size, cache_dir=page.cache_dir, device=device, seed=seed,
                progress=False)
-
-
-def with_interval(df: pd.DataFrame) -> pd.DataFrame:
-    """Trials with `tad.stats.auroc_ci` bounds (score interval, open at AUROC 1) and a label per row."""
-    bounds = [score_interval(np.array([r.auroc]), int((labels[r.dataset] == 0).sum()),
-                             int(labels[r.dataset].sum())) for r in df.itertuples()]
-    return df.assign(low=[float(lo[0]) for lo, _ in bounds], high=[float(hi[0]) for _, hi in bounds],
-                     configuration=[config_label(r) for _, r in df.iterrows()])
 
 
 def scores_of(name: str, lay: int | str, reduction: str, ratio: float | None, estimator: str) -> np.ndarray:
@@ -94,9 +87,10 @@ def scores_of(name: str, lay: int | str, reduction: str, ratio: float | None, es
 # at AUROC 1 where a percentile bootstrap collapses to a point).
 
 # %% tags=["hide-input"]
-by_layer = with_interval(run_grid(page.splits, bb, page.results, poolings=["avg"], reductions=[("npca", 0.5)],
-                                  estimators=["knn1"], **grid_kw))
-layers = [str(i) for i in range(1, bb.n_layers + 1)] + ["all"]
+by_layer = run_grid(page.splits, bb, page.results, poolings=["avg"], reductions=[("npca", 0.5)],
+                    estimators=["knn1"], **grid_kw)
+by_layer["configuration"] = [config_label(r) for _, r in by_layer.iterrows()]
+layers = layer_names(bb)
 table3 = by_layer.pivot_table(index="dataset", columns="layer", values="auroc")[layers].loc[page.names]
 paper3 = paper_table(3)
 side_by_side(table3, paper3.loc[[c for c in mvtec if c in paper3.index]]).round(3)
@@ -106,7 +100,7 @@ fig, ax = plt.subplots(figsize=(7.5, 3.8))
 for i, name in enumerate(page.names):
     rows = by_layer[by_layer.dataset == name].set_index("layer").loc[layers]
     x = np.arange(len(layers)) + 0.06 * (i - len(page.names) / 2)
-    ax.errorbar(x, rows.auroc, yerr=[rows.auroc - rows.low, rows.high - rows.auroc], marker="o", capsize=2,
+    ax.errorbar(x, rows.auroc, yerr=[rows.auroc - rows.ci_low, rows.ci_high - rows.auroc], marker="o", capsize=2,
                 ls="--" if name in elpv else "-", label=name)
 ax.axhline(0.5, color="grey", lw=0.8)
 ax.set_xticks(range(len(layers)), layers)
@@ -133,9 +127,10 @@ plt.close(fig)
 # {term}`null space`), an arbitrary subset of them; the page 11_why_npca shows what that does to the scores.
 
 # %% tags=["hide-input"]
-at_layer = with_interval(run_grid(page.splits, bb, page.results, layers=[layer], poolings=["avg"],
-                                  reductions=REDUCTIONS, estimators=["mvg", "knn1"], **grid_kw))
-at_layer = at_layer.assign(reduction_label=[config_label(r, parts=("reduction",)) for _, r in at_layer.iterrows()])
+at_layer = run_grid(page.splits, bb, page.results, layers=[layer], poolings=["avg"], reductions=REDUCTIONS,
+                    estimators=["mvg", "knn1"], **grid_kw)
+at_layer = at_layer.assign(configuration=[config_label(r) for _, r in at_layer.iterrows()],
+                           reduction_label=[config_label(r, parts=("reduction",)) for _, r in at_layer.iterrows()])
 configs = [config_label({"reduction": m, "ratio": r}, parts=("reduction",)) for m, r in REDUCTIONS]
 table2 = at_layer[at_layer.estimator == "mvg"].pivot_table(index="dataset", columns="reduction_label",
                                                            values="auroc")[configs].loc[page.names]
@@ -149,8 +144,10 @@ table2.round(3)
 #
 # Each data set gets one family of {term}`paired comparison`s on its own test images: the best layer
 # against layer 1 and against the layer of the reduction table (1-NN, NPCA 50 %); NPCA 50 % against no reduction and against
-# PCA 50 % (MVG); MVG against 1-NN (NPCA 50 %). DeLong's test with Holm's correction over the family, and
-# a simultaneous interval of each difference; "higher" or "lower" only when both say so, else "within noise".
+# PCA 50 % (MVG); MVG against 1-NN (NPCA 50 %). Each is one of the book's declared family of comparisons
+# (`tad.stats.compare`, {glue:text}`family`): DeLong's test and an interval of the difference at the family's
+# Bonferroni level, so the verdict is the same on every page that makes the comparison; "higher" or "lower"
+# only when both say so, else "within noise".
 
 # %% tags=["hide-input"]
 npca, none_, pca = (config_label({"reduction": m, "ratio": r}, parts=("reduction",))
@@ -171,11 +168,15 @@ for name in page.names:
              f"MVG, {pca}": scores_of(name, layer, "pca", 0.5, "mvg"), f"1-NN, {npca}": cand[at(layer)]}
     pairs = [(at(best[name]), at(lay)) for lay in dict.fromkeys(["1", str(layer)]) if lay != best[name]]
     pairs += [(f"MVG, {npca}", f"MVG, {none_}"), (f"MVG, {npca}", f"MVG, {pca}"), (f"MVG, {npca}", f"1-NN, {npca}")]
-    families.append(compare_pairs(labels[name], cand, pairs).assign(dataset=name, level=1 - 0.05 / len(pairs)))
-comparisons = pd.concat(families, ignore_index=True)
+    for a, b in pairs:
+        c = compare(labels[name], cand[a], cand[b])
+        families.append({"dataset": name, "a": a, "b": b, "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
+                         "p": c.p, "verdict": c.verdict, "level": c.level})
+comparisons = pd.DataFrame(families)
+glue_text("family", BOOK_FAMILY.describe())
 comparisons["difference"] = [ci_text(d, lo, hi) for d, lo, hi in
                              zip(comparisons["diff"], comparisons.ci_low, comparisons.ci_high)]
-comparisons[["dataset", "a", "b", "difference", "p_holm", "verdict"]].set_index(["dataset", "a", "b"]).round(3)
+comparisons[["dataset", "a", "b", "difference", "p", "verdict"]].set_index(["dataset", "a", "b"]).round(3)
 
 # %% [markdown]
 # ## Per defect type (the reduction table's layer, average pooling, NPCA 50 %, MVG)
@@ -193,8 +194,8 @@ show_table(defects[["dataset", "defect", "interval", "n_good", "n_defective"]])
 
 # %% tags=["remove-cell"]
 trials = pd.concat([by_layer, at_layer.drop(columns="reduction_label")])
-columns = ["dataset", "layer", "reduction", "ratio", "estimator", "configuration", "auroc", "low", "high",
-           "n_train", "n_test", "d"]
+columns = ["dataset", "layer", "reduction", "ratio", "basis", "estimator", "configuration", "auroc", "ci_low",
+           "ci_high", "n_train", "n_test", "d"]
 glue_text("csv_link", save_csv(trials[columns], page, text="Download every trial of this page (CSV)") + "; "
           + save_csv(defects.drop(columns="interval"), "10_datasets_defects", page.download_dir,
                      text="the per-defect AUROCs (CSV)"))
@@ -241,7 +242,8 @@ for name in page.names:
     r = verdict_of(name, f"MVG, {npca}", f"MVG, {none_}")
     q = verdict_of(name, f"MVG, {npca}", f"MVG, {pca}")
     npca_lines.append(f"- **{name}**: NPCA 50 % against no reduction is {r.verdict}, and "
-                      f"{gain_statement((r.ci_low, r.ci_high), paper_gain, level=r.level)}; against PCA 50 % it is {q.verdict}.")
+                      f"{gain_statement((r.ci_low, r.ci_high), paper_gain, level=r.level)}; against PCA 50 % it is "
+                      f"{q.verdict} ({BOOK_FAMILY.describe()}).")
     e = verdict_of(name, f"MVG, {npca}", f"1-NN, {npca}")
     est_lines.append(f"{name} {e.verdict} ({ci_text(e['diff'], e.ci_low, e.ci_high)})")
 glue_text("depth_lines", "\n".join(depth))

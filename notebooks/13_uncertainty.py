@@ -29,7 +29,7 @@ backbone = "tf_efficientnet_lite0"  # any of tad.backbones.BACKBONES whose weigh
 input_size = None                   # None means the weights' native size
 pooling = "avg"
 n_folds = 5                         # disjoint training folds, each fitted alone
-alpha = 0.05                        # family-wise error rate of the comparisons (Holm)
+alpha = 0.05                        # family-wise error rate of the book's family of comparisons (tad.stats.BOOK_FAMILY)
 device = "cpu"
 cache_dir = None                    # None means $TAD_CACHE (the shared feature cache), else ~/.cache/tad
 n_boot = 1000
@@ -37,6 +37,7 @@ seed = 0
 
 # %% tags=["hide-input"]
 import warnings
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -48,7 +49,7 @@ from tad.page import format_value, glue_text, glue_value, open_page, save_csv, s
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import NullSpaceWarning
-from tad.stats import auroc_ci, compare_pairs, gain_statement, mean_sem
+from tad.stats import BOOK_FAMILY, auroc_ci, compare, gain_statement, mean_sem
 from tad.sweep import fold_scores, score, split_features
 
 page = open_page("13_uncertainty", data_root=data_root, classes=classes, backbone=backbone,
@@ -158,24 +159,24 @@ fold_table.round(3)
 #
 # Two configurations scored on the same test images are compared by DeLong's test ({term}`paired comparison`:
 # the images' shared difficulty cancels), with an interval of the difference that stays open at AUROC 1
-# (MOVER from `auroc_ci`). The three comparisons per data set form a family: Holm's correction keeps the chance
-# of any false "higher"/"lower" in it at most `alpha`, and the intervals hold simultaneously
-# (`tad.stats.compare_pairs`). Beside each: is a gain as large as the paper's excluded?
+# (MOVER from `auroc_ci`). Each is one of the book's declared family of comparisons, tested at that family's
+# Bonferroni level (`tad.stats.compare`, `tad.stats.BOOK_FAMILY`): the chance of any false "higher"/"lower" in
+# the family is at most `alpha`, the intervals hold simultaneously, and a comparison gets the same verdict on
+# every page that makes it ({glue:text}`family`). Beside each: is a gain as large as the paper's established,
+# excluded or neither?
 
 # %% tags=["hide-input"]
-frames = []
+family = replace(BOOK_FAMILY, alpha=alpha)
+rows = []
 for s in page.splits:
-    table = compare_pairs(labels[s.name], {k: v for (d, k), v in scores.items() if d == s.name},
-                          [(a, b) for a, b, _ in PAIRS.values()], alpha=alpha)
-    table.insert(0, "comparison", list(PAIRS))
-    table.insert(0, "dataset", s.name)
-    level = 1 - alpha / len(PAIRS)
-    table["paper gain"] = [g for _, _, g in PAIRS.values()]
-    table["the paper's gain"] = [gain_statement((lo, hi), g, level=level) if abs(g) > 1e-9
-                                 else "the paper reports no difference"
-                                 for lo, hi, g in zip(table.ci_low, table.ci_high, table["paper gain"])]
-    frames.append(table)
-comparisons = pd.concat(frames, ignore_index=True)
+    for comparison, (a, b, gain) in PAIRS.items():
+        c = compare(labels[s.name], scores[s.name, a], scores[s.name, b], family=family)
+        rows.append({"dataset": s.name, "comparison": comparison, "a": a, "b": b, "diff": c.diff,
+                     "ci_low": c.ci_low, "ci_high": c.ci_high, "p": c.p, "verdict": c.verdict, "paper gain": gain,
+                     "the paper's gain": gain_statement((c.ci_low, c.ci_high), gain, level=c.level)
+                     if abs(gain) > 1e-9 else "the paper reports no difference"})
+glue_text("family", family.describe())
+comparisons = pd.DataFrame(rows)
 n_clear = int((comparisons.verdict != "within noise").sum())
 glue_value("n_comparisons", len(comparisons), "count")
 glue_value("n_clear", n_clear, "count")
@@ -184,7 +185,7 @@ excluded = comparisons["the paper's gain"].str.contains(" is excluded")
 glue_value("n_excluded", int(excluded.sum()), "count")
 glue_value("n_gain_tested", int((comparisons["paper gain"].abs() > 1e-9).sum()), "count")
 glue_text("csv_link", save_csv(comparisons.round(4), page))
-show_table(comparisons[["dataset", "comparison", "diff", "ci_low", "ci_high", "p_holm", "verdict",
+show_table(comparisons[["dataset", "comparison", "diff", "ci_low", "ci_high", "p", "verdict",
                         "the paper's gain"]].round(3))
 
 # %% [markdown]

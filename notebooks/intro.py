@@ -77,9 +77,10 @@ FINDINGS = [  # (page, sentence with {page/name} references to that build's glue
     ("07_backbones", "{07_backbones/skipped} {07_backbones/vs_paper}"),
     ("07b_baselines", "Against simple baselines: {07b_baselines/n_higher} of {07b_baselines/n_cmp} comparisons "
                       "favour a baseline beyond noise, {07b_baselines/n_lower} favour the pretrained features."),
-    ("08_grid", "Over {08_grid/n_configs} configurations the best mean AUROC is {08_grid/best_config} "
-                "({08_grid/best_auroc}); {08_grid/n_tied} configurations tie with it within noise. The paper's "
-                "choice ({08_grid/paper_config}) ranks {08_grid/paper_rank} of {08_grid/n_configs} at "
+    ("08_grid", "Over {08_grid/n_configs} configurations ({08_grid/n_models} distinct models) the best mean AUROC "
+                "is {08_grid/best_config} ({08_grid/best_auroc}); {08_grid/n_tied} distinct models tie with it "
+                "within noise. The paper's choice ({08_grid/paper_config}) ranks {08_grid/paper_rank} of "
+                "{08_grid/n_models} at "
                 "{08_grid/paper_auroc} and "
                 "{08_grid/paper_ties}."),
     ("08b_selection", "Chosen on training images only, the configuration's mean test AUROC is "

@@ -28,7 +28,7 @@ from tad.estimators import MVG, make_estimator
 from tad.evaluate import auroc
 from tad.reduce import DEFAULT_BASIS, NullSpaceWarning, PrincipalAxes, kept_axes, null_axes, spectrum
 from tad.stats import auroc_ci
-from tad.sweep import score
+from tad.trial import score
 
 
 def axis_groups(eigenvalues: np.ndarray, ratio: float = 0.5) -> dict[str, slice]:

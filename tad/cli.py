@@ -57,14 +57,20 @@ def main(argv: list[str] | None = None) -> int:
 # --- commands ----------------------------------------------------------------------------------
 
 def _layers(args: argparse.Namespace) -> int:
-    from tad.sweep import evaluate_config
+    from tad.features import split_features
+    from tad.trial import Trial, layer_names, run_trials
 
     _check_paths(args)
     split, bb = _split(args, args.category), _backbone(args)
+    trials = [Trial(layer, args.pooling, args.reduction, _ratio(args), args.basis, args.estimator)
+              for layer in layer_names(bb)]
     _extract(split, bb, args)
-    layers = [*range(1, bb.n_layers + 1), "all"]
-    rows = [evaluate_config(args.category, root=args.data, backbone=bb, layer=layer, **_config(args))
-            for layer in layers]
+    train, test = split_features(split, bb, input_size=args.input_size, cache_dir=args.cache, device=args.device,
+                                 batch_size=args.batch_size)
+    table, _ = run_trials(train, test, split.test_labels, trials, backbone=bb, dataset=split.name)
+    provenance = {"weights": f"{bb.weights['tag']} ({bb.weights['source']})", "data": split.source,
+                  "input_size": args.input_size or bb.input_size}
+    rows = [{**row, **provenance} for row in table.to_dict("records")]
     _append(args.results, rows, split)
     import pandas as pd
 
@@ -76,12 +82,11 @@ def _layers(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tad.backbones import parse_layers
-    from tad.sweep import evaluate_config
+    from tad.trial import evaluate_config, resolve_layer
 
     _check_paths(args)
     split, bb = _split(args, args.category), _backbone(args)
-    parse_layers(bb, args.layer)  # before the extraction, not after
+    resolve_layer(bb, args.layer)  # before the extraction, not after
     _extract(split, bb, args)
     row = evaluate_config(args.category, root=args.data, backbone=bb, layer=args.layer,
                           **_config(args))
@@ -93,6 +98,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _grid(args: argparse.Namespace) -> int:
     from tad.sweep import REDUCTIONS, run_grid
+    from tad.trial import layer_names
 
     if args.preset:
         return _preset(args)
@@ -101,7 +107,7 @@ def _grid(args: argparse.Namespace) -> int:
     _check_paths(args)
     splits = [_split(args, c) for c in args.categories]
     bb = _backbone(args)
-    layers = args.layers or [*range(1, bb.n_layers + 1), "all"]
+    layers = args.layers or layer_names(bb)
     reductions = args.reductions or REDUCTIONS
     if "flow" in args.estimators:
         from tad import cost
@@ -481,7 +487,9 @@ def _run_options(sp: argparse.ArgumentParser) -> None:
                     help="images per forward pass; lower it if memory runs out (default: 32, fewer above 512 px: "
                          "8 at 1024 px)")
     sp.add_argument("--basis", default=DEFAULT_BASIS, choices=BASES,
-                    help="what --ratio is a share of: all feature dimensions (dims) or the training rank (rank)")
+                    help="how --ratio meets the training null space: block (default, the book's one reading: the null "
+                         "space kept or dropped whole), dims (the paper's literal share of all dimensions) or rank "
+                         "(a share of the axes with training variance)")
     sp.add_argument("--cache", type=Path, default=default_cache(), help="feature cache folder (env TAD_CACHE)")
     sp.add_argument("--device", default=None,
                     help="torch device for the backbone: cpu, cuda, cuda:1, mps (default: cuda when present, else cpu)")
@@ -511,7 +519,7 @@ def _layers_options(sp: argparse.ArgumentParser) -> None:
 
 def _evaluate_options(sp: argparse.ArgumentParser) -> None:
     _trial_options(sp)
-    sp.add_argument("--layer", default="7", help="layer number (1 = shallowest) or 'all'")
+    sp.add_argument("--layer", default="7", help="layer number (1 = shallowest), 'last' or 'all'")
     _debug_option(sp)
     sp.set_defaults(run=_evaluate)
 
@@ -534,7 +542,7 @@ def _grid_options(sp: argparse.ArgumentParser) -> None:
                     help="JSON-lines results file: appended to; trials already in it are skipped "
                          "(required unless --dry-run)")
     sp.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
-                    help="layer numbers and/or 'all' (default: every layer of --backbone and 'all')")
+                    help="layer numbers, 'last' and/or 'all' (default: every layer of --backbone and 'all')")
     sp.add_argument("--reductions", nargs="+", type=_reduction, default=None, metavar="METHOD[:RATIO]",
                     help="e.g. npca:0.5 pca:0.1 none (default: the paper's 11: none, pca and npca at 0.1..0.5)")
     sp.add_argument("--poolings", nargs="+", default=["avg"], choices=POOLING_CHOICES, metavar="POOLING",

@@ -27,7 +27,7 @@ from tad.data import DataError, Split, load_mask
 from tad.estimators import ESTIMATORS, knn_distance, ledoit_wolf_precision, mahalanobis_sq, n_neighbours
 from tad.evaluate import auroc, pixel_auroc, pro_score
 from tad.features import backbone_outputs, cache_key, resolve_input_size
-from tad.reduce import PrincipalAxes, check_reduction
+from tad.reduce import DEFAULT_BASIS, PrincipalAxes, check_reduction
 
 # Bump when anything that changes map values changes (layer resizing, dtype).
 MAPS_VERSION = 1
@@ -100,14 +100,18 @@ class PatchModel(BaseEstimator):
         ``"knnK"``: mean Euclidean distance to the K nearest training patches (`tad.estimators.knn_distance`,
         exhaustive search, no coreset).
     reduction : {"npca", "pca", "none"}
-        As `tad.reduce.Reducer` with ``basis="dims"``: keep ``round(ratio * C)`` of the smallest (NPCA) or
-        largest (PCA) variance axes of the training patches.
+        As `tad.reduce.Reducer`: keep ``round(ratio * C)`` of the smallest (NPCA) or largest (PCA) variance
+        axes of the training patches, read by ``basis``.
     ratio : float in (0, 1]
     shared : bool
         False: one reduction and one estimator per position, fitted on the ``n_train`` patches at that
         position (a k-NN then searches the same position only). True: one of each for all positions, fitted
         on all ``n_train * H' * W'`` patches (for k-NN: the nearest training patch from any position, as
         PatchCore without coreset).
+    basis : one of `tad.reduce.BASES`
+        How the ratio meets the training null space of a group (n_train <= C per position), see
+        `tad.reduce.kept_axes`; default the book's one reading, `tad.reduce.DEFAULT_BASIS`. It is the same
+        as the paper's ``"dims"`` wherever a group has more patches than channels.
 
     Attributes
     ----------
@@ -128,18 +132,19 @@ class PatchModel(BaseEstimator):
     """
 
     def __init__(self, estimator: str = "mvg", reduction: str = "npca", ratio: float = 0.5,
-                 shared: bool = False) -> None:
+                 shared: bool = False, basis: str = DEFAULT_BASIS) -> None:
         self.estimator = estimator
         self.reduction = reduction
         self.ratio = ratio
         self.shared = shared
+        self.basis = basis
 
     @_one_blas_thread
     def fit(self, maps: np.ndarray, y: None = None) -> PatchModel:
         """Fit on good training maps of shape (n_train, H', W', C)."""
         if self.estimator not in PATCH_ESTIMATORS:
             raise ValueError(f"estimator {self.estimator!r} not in {PATCH_ESTIMATORS}")
-        check_reduction(self.reduction, self.ratio, "dims")
+        check_reduction(self.reduction, self.ratio, self.basis)
         if not isinstance(self.shared, (bool, np.bool_)):
             raise ValueError(f"shared {self.shared!r} must be a bool")
         maps = _check_maps(maps, "maps")
@@ -156,7 +161,7 @@ class PatchModel(BaseEstimator):
         self.components_ = None
         if self.reduction != "none":
             axes = PrincipalAxes.fit(X)  # one decomposition per group, batched
-            self.components_ = axes.components(axes.view(self.reduction, self.ratio, "dims"))
+            self.components_ = axes.components(axes.view(self.reduction, self.ratio, self.basis))
         Z = self._reduce(X)
         if self.estimator == "mvg":
             self.location_, _, self.precision_, self.shrinkage_ = ledoit_wolf_precision(Z)

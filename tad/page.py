@@ -337,9 +337,13 @@ CONFIG_COLUMNS = ("backbone", "layer", "pooling", "reduction", "ratio", "estimat
 
 def rank_configs(df: pd.DataFrame, sizes: Mapping[str, tuple[int, int]], *,
                  by: Sequence[str] = CONFIG_COLUMNS, level: float = 0.95) -> pd.DataFrame:
-    """Configurations ranked by mean AUROC over the data sets, each marked whether it ties with the best.
+    """Distinct models ranked by mean AUROC over the data sets, each marked whether it ties with the best.
 
-    Only configurations run on every data set of ``df`` are ranked. Each trial's standard error is the
+    Only configurations run on every data set of ``df`` are ranked. Configurations that are the same model
+    on every data set (`tad.trial.model_key`: same layer and pooling, same kept principal axes, same
+    estimator; e.g. NPCA 10-50 % under the block reading wherever ``round(r d)`` lies inside the training
+    null space) are one row, the first of them in ``df``'s order standing for all, so ranks and ties count
+    distinct models. Each trial's standard error is the
     wider side of its `tad.stats.auroc_ci` interval divided by the normal quantile ``z`` (so it stays
     nonzero at AUROC 1, where a bootstrap's is 0); the mean over ``k`` data sets has standard error
     ``sqrt(sum se**2) / k``. A configuration is ``within_noise`` of the best when
@@ -363,7 +367,9 @@ def rank_configs(df: pd.DataFrame, sizes: Mapping[str, tuple[int, int]], *,
     -------
     DataFrame
         Index ``rank`` 1..n (best first; equal means keep their order in ``df``); columns ``by``, auroc
-        (mean), se, worst_class (lowest AUROC), within_noise, and basis_dependent when ``df`` has it.
+        (mean), se, worst_class (lowest AUROC), within_noise, n_configs (configurations merged into this
+        model), same_as (their labels, `config_label`, "; "-joined) and basis_dependent when ``df`` has it.
+        ``attrs["n_configs"]``: configurations ranked before merging.
     """
     from scipy.stats import norm
 
@@ -382,14 +388,26 @@ def rank_configs(df: pd.DataFrame, sizes: Mapping[str, tuple[int, int]], *,
            "n": ("dataset", "nunique")}
     if "basis_dependent" in df:
         agg["basis_dependent"] = ("basis_dependent", "any")
+    from tad.trial import model_key, with_model_columns
+
+    trials["_model"] = [model_key(r) for r in with_model_columns(df).to_dict("records")]
+    agg["_models"] = ("_model", frozenset)
     ranked = trials.groupby(list(by), dropna=False, sort=False).agg(**agg).reset_index()
     k = df["dataset"].nunique()
     ranked = ranked[ranked.n == k].drop(columns="n")
+    n_configs = len(ranked)
+    labels = [config_label(r) if {"layer", "pooling", "reduction", "estimator"} <= set(r.index) else ""
+              for _, r in ranked.iterrows()]
+    ranked = ranked.assign(_label=labels)
+    merged = ranked.groupby("_models", sort=False)
+    ranked = merged.head(1).assign(n_configs=merged["_label"].transform("size"),
+                                   same_as=merged["_label"].transform("; ".join)).drop(columns=["_models", "_label"])
     ranked["se"] = np.sqrt(ranked["se"]) / k
     ranked = ranked.sort_values("auroc", ascending=False, kind="stable").reset_index(drop=True)
     best = ranked.iloc[0]
     ranked["within_noise"] = best.auroc - ranked.auroc <= z * np.sqrt(best.se ** 2 + ranked.se ** 2)
     ranked.index = pd.RangeIndex(1, len(ranked) + 1, name="rank")
+    ranked.attrs["n_configs"] = n_configs
     return ranked
 
 

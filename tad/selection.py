@@ -19,7 +19,8 @@ from sklearn.model_selection import KFold
 
 from tad.data import load_image
 from tad.evaluate import auroc
-from tad.sweep import score
+from tad.reduce import DEFAULT_BASIS
+from tad.trial import score
 
 Candidate = tuple[np.ndarray, np.ndarray, str, "float | None", str]  # train, pseudo, reduction, ratio, estimator
 
@@ -77,7 +78,7 @@ def pseudo_anomaly_images(paths: Sequence[str | Path], out_dir: str | Path | Non
 
 
 def validation_auroc(train: np.ndarray, pseudo: np.ndarray, reduction: str, ratio: float | None,
-                     estimator: str, *, n_folds: int = 5, basis: str = "dims", seed: int = 0,
+                     estimator: str, *, n_folds: int = 5, basis: str = DEFAULT_BASIS, seed: int = 0,
                      flow_params: dict | None = None) -> float:
     """Mean over validation folds of the AUROC of held-out good training rows vs their pseudo-anomalies.
 
@@ -110,7 +111,7 @@ def validation_auroc(train: np.ndarray, pseudo: np.ndarray, reduction: str, rati
     return float(np.mean(aurocs))
 
 
-def select_config(candidates: Mapping[Hashable, Candidate], *, n_folds: int = 5, basis: str = "dims",
+def select_config(candidates: Mapping[Hashable, Candidate], *, n_folds: int = 5, basis: str = DEFAULT_BASIS,
                   seed: int = 0, flow_params: dict | None = None) -> tuple[Hashable, pd.Series]:
     """The configuration with the highest `validation_auroc`: chosen without test images or labels.
 
@@ -158,7 +159,7 @@ def validation_ties(validation: pd.Series, *, tol: float = 1e-9) -> list[Hashabl
 
 
 def out_of_fold_scores(train: np.ndarray, reduction: str, ratio: float | None, estimator: str, *,
-                       n_folds: int = 5, basis: str = "dims", seed: int = 0,
+                       n_folds: int = 5, basis: str = DEFAULT_BASIS, seed: int = 0,
                        flow_params: dict | None = None) -> np.ndarray:
     """Each training row's score from a fit on the other folds (cross-fitted), for `good_threshold`.
 

@@ -3,11 +3,17 @@
 Labels and scores in; out come an AUROC interval that stays honest at AUROC 1 (`auroc_ci`), per-defect
 AUROCs, DeLong comparisons of two scorings of the same images with Holm's correction over a family, the
 wording rules the pages draw conclusions with (`verdict`, `gain_statement`), and mean +- SEM over folds.
+
+The comparison policy of the book is `compare` with `BOOK_FAMILY`: every paired comparison of two
+configurations on the same test images is one of a declared family, tested at the Bonferroni level of that
+family, so its verdict depends on the comparison alone, never on which other comparisons a page makes: the
+same comparison has one verdict wherever it appears.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,6 +23,55 @@ from scipy.stats import norm
 from tad.evaluate import auroc, check_1d
 
 VERDICTS = ("higher", "lower", "within noise")
+GAIN_OUTCOMES = ("established", "excluded", "neither established nor excluded")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A declared family of paired comparisons and its family-wise error rate.
+
+    Each comparison of the family is tested at ``alpha / size`` (Bonferroni): the family-wise error rate is
+    at most ``alpha`` whatever the dependence between comparisons, and a comparison's verdict depends on
+    itself alone (unlike Holm's, which depends on the family's other p-values).
+
+    Attributes
+    ----------
+    name : str
+        What the family is, in words.
+    size : int
+        Number of comparisons in it, >= 1.
+    alpha : float
+        Family-wise error rate, in (0, 1).
+    """
+
+    name: str
+    size: int
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ValueError(f"family size {self.size!r} must be an int >= 1")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"family alpha {self.alpha!r} must lie in (0, 1)")
+
+    @property
+    def level(self) -> float:
+        """Coverage of each comparison's interval: ``1 - alpha / size``."""
+        return 1 - self.alpha / self.size
+
+    def describe(self) -> str:
+        """The family as printed beside a verdict, e.g. "family: ..., 8 comparisons, error rate 5 %, each at 99.4 %"."""
+        return (f"family: {self.name}, {self.size} comparisons per data set, family-wise error rate "
+                f"{100 * self.alpha:g} %; each interval at {_percent(self.level)}")
+
+
+# The book's headline comparisons (the paper's claims, and the selection page's chosen-vs-best), each tested per
+# data set as one paired comparison of two configurations on the same test images; every page's verdict on one
+# of them uses this family, so each has one verdict in the whole book.
+HEADLINE_COMPARISONS = ("last layer vs all layers", "NPCA 50 % vs no reduction", "PCA 50 % vs no reduction",
+                "NPCA 50 % vs PCA 50 %", "MVG vs 1-NN", "average vs max pooling", "augmentation vs none",
+                "EfficientNet-B5 vs the reference backbone", "chosen vs best configuration")
+BOOK_FAMILY = Family("the book's headline comparisons (tad.stats.HEADLINE_COMPARISONS)", len(HEADLINE_COMPARISONS))
 
 
 def auroc_ci(labels: ArrayLike, scores: ArrayLike, *, level: float = 0.95) -> tuple[float, float]:
@@ -250,6 +305,52 @@ def compare_pairs(labels: ArrayLike, scores: Mapping[str, ArrayLike], pairs: Seq
     return table
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """A paired comparison of two scorings of the same images under a `Family`: ``AUROC(a) - AUROC(b)``.
+
+    Attributes
+    ----------
+    diff, ci_low, ci_high, p : float
+        As `delong_test` at the family's level; ``p`` unadjusted.
+    level : float
+        The interval's coverage (`Family.level`).
+    verdict : str
+        One of `VERDICTS`: "higher" / "lower" only when the interval excludes 0 and ``p < alpha / size``.
+    family : str
+        `Family.describe`, to print beside the verdict.
+    """
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    p: float
+    level: float
+    verdict: str
+    family: str
+
+    def text(self, digits: int = 3) -> str:
+        """E.g. "higher (+0.012, 99.4 % interval [0.003, 0.021]; family: ...)"."""
+        sign = "−" if self.diff < 0 else "+"
+        return (f"{self.verdict} ({sign}{abs(self.diff):.{digits}f}, {_percent(self.level)} interval "
+                f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]; {self.family})")
+
+
+def compare(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
+            family: Family = BOOK_FAMILY) -> Comparison:
+    """The book's one paired comparison: ``AUROC(a) - AUROC(b)`` on the same images, verdict under ``family``.
+
+    `delong_test` at the family's Bonferroni level ``1 - alpha / size``; the verdict is "higher" or "lower"
+    only when its interval (MOVER, open at AUROC 1) excludes 0 and DeLong's p is below ``alpha / size``, so
+    the family-wise error rate is at most ``alpha``. The verdict depends on this comparison alone: wherever
+    the book makes it, with the same family, it reads the same.
+    """
+    diff, low, high, p = delong_test(labels, scores_a, scores_b, level=family.level)
+    by_p = verdict(diff, p=p, alpha=family.alpha / family.size)
+    word = by_p if by_p == verdict(diff, interval=(low, high)) else "within noise"
+    return Comparison(diff, low, high, p, family.level, word, family.describe())
+
+
 def verdict(diff: float, *, p: float | None = None, interval: tuple[float, float] | None = None,
             alpha: float = 0.05) -> str:
     """The word a page may use for a difference ``a - b``: "higher", "lower" or "within noise".
@@ -281,25 +382,39 @@ def verdict(diff: float, *, p: float | None = None, interval: tuple[float, float
     return "higher" if diff > 0 else "lower"
 
 
-def gain_statement(interval: tuple[float, float], gain: float, *, level: float = 0.95,
-                   digits: int = 3) -> str:
-    """Whether an interval of ``AUROC(a) - AUROC(b)`` excludes a difference as large as ``gain``.
+def gain_outcome(interval: tuple[float, float], gain: float) -> str:
+    """What an interval of ``AUROC(a) - AUROC(b)`` says of a difference as large as ``gain``: one of `GAIN_OUTCOMES`.
 
-    A gain (``gain > 0``) is excluded when the interval's upper end is below it; a loss (``gain < 0``)
-    when the lower end is above it.
-
-    Returns
-    -------
-    str
-        E.g. "a gain as large as 0.020 is excluded (95 % interval of the difference: [-0.011, 0.014])".
+    For a gain (``gain > 0``): "excluded" when the interval's upper end is below it, "established" when its
+    lower end is at or above it (a gain at least that large), else "neither established nor excluded". A
+    loss (``gain < 0``) mirrored: excluded when the lower end is above it, established when the upper end
+    is at or below it.
     """
     low, high = interval
     if gain == 0 or low > high:
         raise ValueError(f"gain must be nonzero and interval (low, high) ordered; got {gain!r}, {interval!r}")
-    excluded = high < gain if gain > 0 else low > gain
+    if gain > 0:
+        return "excluded" if high < gain else "established" if low >= gain else GAIN_OUTCOMES[2]
+    return "excluded" if low > gain else "established" if high <= gain else GAIN_OUTCOMES[2]
+
+
+def gain_statement(interval: tuple[float, float], gain: float, *, level: float = 0.95,
+                   digits: int = 3) -> str:
+    """`gain_outcome` in words, with the interval.
+
+    Returns
+    -------
+    str
+        E.g. "a gain as large as 0.020 is excluded (95 % interval of the difference: [-0.011, 0.014])",
+        "a loss at least as large as 0.009 is established (...)", "a gain as large as 0.020 is neither
+        established nor excluded (...)".
+    """
+    outcome = gain_outcome(interval, gain)
+    low, high = interval
     kind = "gain" if gain > 0 else "loss"
-    return (f"a {kind} as large as {abs(gain):.{digits}f} is {'excluded' if excluded else 'not excluded'} "
-            f"({round(100 * level, 1):g} % interval of the difference: [{low:.{digits}f}, {high:.{digits}f}])")
+    size = "at least as large as" if outcome == "established" else "as large as"
+    return (f"a {kind} {size} {abs(gain):.{digits}f} is {outcome} "
+            f"({_percent(level)} interval of the difference: [{low:.{digits}f}, {high:.{digits}f}])")
 
 
 def mean_sem(values: ArrayLike) -> tuple[float, float]:
@@ -325,6 +440,10 @@ def _delong(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndar
     v10, v01 = psi.mean(axis=2), psi.mean(axis=1)  # per anomalous image, per good image
     cov = np.cov(v10).reshape(len(scores), -1) / v10.shape[1] + np.cov(v01).reshape(len(scores), -1) / v01.shape[1]
     return v10.mean(axis=1), cov
+
+
+def _percent(level: float) -> str:
+    return f"{round(100 * level, 1):g} %"
 
 
 def _check_level(level: float) -> None:

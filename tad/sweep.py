@@ -1,140 +1,40 @@
-"""Trials of the study: one configuration to one image AUROC, and resumable grids of them.
+"""Resumable grids of trials: the orchestration around `tad.trial`.
 
-`evaluate_config` is the one call from a data folder to an AUROC. `run_grid` runs many trials on cached
-features, on every core or a Dask cluster, computing each principal-axis decomposition once and slicing it
-for every PCA/NPCA ratio; its rows are appended to a results table (`tad.results`) as they finish, so a
-killed grid resumes where it stopped.
+`run_grid` runs many trials (`tad.trial.score_group`: one principal-axis decomposition per feature matrix,
+sliced for every PCA/NPCA ratio) on cached features, on every core or a Dask cluster; its rows are appended
+to a results table (`tad.results`) as they finish, so a killed grid resumes where it stopped. The trial
+functions (`score`, `fold_scores`, `score_group`, `evaluate_config`) live in `tad.trial` and are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold
 from tqdm import tqdm
 
 from tad import cost
-from tad.backbones import Backbone, load_backbone, parse_layers
-from tad.data import Split, load_split
-from tad.estimators import ESTIMATORS, make_estimator
-from tad.evaluate import auroc, bootstrap_ci
-from tad.features import POOLING_CHOICES, select, split_features
-from tad.reduce import DEFAULT_BASIS, PrincipalAxes, check_reduction, warn_basis_dependent
+from tad.backbones import Backbone
+from tad.data import Split
+from tad.estimators import ESTIMATORS
+from tad.features import select, split_features
+from tad.reduce import DEFAULT_BASIS
 from tad.results import KEY, Appender, data_key, read_rows, trial_key  # noqa: F401 - KEY re-exported
+from tad.stats import score_interval
+from tad.trial import (CI_METHOD, Trial, evaluate_config, fold_scores, layer_names,  # noqa: F401 - re-exported
+                       resolve_layer, score, score_group, with_model_columns)
 
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
 # The paper's 11 reductions: PCA and NPCA at 10-50 %, and none.
 REDUCTIONS: tuple[tuple[str, float | None], ...] = (
     (("none", None),) + tuple(("pca", r) for r in RATIOS) + tuple(("npca", r) for r in RATIOS)
 )
-
-
-def score(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
-          *, basis: str = DEFAULT_BASIS, seed: int = 0, flow_params: dict | None = None) -> np.ndarray:
-    """Anomaly scores of ``test`` rows after reducing and fitting on ``train`` (good images only).
-
-    Warns (`tad.reduce.NullSpaceWarning`) when the reduction keeps part of the training null space, so the
-    scores depend on an arbitrary basis of it (possible with ``basis="dims"`` when n_train <= d).
-
-    Parameters
-    ----------
-    train : ndarray of shape (n_train, d)
-    test : ndarray of shape (n_test, d)
-    reduction : {"none", "pca", "npca"}
-    ratio : float in (0, 1] or None (for "none")
-    estimator : one of `tad.estimators.ESTIMATORS`
-    basis : one of `tad.reduce.BASES`
-        How the ratio meets the training null space, see `tad.reduce.kept_axes`.
-
-    Returns
-    -------
-    ndarray of shape (n_test,), higher = more anomalous
-    """
-    check_reduction(reduction, ratio, basis)
-    if reduction != "none":
-        axes = PrincipalAxes.fit(train)
-        view = axes.view(reduction, ratio, basis)
-        warn_basis_dependent([view], f"{estimator} on {len(train)} training rows of {train.shape[1]} features: ")
-        train, test = axes.project(train, view), axes.project(test, view)
-    return make_estimator(estimator, seed=seed, **(flow_params or {})).fit(train).score_samples(test)
-
-
-def fold_scores(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
-                *, n_folds: int = 5, basis: str = DEFAULT_BASIS, seed: int = 0,
-                flow_params: dict | None = None) -> np.ndarray:
-    """Scores of ``test`` from `score` fitted on each of ``n_folds`` disjoint folds of the training rows.
-
-    The training rows are split into ``n_folds`` shuffled folds (`sklearn.model_selection.KFold`, seeded)
-    and fit ``i`` sees fold ``i`` only, so no two fits share a training image and each sees about
-    ``n_train / n_folds`` of them. Fits on overlapping subsets (e.g. each fold's complement, 60 % shared
-    pairwise with 5 folds) would agree partly because they share images, understating how much a result
-    depends on which good images were available; disjoint fits are independent given the test set, so
-    `tad.stats.mean_sem` of their AUROCs is an honest mean +- SEM (as Rippel et al. report), for a
-    training set ``n_folds`` times smaller than the full one.
-
-    Returns
-    -------
-    ndarray of shape (n_folds, n_test)
-    """
-    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or not 2 <= n_folds <= len(train):
-        raise ValueError(f"n_folds {n_folds!r} must be an int from 2 to the number of training rows ({len(train)})")
-    folds = KFold(n_folds, shuffle=True, random_state=seed).split(train)
-    return np.stack([score(train[fold], test, reduction, ratio, estimator, basis=basis, seed=seed,
-                           flow_params=flow_params) for _, fold in folds])
-
-
-def evaluate_config(
-    category: str,
-    *,
-    root: str | Path | None = None,
-    backbone: str | Backbone = "tf_efficientnet_lite0",
-    layer: int | str = 7,
-    pooling: str = "avg",
-    reduction: str = "npca",
-    ratio: float | None = 0.5,
-    basis: str = DEFAULT_BASIS,
-    estimator: str = "mvg",
-    input_size: int | None = None,
-    cache_dir: str | Path | None = None,
-    device: str = "cpu",
-    batch_size: int = 32,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict:
-    """Image AUROC of one configuration on one category: the whole pipeline in one call.
-
-    Warns (`tad.reduce.NullSpaceWarning`) when the reduction keeps part of the training null space (see
-    `score_group`).
-
-    Returns
-    -------
-    dict
-        The row of `score_group` (``auroc``, ``ci_low``, ``ci_high`` (bootstrap, 95 %), the configuration,
-        sizes, null-space counts) and provenance: ``weights`` (timm tag and source), ``data`` (where the
-        images came from), ``input_size``.
-    """
-    _check_choices("pooling", [pooling], POOLING_CHOICES)
-    _check_choices("estimator", [estimator], ESTIMATORS)
-    check_reduction(reduction, ratio, basis)
-    split = load_split(category, root, seed=seed)
-    bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
-    parse_layers(bb, layer)  # fail before the extraction, not after
-    train, test = split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device,
-                                 batch_size=batch_size)
-    X, Y = select(train, layer, pooling, bb), select(test, layer, pooling, bb)
-    config = {"dataset": split.name, "backbone": bb.name, "layer": str(layer), "pooling": pooling,
-              "reduction": reduction, "ratio": ratio, "basis": basis, "estimator": estimator}
-    row = next(score_group(X, Y, split.test_labels, [config], n_boot=n_boot, seed=seed))
-    return {**row, "weights": f"{bb.weights['tag']} ({bb.weights['source']})", "data": split.source,
-            "input_size": input_size or bb.input_size}
 
 
 def run_grid(
@@ -153,7 +53,6 @@ def run_grid(
     cache_dir: str | Path | None = None,
     device: str = "cpu",
     batch_size: int = 32,
-    n_boot: int = 1000,
     seed: int = 0,
     flow_params: dict | None = None,
     progress: bool = True,
@@ -184,14 +83,12 @@ def run_grid(
     backbone : Backbone
     results : path
         JSON-lines file of results; created if missing.
-    layers : sequence of int or "all", optional
-        Default every layer of the backbone and ``"all"``.
+    layers : sequence of int, "all" or "last", optional
+        Default every layer of the backbone and ``"all"`` (`tad.trial.layer_names`).
     poolings, reductions, estimators, basis
         The choices to cross; see `POOLING_CHOICES`, `REDUCTIONS`, `ESTIMATORS`, `tad.reduce.BASES`.
     input_size, noise_std, n_augment, cache_dir, device, batch_size
         Feature extraction, see `tad.features.split_features`.
-    n_boot : int
-        Bootstrap resamples for each trial's confidence interval.
     flow_params : dict, optional
         Passed to `tad.estimators.Flow`.
     progress : bool
@@ -211,17 +108,16 @@ def run_grid(
     -------
     DataFrame
         One row per trial of this grid on the splits' current data (computed now or found in ``results``),
-        in the order of the grid; none of other grids or other data. A trial that raised has no row: it is
+        in the order of the grid; none of other grids or other data. Rows found in ``results`` from
+        before rows stored `tad.stats.auroc_ci` get it here (it depends only on the AUROC and the
+        test-set sizes), so every row's ``ci_low``, ``ci_high`` is that interval, and their kept axes
+        (`tad.trial.with_model_columns`). A trial that raised has no row: it is
         reported by a `UserWarning` naming its configuration and error, and listed in
         ``DataFrame.attrs["failures"]`` (its configuration plus ``error``); a rerun tries it again.
     """
-    layers = list(layers) if layers is not None else [*range(1, backbone.n_layers + 1), "all"]
-    for lay in layers:
-        parse_layers(backbone, lay)
-    _check_choices("pooling", poolings, POOLING_CHOICES)
-    _check_choices("estimator", estimators, ESTIMATORS)
-    for method, ratio in reductions:
-        check_reduction(method, ratio, basis)
+    layers = [resolve_layer(backbone, lay) for lay in (layer_names(backbone) if layers is None else layers)]
+    trials = [Trial(lay, pool, method, ratio, basis, est, flow_params if est == "flow" else None)
+              for lay, pool, (method, ratio), est in itertools.product(layers, poolings, reductions, estimators)]
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers {workers!r}: expected a positive int, or None for every core")
     scheduler = scheduler or os.environ.get("TAD_SCHEDULER") or None
@@ -230,13 +126,10 @@ def run_grid(
             "n_augment": n_augment, "seed": seed,
             "weights": f"{backbone.weights['tag']} ({backbone.weights['source']})"}
     keys = {id(split): data_key(split) for split in splits}  # once per split: it reads every image file's stat
-    grid = [(split, [{**base, "dataset": split.name, "data_key": keys[id(split)], "layer": str(lay),
-                      "pooling": pool, "reduction": method, "ratio": ratio, "estimator": est,
-                      "estimator_params": _params(est, flow_params)}
-                     for lay, pool, (method, ratio), est
-                     in itertools.product(layers, poolings, reductions, estimators)]) for split in splits]
+    grid = [(split, [{**base, "dataset": split.name, "data_key": keys[id(split)], **t.config(backbone)}
+                     for t in trials]) for split in splits]
     wanted = [trial_key(c) for _, configs in grid for c in configs]
-    kw = dict(n_boot=n_boot, seed=seed, flow_params=flow_params)
+    kw = dict(seed=seed, flow_params=flow_params)
     failures: list[dict] = []
     with Appender(results) as out:
         todo = [(split, [c for c in configs if trial_key(c) not in out.keys]) for split, configs in grid]
@@ -280,7 +173,7 @@ def run_grid(
     if failures:
         warnings.warn(_failure_summary(failures), stacklevel=2)
     found = {trial_key(r): r for r in read_rows(Path(results))}
-    table = pd.DataFrame([found[k] for k in wanted if k in found])
+    table = with_model_columns(_with_score_intervals(pd.DataFrame([found[k] for k in wanted if k in found]), splits))
     table.attrs["failures"] = failures
     return table
 
@@ -326,41 +219,19 @@ def local_cluster(workers: int):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
 
 
-def score_group(X: np.ndarray, Y: np.ndarray, labels: np.ndarray, configs: Sequence[dict], *,
-                n_boot: int = 1000, seed: int = 0, flow_params: dict | None = None) -> Iterator[dict]:
-    """The result rows of trials that share one feature matrix (one data set, layer and pooling).
-
-    One eigen-decomposition and projection serves every PCA/NPCA ratio and basis of the group. Each config
-    holds ``reduction``, ``ratio``, ``basis`` and ``estimator`` (``dataset``, ``layer`` and ``pooling``, if
-    there, name the group in warnings); its row adds the AUROC, its interval, sizes, the seconds the trial
-    took, and the training null space: ``n_null`` (its dimension, ``d`` minus the rank, see
-    `tad.reduce.null_axes`), ``n_null_kept`` (kept axes inside it) and ``basis_dependent`` (True when the
-    reduction keeps part of it, so the AUROC depends on an arbitrary basis of it; see
-    `tad.analysis.null_basis_spread` for how much). One `tad.reduce.NullSpaceWarning` names the group's
-    basis-dependent reductions.
-    """
-    axes = PrincipalAxes.fit(X)
-    views = [axes.view(c["reduction"], c["ratio"], c["basis"]) for c in configs]
-    if configs:
-        where = " ".join(str(configs[0][k]) for k in ("dataset", "layer", "pooling") if k in configs[0])
-        warn_basis_dependent(views, f"{where}: " if where else "")
-    proj = (axes.project(X), axes.project(Y)) if any(v.method != "none" for v in views) else None
-    for config, view in zip(configs, views):
-        t0 = time.perf_counter()
-        Ztrain, Ztest = (X, Y) if view.method == "none" else (np.ascontiguousarray(proj[0][:, view.axes]),
-                                                              np.ascontiguousarray(proj[1][:, view.axes]))
-        s = make_estimator(config["estimator"], seed=seed, **(flow_params or {})).fit(Ztrain).score_samples(Ztest)
-        lo, hi = bootstrap_ci(labels, s, n_boot=n_boot, seed=seed)
-        yield {**config, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi, "n_train": len(X),
-               "n_test": len(Y), "d": Ztrain.shape[1], "n_null": view.n_null, "n_null_kept": view.n_null_kept,
-               "basis_dependent": view.basis_dependent, "seconds": time.perf_counter() - t0}
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
-def _params(estimator: str, flow_params: dict | None) -> str:
-    """The estimator settings that change its scores, as a key part: the flow's; none for the others."""
-    return json.dumps(flow_params or {}, sort_keys=True) if estimator == "flow" else ""
+def _with_score_intervals(table: pd.DataFrame, splits: Sequence[Split]) -> pd.DataFrame:
+    """``table`` with `tad.stats.auroc_ci` in ``ci_low``, ``ci_high`` of rows written before rows stored it."""
+    if table.empty:
+        return table
+    old = table["ci_method"].ne(CI_METHOD) if "ci_method" in table else pd.Series(True, index=table.index)
+    sizes = {s.name: (int((s.test_labels == 0).sum()), int(s.test_labels.sum())) for s in splits}
+    for name, rows in table[old].groupby("dataset"):
+        low, high = score_interval(rows["auroc"].to_numpy(float), *sizes[name])
+        table.loc[rows.index, "ci_low"], table.loc[rows.index, "ci_high"] = low, high
+    table.loc[old, "ci_method"] = CI_METHOD
+    return table
 
 
 def _units(configs: list[dict]) -> list[list[dict]]:
@@ -506,9 +377,3 @@ def _failure_summary(failures: list[dict]) -> str:
 def _describe(config: dict) -> str:
     return ", ".join(f"{k}={config[k]!r}" for k in ("dataset", "layer", "pooling", "reduction", "ratio",
                                                      "estimator", "estimator_params") if config.get(k) != "")
-
-
-def _check_choices(name: str, given: Iterable[str], valid: Sequence[str]) -> None:
-    for g in given:
-        if g not in valid:
-            raise ValueError(f"{name} {g!r} not in {tuple(valid)}")

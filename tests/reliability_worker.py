@@ -14,11 +14,12 @@ import numpy as np
 
 import tad.features
 import tad.sweep
+import tad.trial
 from tad.backbones import load_backbone
 from tad.data import load_split
 
 GRID = dict(layers=[1], poolings=["avg"], reductions=tad.sweep.REDUCTIONS, estimators=["mvg", "knn1"],
-            input_size=64, n_boot=20, progress=False)
+            input_size=64, progress=False)
 # Layer 1 (d 16), avg and max, 11 reductions, mvg, knn1 and a small flow: 2 non-flow units and 22 flow units.
 FLOW_GRID = dict(GRID, poolings=["avg", "max"], estimators=["mvg", "knn1", "flow"],
                  flow_params={"epochs": 40, "hidden": 8})
@@ -26,13 +27,13 @@ FLOW_GRID = dict(GRID, poolings=["avg", "max"], estimators=["mvg", "knn1", "flow
 
 def grid(root: str, cache: str, results: str, seconds: str, workers: str = "1", which: str = "plain") -> None:
     """run_grid with every estimator fit slowed down (in this process), so the parent can kill it between rows."""
-    make = tad.sweep.make_estimator
+    make = tad.trial.make_estimator
 
     def slow_make(*args, **kwargs):
         time.sleep(float(seconds))
         return make(*args, **kwargs)
 
-    tad.sweep.make_estimator = slow_make
+    tad.trial.make_estimator = slow_make
     split = load_split("synthetic", root)
     tad.sweep.run_grid([split], load_backbone("tf_efficientnet_lite0"), results, cache_dir=cache,
                        workers=int(workers), **{"plain": GRID, "flow": FLOW_GRID}[which])

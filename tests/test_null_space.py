@@ -78,7 +78,7 @@ def test_score_group_rows_count_null_axes_kept():
     configs = [{"reduction": m, "ratio": r, "basis": b, "estimator": "mvg"}
                for m, r in [("none", None), ("npca", 0.1), ("npca", 0.5), ("pca", 0.5)] for b in ("dims", "block")]
     with pytest.warns(NullSpaceWarning):
-        rows = list(score_group(X, Y, labels, configs, n_boot=10))
+        rows = list(score_group(X, Y, labels, configs))
     null = D - (N - 1)
     got = {(r["reduction"], r["basis"]): (r["n_null_kept"], r["basis_dependent"], r["d"]) for r in rows if
            r["ratio"] in (None, 0.1) or r["reduction"] == "pca"}

@@ -271,6 +271,21 @@ def test_rank_configs_ties_small_gaps_and_separates_large_ones():
         rank_configs(df, {"b": (10, 10)})
 
 
+def test_rank_configs_merges_configurations_that_are_the_same_model_and_counts_ties_over_models():
+    from tad.page import rank_configs
+
+    # Layer 7, d 320, 48 training rows (47 non-null axes, 273 null): under the block reading NPCA 10-50 % all
+    # keep axes 46..320 (kept axes written here by hand, not by tad); PCA 10 % keeps 0..32: another model.
+    rows = [{"backbone": "b", "layer": "7", "pooling": "avg", "reduction": "npca", "ratio": r, "estimator": "mvg",
+             "dataset": ds, "auroc": 0.95, "kept_start": 46, "kept_stop": 320} for r in (0.1, 0.2, 0.3, 0.4, 0.5)
+            for ds in ("a", "b")]
+    rows += [{"backbone": "b", "layer": "7", "pooling": "avg", "reduction": "pca", "ratio": 0.1, "estimator": "mvg",
+              "dataset": ds, "auroc": 0.94, "kept_start": 0, "kept_stop": 32} for ds in ("a", "b")]
+    ranked = rank_configs(pd.DataFrame(rows), {"a": (50, 50), "b": (50, 50)})
+    assert len(ranked) == 2 and ranked.attrs["n_configs"] == 6
+    assert ranked.n_configs.tolist() == [5, 1] and int(ranked.within_noise.sum()) == 2
+    assert ranked.same_as.iloc[0].count("NPCA") == 5 and ranked.ratio.iloc[0] == 0.1
+
 
 def glued_output(name: str, plain: str, prefix: str = "application/papermill.record/") -> dict:
     """A display_data output as MyST-NB's glue writes it into an executed notebook."""

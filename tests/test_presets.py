@@ -137,7 +137,7 @@ def test_paper_preset_path_runs_offline_to_the_three_tables(tmp_path, one_thread
         PAPER, backbones=(("tf_efficientnet_b5", 32), ("resnet18", 32)),
         layers={"tf_efficientnet_b5": ("1", "3", "7"), "resnet18": ("1", "5")},
         reductions=(("none", None), ("pca", 0.5), ("npca", 0.5)), estimators=("mvg", "knn1", "flow"),
-        flow_params={"epochs": 1, "hidden": 4, "transforms": 1}, n_boot=10)
+        flow_params={"epochs": 1, "hidden": 4, "transforms": 1})
     rows = run_preset(small, root, tmp_path / "grid.jsonl", weights="random",
                       expected={c: SMALL for c in MVTEC_CATEGORIES}, cache_dir=tmp_path / "cache", progress=False)
     grid = 15 * (3 + 2) * 3 * 3

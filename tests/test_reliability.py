@@ -238,7 +238,7 @@ def trial_key(row: dict) -> tuple:
 def test_grid_killed_with_sigkill_resumes_without_losing_or_repeating_trials(root, lite0, split, tmp_path):
     cache = tmp_path / "cache"
     grid = dict(layers=[1], poolings=["avg"], reductions=REDUCTIONS, estimators=["mvg", "knn1"],
-                input_size=SIZE, cache_dir=cache, n_boot=20, progress=False)
+                input_size=SIZE, cache_dir=cache, progress=False)
     reference = run_grid([split], lite0, tmp_path / "uninterrupted.jsonl", **grid)  # also fills the cache
     assert len(reference) == N_TRIALS
 
@@ -274,7 +274,7 @@ def test_grid_killed_with_sigkill_resumes_without_losing_or_repeating_trials(roo
 def test_two_processes_on_one_results_file_write_each_trial_once(root, lite0, split, tmp_path):
     cache, results = tmp_path / "cache", tmp_path / "shared.jsonl"
     run_grid([split], lite0, tmp_path / "warm.jsonl", layers=[1], estimators=["knn1"], input_size=SIZE,
-             cache_dir=cache, n_boot=20, progress=False)  # features cached: both start scoring at once
+             cache_dir=cache, progress=False)  # features cached: both start scoring at once
     workers = [start_worker("race", root, cache, results, 0.05, tmp_path / f"w{i}.ready") for i in range(2)]
     for w in workers:
         out, _ = w.communicate(timeout=240)

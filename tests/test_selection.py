@@ -132,3 +132,28 @@ def test_validation_ties_lists_every_candidate_at_the_best_in_order_and_select_c
     assert values.index[int(np.argmax(values.to_numpy()))] == validation_ties(values)[0]  # select_config's rule
     with pytest.raises(ValueError, match="non-empty"):
         validation_ties(pd.Series(dtype=float))
+
+
+def test_validated_and_tested_models_keep_the_same_axes(monkeypatch):
+    """As on the selection page: NPCA 50 % validated on 4/5 of 60 images (48 < d) and tested as `tad.trial.score`
+    fits it. With the defaults of both, a fit on the same rows keeps the same principal axes (before, validation
+    read the ratio as a share of all dims and kept part of the null space, the test scores the block reading)."""
+    import tad.reduce
+    import tad.trial
+
+    kept = []
+    view = tad.reduce.PrincipalAxes.view
+    monkeypatch.setattr(tad.reduce.PrincipalAxes, "view",
+                        lambda self, *a, **k: kept.append(view(self, *a, **k)) or kept[-1])
+    rng = np.random.default_rng(0)
+    train, pseudo = rng.normal(size=(60, 120)), rng.normal(size=(60, 120)) * 1.5
+    selection.select_config({"npca": (train, pseudo, "npca", 0.5, "mvg")}, n_folds=5)
+    validated = [(v.axes.start, v.axes.stop) for v in kept]
+    kept.clear()
+    for fit, _ in KFold(5, shuffle=True, random_state=0).split(train):
+        tad.trial.score(train[fit], pseudo[:5], "npca", 0.5, "mvg")
+    tested = [(v.axes.start, v.axes.stop) for v in kept]
+    assert validated == tested == [(46, 120)] * 5  # rank 47 of 48 rows: the null block and one axis more
+    kept.clear()
+    selection.out_of_fold_scores(train, "npca", 0.5, "mvg")
+    assert [(v.axes.start, v.axes.stop) for v in kept] == tested

@@ -9,7 +9,8 @@ from scipy.stats import norm
 
 from tad.data import Sample
 from tad.evaluate import bootstrap_ci
-from tad.stats import (auroc_ci, compare_pairs, defect_aurocs, delong_test, gain_statement, holm, mean_sem,
+from tad.stats import (BOOK_FAMILY, HEADLINE_COMPARISONS, Family, auroc_ci, compare, compare_pairs, defect_aurocs,
+                       delong_test, gain_outcome, gain_statement, holm, mean_sem,
                        score_interval, verdict)
 
 N_GOOD, N_DEFECTIVE = 20, 63  # bottle's test set
@@ -203,12 +204,43 @@ def test_verdict_needs_exactly_one_of_p_and_interval():
         verdict(0.1, p=0.01, interval=(0.0, 0.2))
 
 
-def test_gain_statement():
+def test_gain_statement_has_three_outcomes_on_constructed_intervals():
     assert gain_statement((-0.011, 0.014), 0.02) == (
         "a gain as large as 0.020 is excluded (95 % interval of the difference: [-0.011, 0.014])")
-    assert gain_statement((-0.011, 0.025), 0.02).startswith("a gain as large as 0.020 is not excluded")
-    assert gain_statement((-0.025, 0.011), -0.02).startswith("a loss as large as 0.020 is not excluded")
+    assert gain_statement((-0.011, 0.025), 0.02).startswith("a gain as large as 0.020 is neither established nor "
+                                                           "excluded")
+    assert gain_statement((0.021, 0.05), 0.02).startswith("a gain at least as large as 0.020 is established")
+    assert gain_statement((-0.025, 0.011), -0.02).startswith("a loss as large as 0.020 is neither")
     assert gain_statement((-0.019, 0.025), -0.02).startswith("a loss as large as 0.020 is excluded")
+    # Issue 23's case: held-out interval [-0.079, -0.051] against a loss of 0.009: the loss is established.
+    assert gain_statement((-0.079, -0.051), -0.009).startswith("a loss at least as large as 0.009 is established")
+    assert [gain_outcome((lo, hi), 0.02) for lo, hi in [(-1, 0.019), (0.02, 1), (0.0, 0.03)]] == [
+        "excluded", "established", "neither established nor excluded"]
+
+
+def test_compare_tests_each_comparison_at_its_familys_bonferroni_level():
+    rng = np.random.default_rng(13)
+    y = np.r_[np.zeros(40, bool), np.ones(40, bool)]
+    base = rng.normal(size=80)
+    a = y * 1.0 + base
+    b = y * 0.6 + base + 0.5 * rng.normal(size=80)
+    diff, low, high, p = delong_test(y, a, b, level=0.95)
+    assert 0.05 / 8 < p < 0.05 and low > 0  # clear at 95 %, not at 1 - 0.05 / 8
+    one = compare(y, a, b, family=Family("one", 1))
+    eight = compare(y, a, b, family=Family("eight", 8))
+    assert one.verdict == "higher" and eight.verdict == "within noise"
+    assert eight.level == pytest.approx(1 - 0.05 / 8)
+    # Bonferroni by hand: a z-interval of DeLong's difference at 1 - 0.05/8 contains 0 exactly when p > 0.05/8.
+    assert eight.ci_low < 0 < eight.ci_high and eight.diff == pytest.approx(diff)
+    assert "eight" in eight.text() and "99.4 %" in eight.text()
+    assert BOOK_FAMILY.size == len(HEADLINE_COMPARISONS) and compare(y, a, b).level == BOOK_FAMILY.level
+
+
+def test_family_rejects_bad_size_and_alpha():
+    with pytest.raises(ValueError, match="size"):
+        Family("x", 0)
+    with pytest.raises(ValueError, match="alpha"):
+        Family("x", 2, alpha=1.5)
 
 
 def test_mean_sem_matches_hand_values():

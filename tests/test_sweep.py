@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-import tad.sweep
+import tad.trial
 from conftest import make_synthetic_mvtec
 from tad.data import load_split
 from tad.estimators import ESTIMATORS, make_estimator
@@ -47,7 +47,7 @@ def test_run_grid_equals_naive_per_trial_pipeline(lite0, data, split, tmp_path):
     _, cache = data
     results = tmp_path / "grid.jsonl"
     table = run_grid([split], lite0, results, layers=[1], poolings=["avg", "max"], reductions=REDUCTIONS,
-                     estimators=["mvg", "knn1"], input_size=SIZE, cache_dir=cache, n_boot=20, progress=False)
+                     estimators=["mvg", "knn1"], input_size=SIZE, cache_dir=cache, progress=False)
     assert len(table) == 1 * 2 * 11 * 2 == len(results.read_text().splitlines())
     assert not table.duplicated(["pooling", "reduction", "ratio", "estimator"]).any()
     train = extract(lite0, split.train_paths, input_size=SIZE, cache_dir=data[1], progress=False)
@@ -65,7 +65,7 @@ def test_run_grid_equals_naive_per_trial_pipeline(lite0, data, split, tmp_path):
                 assert row.d.iloc[0] == (16 if method == "none" else round(16 * ratio))
     # A second run finds every trial done and adds nothing.
     again = run_grid([split], lite0, results, layers=[1], poolings=["avg", "max"], estimators=["mvg", "knn1"],
-                     input_size=SIZE, cache_dir=cache, n_boot=20, progress=False)
+                     input_size=SIZE, cache_dir=cache, progress=False)
     assert len(results.read_text().splitlines()) == 44
     pd.testing.assert_frame_equal(again, table)
 
@@ -81,7 +81,7 @@ def test_score_equals_naive_pipeline(lite0, data, split):
 def test_evaluate_config_end_to_end(lite0, data, split):
     root, cache = data
     out = evaluate_config("synthetic", root=root, backbone=lite0, layer=1, pooling="avg", reduction="npca",
-                          ratio=0.5, estimator="mvg", input_size=SIZE, cache_dir=cache, n_boot=50)
+                          ratio=0.5, estimator="mvg", input_size=SIZE, cache_dir=cache)
     train = extract(lite0, split.train_paths, input_size=SIZE, cache_dir=data[1], progress=False)
     test = extract(lite0, split.test_paths, input_size=SIZE, cache_dir=data[1], progress=False)
     expected = naive_auroc(select(train, 1, "avg", lite0), select(test, 1, "avg", lite0), split.test_labels,
@@ -107,7 +107,7 @@ def test_evaluate_config_rejects_invalid_choice_before_extracting(lite0, data, m
     def no_extraction(*args, **kwargs):
         raise AssertionError("features extracted before the choices were checked")
 
-    monkeypatch.setattr(tad.sweep, "split_features", no_extraction)
+    monkeypatch.setattr(tad.trial, "split_features", no_extraction)
     kw = dict(root=data[0], backbone=lite0, layer=1, pooling="avg", reduction="npca", ratio=0.5, estimator="mvg")
     with pytest.raises(ValueError) as info:
         evaluate_config("synthetic", **{**kw, **bad})
@@ -140,8 +140,7 @@ def test_changed_data_gets_new_rows_and_leaves_old_rows(lite0, data, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(data[0], root)
     results = tmp_path / "r.jsonl"
-    kw = dict(layers=[1], reductions=[("none", None)], estimators=["knn1"], input_size=SIZE, cache_dir=data[1],
-              n_boot=20, progress=False)
+    kw = dict(layers=[1], reductions=[("none", None)], estimators=["knn1"], input_size=SIZE, cache_dir=data[1], progress=False)
     old = run_grid([load_split("synthetic", root)], lite0, results, **kw)
     old_lines = results.read_text().splitlines()
     image = load_split("synthetic", root).test_paths[0]
@@ -154,3 +153,27 @@ def test_changed_data_gets_new_rows_and_leaves_old_rows(lite0, data, tmp_path):
     test = extract(lite0, load_split("synthetic", root).test_paths, input_size=SIZE, progress=False)
     s = make_estimator("knn1").fit(select(train, 1, "avg", lite0)).score_samples(select(test, 1, "avg", lite0))
     assert new.auroc.iloc[0] == pytest.approx(roc_auc_score(load_split("synthetic", root).test_labels, s), abs=1e-12)
+
+
+def test_rows_written_before_the_score_interval_are_read_with_it_and_their_kept_axes(lite0, data, split, tmp_path):
+    from tad.stats import auroc_ci
+
+    results = tmp_path / "r.jsonl"
+    kw = dict(layers=[2], reductions=REDUCTIONS, estimators=["mvg"], input_size=SIZE, cache_dir=data[1],
+              progress=False)
+    fresh = run_grid([split], lite0, results, **kw)
+    old = [json.loads(line) for line in results.read_text().splitlines()]
+    for row in old:  # as rows were written before: bootstrap bounds, no kept axes, no interval name
+        row.update(ci_low=0.0, ci_high=1.0)
+        for col in ("ci_method", "kept_start", "kept_stop", "d_features", "n_anomalous"):
+            row.pop(col)
+    results.write_text("".join(json.dumps(r) + "\n" for r in old))
+    read = run_grid([split], lite0, results, **kw)
+    assert len(results.read_text().splitlines()) == len(old)  # nothing recomputed
+    train, test = split_features(split, lite0, input_size=SIZE, cache_dir=data[1], progress=False)
+    X, Y = select(train, 2, "avg", lite0), select(test, 2, "avg", lite0)
+    for r in read.itertuples():
+        s = score(X, Y, r.reduction, None if r.reduction == "none" else r.ratio, "mvg")
+        assert (r.ci_low, r.ci_high) == pytest.approx(auroc_ci(split.test_labels, s), abs=1e-12)
+    cols = ["kept_start", "kept_stop", "d_features"]
+    pd.testing.assert_frame_equal(read[cols].astype(float), fresh[cols].astype(float))
