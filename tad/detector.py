@@ -30,7 +30,7 @@ from tad.calibrate import (calibration_percentile, conformal_rank, conformal_thr
 from tad.data import DataError, Split, load_image
 from tad.estimators import ESTIMATORS, FLOW_PARAMS, KNN, MVG, Flow, make_estimator
 from tad.features import FEATURE_VERSION, POOLING_CHOICES, backbone_outputs, extract, pool, resolve_input_size, select
-from tad.maps import MAPS_VERSION, PatchModel, _concatenated_maps, extract_maps, upsample_maps
+from tad.maps import MAPS_VERSION, PatchModel, concatenated_maps, extract_maps, upsample_maps
 from tad.reduce import DEFAULT_BASIS, Reducer, View, check_reduction
 
 FORMAT_VERSION = 1
@@ -267,7 +267,7 @@ class Detector(BaseEstimator):
         def summarise(out: list[torch.Tensor]) -> dict[str, torch.Tensor]:
             res = {f"layer{i}": p for i, p in zip(layers, pool([out[i - 1] for i in layers]))}
             if maps:
-                res["maps"] = _concatenated_maps(out, self.map_layers)
+                res["maps"] = concatenated_maps(out, self.map_layers)
             return res
 
         arrays = backbone_outputs(bb, paths, summarise, input_size=self.input_size_, batch_size=self.batch_size,

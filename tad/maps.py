@@ -80,7 +80,7 @@ def extract_maps(
     key = extend_key(cache_key(backbone, paths, size, 0.0, 0), {"layers": layers, "maps_version": MAPS_VERSION})
 
     def compute() -> dict[str, np.ndarray]:
-        return backbone_outputs(backbone, paths, lambda out: {"maps": _concatenated_maps(out, layers)},
+        return backbone_outputs(backbone, paths, lambda out: {"maps": concatenated_maps(out, layers)},
                                 input_size=size, batch_size=batch_size, num_workers=num_workers, device=device,
                                 progress=progress)
 
@@ -324,7 +324,7 @@ def _check_maps(maps: np.ndarray, name: str) -> np.ndarray:
     return maps
 
 
-def _concatenated_maps(outputs: list[torch.Tensor], layers: Sequence[int]) -> torch.Tensor:
+def concatenated_maps(outputs: list[torch.Tensor], layers: Sequence[int]) -> torch.Tensor:
     """The layers' (B, C, h, w) maps resized to the finest grid among them and concatenated: (B, H', W', sum C)."""
     picked = [outputs[lay - 1] for lay in layers]
     grid = max((m.shape[2:] for m in picked), key=lambda s: s[0] * s[1])
