@@ -1,0 +1,89 @@
+"""The book build script's inputs, failures and cut table of contents (scripts/build_book.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "build_book.py"
+
+
+@pytest.fixture(scope="module")
+def build():
+    spec = importlib.util.spec_from_file_location("build_book", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--params", "/missing/params.yml"], "--params /missing/params.yml: cannot read it"),
+    (["-p", "classes", "[small"], "-p classes '[small': not valid YAML"),
+    (["--only", "no_such_page"], "pages ['no_such_page']: not in _toc.yml"),
+    (["-p", "device", "xyz", "--only", "02_layers"], "parameter device 'xyz': not a torch device"),
+])
+def test_bad_input_stops_the_build_with_one_line_and_no_traceback(args, expected):
+    done = _run(*args)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+
+
+def test_a_params_file_that_is_not_a_mapping_of_pages_is_named(build, tmp_path):
+    bad = tmp_path / "p.yml"
+    bad.write_text("- 02_layers\n")
+    with pytest.raises(SystemExit, match=r"--params .*p\.yml: expected a mapping"):
+        build.read_params(bad)
+    bad.write_text("02_layers: {classes: [a\n")
+    with pytest.raises(SystemExit, match=r"--params .*p\.yml: not valid YAML"):
+        build.read_params(bad)
+    bad.write_text("02_layers: {classes: [bottle]}\n")
+    assert build.read_params(bad) == {"02_layers": {"classes": ["bottle"]}}
+
+
+def test_a_failing_page_is_named_with_its_executed_copy_and_the_build_exits_1(build, tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "broken.py").write_text(
+        '# %% tags=["parameters"]\nwhich = "none"\n\n# %%\nraise ValueError(f"device {which!r} is not known")\n')
+    monkeypatch.setattr(build, "ROOT", tmp_path)
+    monkeypatch.setattr(build, "OUT", tmp_path / "generated")
+    monkeypatch.setattr(build, "FAILED", tmp_path / "failed")
+    (tmp_path / "generated").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        build.execute("broken", {"which": "xyz"}, "data")
+    message = str(stop.value.code)
+    assert "\n" not in message and message.startswith("[book] broken FAILED with which='xyz'")
+    assert "ValueError: device 'xyz' is not known" in message
+    assert str(tmp_path / "failed" / "broken.ipynb") in message and (tmp_path / "failed" / "broken.ipynb").is_file()
+    assert not list((tmp_path / "generated").iterdir())  # nothing half-run in the book's folder
+
+
+def test_the_data_step_reports_the_data_root_it_is_given(build, tmp_path, capsys):
+    (tmp_path / "parts" / "train" / "good").mkdir(parents=True)
+    root = build.data_step(download=False, data_root=str(tmp_path))
+    out = capsys.readouterr().out
+    assert root == str(tmp_path) and f"data root {tmp_path}:" in out and "0 of 15 MVTec AD classes" in out
+
+
+def test_the_cut_table_of_contents_keeps_computed_pages_and_every_other_file(build):
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    cut = build.toc_of_computed(toc, {"intro", "02_layers"})
+    files = [c["file"] for part in cut["parts"] for c in part["chapters"]]
+    generated = [f for f in files if f.startswith("book/generated/")]
+    assert generated == ["book/generated/02_layers"]
+    others = [c["file"] for part in toc["parts"] for c in part["chapters"] if not c["file"].startswith("book/gen")]
+    assert [f for f in files if not f.startswith("book/generated/")] == others
+    assert cut["root"] == toc["root"] and all(part["chapters"] for part in cut["parts"])
+    assert build.toc_of_computed(toc, set(build.notebooks_in_toc())) == toc
