@@ -280,7 +280,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     os.environ[OUTPUT_ENV] = str(OUT)  # the pages' kernels inherit it: their downloads go to book/generated/data
     with FileLock(str(OUT / ".build.lock")):  # a second build waits here, then finds the pages done
-        root = data_step(download=not args.no_download, data_root=common.get("data_root"))
+        given_root = common.get("data_root")
+        root = data_step(download=not args.no_download, data_root=None if given_root is None else str(given_root))
         if args.preset:  # the plan first; then missing weights or data stop the build at once, in one line
             from tad.presets import PresetUnavailable, check, plan
             print(plan(preset, root))
