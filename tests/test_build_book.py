@@ -87,3 +87,32 @@ def test_the_cut_table_of_contents_keeps_computed_pages_and_every_other_file(bui
     assert [f for f in files if not f.startswith("book/generated/")] == others
     assert cut["root"] == toc["root"] and all(part["chapters"] for part in cut["parts"])
     assert build.toc_of_computed(toc, set(build.notebooks_in_toc())) == toc
+
+
+def test_html_of_a_fresh_clone_cuts_the_book_to_the_computed_pages_and_fails_in_one_line(build, tmp_path,
+                                                                                        monkeypatch):
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    for name in ("intro", "02_layers"):
+        (generated / f"{name}.ipynb").write_text("{}")
+    monkeypatch.setattr(build, "OUT", generated)
+    monkeypatch.setattr(build, "PARTIAL", tmp_path / "partial")
+    calls = []
+    monkeypatch.setattr(build.subprocess, "run", lambda command, cwd: calls.append(command) or
+                        subprocess.CompletedProcess(command, 0))
+    build.html(build.notebooks_in_toc())
+    (command,) = calls
+    toc = yaml.safe_load(Path(command[command.index("--toc") + 1]).read_text())
+    listed = [c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("book/gen")]
+    assert listed == ["book/generated/02_layers"] and toc["root"] == "book/generated/intro"
+    config = yaml.safe_load(Path(command[command.index("--config") + 1]).read_text())
+    assert {"ref.doc", "myst.xref_missing"} <= set(config["sphinx"]["config"]["suppress_warnings"])
+    assert all(Path(p).is_absolute() and Path(p).is_dir() for p in config["sphinx"]["local_extensions"].values())
+    assert "-W" in command  # still warnings as errors
+    for name in build.notebooks_in_toc():  # every page computed: the book as configured, nothing cut
+        (generated / f"{name}.ipynb").write_text("{}")
+    build.html(build.notebooks_in_toc())
+    assert "--toc" not in calls[-1] and "--config" not in calls[-1]
+    monkeypatch.setattr(build.subprocess, "run", lambda command, cwd: subprocess.CompletedProcess(command, 2))
+    with pytest.raises(SystemExit, match=r"^\[book\] jupyter-book build failed \(exit 2\)"):
+        build.html(build.notebooks_in_toc())
