@@ -130,14 +130,14 @@ def page_parameters(run: list[str], common: dict, per_page: dict) -> dict[str, d
     for key in common:
         lacking = [n for n in run if key not in valid[n]]
         if len(lacking) == len(run):
-            sys.exit(f"-p {key}: no page of this run has that parameter; theirs are "
+            sys.exit(f"[book] -p {key}: no page of this run has that parameter; theirs are "
                      f"{sorted(set().union(*valid.values()))}")
         if lacking:
             print(f"[book] -p {key} is not a parameter of {', '.join(lacking)}: not passed there")
     for name, given in per_page.items():
         unknown = sorted(set(given) - valid[name]) if name in valid else []
         if unknown:
-            sys.exit(f"page {name}: unknown parameter(s) {unknown}; this page's parameters are {sorted(valid[name])}")
+            sys.exit(f"[book] page {name}: unknown parameter(s) {unknown}; this page's parameters are {sorted(valid[name])}")
     return {name: {**{k: v for k, v in common.items() if k in valid[name]}, **per_page.get(name, {})}
             for name in run}
 
@@ -145,7 +145,7 @@ def page_parameters(run: list[str], common: dict, per_page: dict) -> dict[str, d
 def execute(name: str, parameters: dict, data: str) -> None:
     source = ROOT / "notebooks" / f"{name}.py"
     if not source.exists():
-        sys.exit(f"_toc.yml lists book/generated/{name}, but notebooks/{name}.py does not exist")
+        sys.exit(f"[book] _toc.yml lists book/generated/{name}, but notebooks/{name}.py does not exist")
     output, stamp = OUT / f"{name}.ipynb", OUT / f"{name}.fingerprint"
     if name == LAST:  # its text comes from the other pages' last runs
         data += "".join(p.read_text() for p in sorted(OUT.glob("*.fingerprint")) if p.stem != LAST)
