@@ -7,7 +7,8 @@ Fails (exit 1, one line per fault naming the page) when
   (shown or glued);
 - the HTML shows a MyST role or directive as text (``{download}`...``, ``{glue:md}``, ``{doc}`...``), or an
   introduction reference ``{page/name}`` left unfilled;
-- the HTML's prose holds placeholder text: "not in this build", "did not run in this build", or "nan";
+- the HTML's prose holds placeholder text: "not in this build", "did not run in this build", or a number
+  printed as "nan" (a sentence may still explain an empty column as "NaN");
 - a glued Markdown list renders as one paragraph ("... - a ... - b ..." inside one ``<p>``).
 Code inputs and code blocks of the HTML are not searched: they may show such text on purpose.
 """
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _PYPLOT = re.compile(r"\bplt\.(show|subplots?|figure|imshow|plot|hist|bar|scatter)\(|\bsns\.\w+\(|\.plot(\.\w+)?\(")
 _RAW_MYST = re.compile(r"\{[a-z][\w:.-]*\}`|```\{[a-z]|\{glue(:\w+)?\}")
 _UNFILLED = re.compile(r"\{[\w.-]+/\w+\}")
-_PLACEHOLDERS = re.compile(r"not in this build|did not run in this build|\bnan\b", re.IGNORECASE)
+# "nan" as a formatted number prints it (f"{nan:.3f}"); "NaN" in a sentence explaining an empty column is prose
+_PLACEHOLDERS = re.compile(r"(?i:not in this build|did not run in this build)|\bnan\b")
 _ITEM_START = re.compile(r"(?:^|[.:;!?)])\s*[-*•]\s+\S")  # a list item's start, as it reads run into a paragraph
 
 
@@ -93,7 +95,7 @@ def html_faults(html: str, page: str) -> list[str]:
     for block in main.find_all(["p", "li", "dd", "td", "th", "pre", "figcaption"]):
         words = " ".join(block.get_text(" ").split())
         if block.name in ("td", "th", "pre"):
-            hits = [m for m in _PLACEHOLDERS.finditer(words) if m.group(0).lower() != "nan"]  # NaN cells are data
+            hits = [m for m in _PLACEHOLDERS.finditer(words) if m.group(0) != "nan"]  # empty cells are data
         else:
             hits = list(_PLACEHOLDERS.finditer(words))
         faults += [f"{page}: placeholder {m.group(0)!r} in '...{_around(words, m)}...'" for m in hits]

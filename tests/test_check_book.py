@@ -43,7 +43,8 @@ GOOD_HTML = _page("""
 <p>Over 3 data sets the best mean AUROC is at layer 7 (0.956), against 0.640 at layer 1.</p>
 <ul><li><p>bottle, NPCA 50 % - none under the block reading</p></li><li><p>screw - none</p></li></ul>
 <p>A difference (0.01) - small, as the interval says.</p>
-<table><tr><th>ci_low</th></tr><tr><td>NaN</td></tr></table>
+<table><tr><th>ci_low</th></tr><tr><td>NaN</td></tr><tr><td>nan</td></tr></table>
+<p>A layer without a null space has nothing to score by, and its column is empty (NaN).</p>
 <div class="cell docutils container"><div class="cell_input docutils container"><div class="highlight-ipython3">
 <pre>glue_text("csv_link", save_csv(df, page))  # {download}`...` not in this build</pre></div></div>
 <div class="cell_output docutils container"><div class="output stream highlight-myst-ansi"><pre>Data: 3 classes</pre>
