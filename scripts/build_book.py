@@ -188,17 +188,22 @@ def execute(name: str, parameters: dict, data: str) -> None:
 def data_step(download: bool, data_root: str | None = None) -> str | None:
     """Say which data this build finds; try the MVTec AD download where classes are missing (one line offline).
 
-    ``data_root``: the root the pages are given (``-p data_root``); None means `tad.data.default_root`.
+    ``data_root``: the root the pages are given (``-p data_root``), reported as it is and never downloaded
+    into (it may hold a user's own classes); None means `tad.data.default_root`, where the download goes.
     """
-    from tad.data import MVTEC_CATEGORIES, resolve_root
+    from tad.data import MVTEC_CATEGORIES, available_categories, resolve_root
     from tad.download import ensure_mvtec
 
     root = resolve_root(data_root)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        present, missing = ensure_mvtec(root, list(MVTEC_CATEGORIES), download=download)
+        present, missing = ensure_mvtec(root, list(MVTEC_CATEGORIES), download=download and data_root is None)
+    own = [c for c in available_categories(root) if c not in MVTEC_CATEGORIES] if root.is_dir() else []
     print(f"[book] data root {root}: {len(present)} of {len(MVTEC_CATEGORIES)} MVTec AD classes present"
-          f"{' (' + ', '.join(present) + ')' if present else ''}; ELPV from the elpv-dataset package")
+          f"{' (' + ', '.join(present) + ')' if present else ''}"
+          f"{'; other classes in MVTec layout: ' + ', '.join(own) if own else ''}; ELPV from the elpv-dataset package")
+    if missing and download and data_root is not None:
+        print("[book] note: the MVTec AD download is not tried into a root given with -p data_root")
     for w in caught:
         print(f"[book] note: {str(w.message).splitlines()[0]}")
     return str(root) if root else None

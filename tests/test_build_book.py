@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import make_synthetic_mvtec
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "build_book.py"
 
@@ -70,11 +72,15 @@ def test_a_failing_page_is_named_with_its_executed_copy_and_the_build_exits_1(bu
     assert not list((tmp_path / "generated").iterdir())  # nothing half-run in the book's folder
 
 
-def test_the_data_step_reports_the_data_root_it_is_given(build, tmp_path, capsys):
-    (tmp_path / "parts" / "train" / "good").mkdir(parents=True)
-    root = build.data_step(download=False, data_root=str(tmp_path))
+def test_the_data_step_reports_the_data_root_it_is_given_and_downloads_nothing_into_it(build, tmp_path, capsys,
+                                                                                      monkeypatch):
+    make_synthetic_mvtec(tmp_path, "parts", n_train=2, n_test_good=1, n_test_defective=1, size=16)
+    tried = []
+    monkeypatch.setattr("tad.download.download_mvtec", lambda root, **kw: tried.append(root))
+    root = build.data_step(download=True, data_root=str(tmp_path))
     out = capsys.readouterr().out
-    assert root == str(tmp_path) and f"data root {tmp_path}:" in out and "0 of 15 MVTec AD classes" in out
+    assert root == str(tmp_path) and f"data root {tmp_path}: 0 of 15 MVTec AD classes present" in out
+    assert "other classes in MVTec layout: parts" in out and tried == []
 
 
 def test_the_cut_table_of_contents_keeps_computed_pages_and_every_other_file(build):
