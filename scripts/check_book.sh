@@ -57,6 +57,7 @@ for page in index.html book/generated/00_start.html book/generated/00_method.htm
 done
 # One exercise as a reader finds it: the layers page scrolled to its "Exercises" section (solutions toggled).
 exercises="$html/book/generated/02_layers.html"
+rm -f artifacts/exercise.png
 if grep -q 'id="exercises"' "$exercises"; then
   "${chrome[@]/--window-size=1280,2400/--window-size=1280,1400}" --user-data-dir="$(mktemp -d)" \
     --screenshot="artifacts/exercise.png" "file://$PWD/$exercises#exercises" >/dev/null 2>&1 || true
