@@ -101,7 +101,7 @@ def html_faults(html: str, page: str) -> list[str]:
         faults += [f"{page}: placeholder {m.group(0)!r} in '...{_around(words, m)}...'" for m in hits]
         if block.name == "p" and len(_ITEM_START.findall(words)) >= 2:
             faults.append(f"{page}: a list rendered as one paragraph: '{words[:100]}...'")
-    return faults
+    return list(dict.fromkeys(faults))  # a list item and the paragraph inside it show the same text
 
 
 def _around(text: str, match: re.Match, width: int = 40) -> str:
