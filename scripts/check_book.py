@@ -63,7 +63,7 @@ def figureless_cells(notebook: Path, figures: set[str]) -> list[str]:
             continue
         mimes = {mime for output in cell.get("outputs", []) for mime in output.get("data", {})}
         if not any("image/" in mime for mime in mimes):
-            first = next((line for line in source.splitlines() if _PYPLOT.search(line) or "(" in line), "")
+            first = next((line for line in source.splitlines() if draws(line, figures)), source)
             faults.append(f"{notebook.stem}: cell {number} draws but shows no figure ({first.strip()[:80]})")
     return faults
 
