@@ -31,7 +31,7 @@ _RAW_MYST = re.compile(r"\{[a-z][\w:.-]*\}`|```\{[a-z]|\{glue(:\w+)?\}")
 _UNFILLED = re.compile(r"\{[\w.-]+/\w+\}")
 # "nan" as a formatted number prints it (f"{nan:.3f}"); "NaN" in a sentence explaining an empty column is prose
 _PLACEHOLDERS = re.compile(r"(?i:not in this build|did not run in this build)|\bnan\b")
-_ITEM_START = re.compile(r"(?:^|[.:;!?)])\s*[-*•]\s+\S")  # a list item's start, as it reads run into a paragraph
+_ITEM_START = re.compile(r"(?:^|[.:;!?)\]])\s*[-*•]\s+\S")  # a list item's start, as it reads run into a paragraph
 
 
 def figure_functions() -> set[str]:
@@ -99,7 +99,8 @@ def html_faults(html: str, page: str) -> list[str]:
         else:
             hits = list(_PLACEHOLDERS.finditer(words))
         faults += [f"{page}: placeholder {m.group(0)!r} in '...{_around(words, m)}...'" for m in hits]
-        if block.name == "p" and len(_ITEM_START.findall(words)) >= 2:
+        if block.name == "p" and (len(_ITEM_START.findall(words)) >= 2
+                                  or re.match(r"[-*•]\s", words) and re.search(r"\s[-*•]\s", words)):
             faults.append(f"{page}: a list rendered as one paragraph: '{words[:100]}...'")
     return list(dict.fromkeys(faults))  # a list item and the paragraph inside it show the same text
 

@@ -93,6 +93,8 @@ def test_a_cell_that_draws_without_an_image_fails(check, tmp_path, source):
     ("<p>The worst class scores nan against 0.95.</p>", "placeholder 'nan'"),
     ("<p>Cells that depend on the basis: - bottle, NPCA 50 % - none under 'dims'. - screw, NPCA 10 % - all.</p>",
      "a list rendered as one paragraph"),
+    ("<p>- layer 6, none: 5 images 0.545 [0.42, 0.67], 320 images 0.869 [0.79, 0.92] - layer 6, npca 50%: 5 "
+     "images 0.546 [0.42, 0.67]</p>", "a list rendered as one paragraph"),
 ])
 def test_a_page_showing_raw_myst_a_placeholder_or_a_collapsed_list_fails(check, body, expected):
     faults = check.html_faults(_page(body), "page.html")
