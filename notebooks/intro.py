@@ -96,15 +96,8 @@ FINDINGS = [  # (page, sentence with {page/name} references to that build's glue
 listed = {page for page, _ in FINDINGS}
 FINDINGS += [(page, f"{{{page}/finding}}") for page in pages if page not in listed and "finding" in glued[page]]
 
-bullets = []
-for page, template in FINDINGS:
-    text, missing = restate(template, glued)
-    if missing and page not in glued:
-        text = "this page did not run in this build."
-    elif missing:
-        text = f"not in this build (that page computed no {', '.join(m.split('/')[1] for m in missing)})."
-    bullets.append(f"- {{doc}}`{page}`: {text}" if page in glued else f"- {page}: {text}")
-glue_text("findings", "\n".join(bullets))
+lines = [(page, restate(template, glued)) for page, template in FINDINGS]  # None: not computed in this build
+glue_text("findings", "\n".join(f"- {{doc}}`{page}`: {text}" for page, text in lines if text is not None))
 
 # %% [markdown]
 # ## What this build found
@@ -135,8 +128,9 @@ NUMBERS = [  # (page, glue name, what it is)
     ("02_layers", "best_mean", "layers: best mean AUROC"),
     ("02_layers", "deep_gain", "layers: best minus layer 1"),
 ]
-pd.DataFrame([{"page": page, "quantity": what, "value": glued.get(page, {}).get(name, "not in this build")}
-              for page, name, what in NUMBERS]).set_index("page")
+pd.DataFrame([{"page": page, "quantity": what, "value": glued[page][name]}
+              for page, name, what in NUMBERS if name in glued.get(page, {})],
+             columns=["page", "quantity", "value"]).set_index("page")
 
 # %% [markdown]
 # ```{tableofcontents}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the built book: every notebook page exists and holds numbers; no notebook's prose types a result
-# (scripts/check_prose.py); key pages render in headless Chromium (installed from Debian's packages if missing)
+# (scripts/check_prose.py); every figure drawn is shown and no raw MyST, placeholder or collapsed list reaches
+# the HTML (scripts/check_book.py); key pages render in headless Chromium (installed from Debian's packages if missing)
 # with no console errors and no request to any network host; the method page's equations render from the
-# book's own MathJax copy; plumbing is collapsed and long tables are interactive. Screenshots go to artifacts/.
+# book's own MathJax copy; plumbing is collapsed and long tables are interactive. Screenshots go to artifacts/
+# (key pages, and the layers page scrolled to its exercises: exercise.png).
 #   --repository-only  also require the data page's one-line notice on placing MVTec AD by hand
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,7 @@ if [[ "${1:-}" == "--repository-only" ]]; then
 fi
 .venv/bin/python scripts/check_prose.py || { echo "FAIL: a notebook's prose types a result figure"; fail=1; }
 .venv/bin/python scripts/check_glue.py || { echo "FAIL: a page says what its own results do not"; fail=1; }
+.venv/bin/python scripts/check_book.py || { echo "FAIL: a figure is not shown, or raw MyST or a placeholder is"; fail=1; }
 for src in notebooks/*.py; do
   page="$html/book/generated/$(basename "$src" .py).html"
   if [[ ! -f "$page" ]]; then echo "MISSING page $page"; fail=1; continue; fi
@@ -52,6 +55,17 @@ for page in index.html book/generated/00_start.html book/generated/00_method.htm
   [[ -s "artifacts/$name.png" ]] || { echo "FAIL: no screenshot of $page"; fail=1; }
   echo "browser: $page rendered, no network request, screenshot artifacts/$name.png"
 done
+# One exercise as a reader finds it: the layers page scrolled to its "Exercises" section (solutions toggled).
+exercises="$html/book/generated/02_layers.html"
+rm -f artifacts/exercise.png
+if grep -q 'id="exercises"' "$exercises"; then
+  "${chrome[@]/--window-size=1280,2400/--window-size=1280,1400}" --user-data-dir="$(mktemp -d)" \
+    --screenshot="artifacts/exercise.png" "file://$PWD/$exercises#exercises" >/dev/null 2>&1 || true
+  [[ -s artifacts/exercise.png ]] || { echo "FAIL: no screenshot of the exercises of $exercises"; fail=1; }
+  echo "browser: $exercises#exercises screenshot artifacts/exercise.png"
+else
+  echo "WARNING: $exercises has no Exercises section (#exercises): no exercise screenshot"
+fi
 dom=$("${chrome[@]}" --user-data-dir="$(mktemp -d)" --dump-dom "file://$PWD/$html/book/generated/00_method.html" 2>/dev/null || true)
 eq=$(grep -o '<mjx-container' <<<"$dom" | wc -l)
 echo "method page: $eq equations rendered"

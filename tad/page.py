@@ -9,6 +9,7 @@ helpers below select trials of a results table, label configurations, format and
 from __future__ import annotations
 
 import math
+import os
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -75,7 +76,7 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
               backbone: str = "tf_efficientnet_lite0", input_size: int | None = None, seed: int = 0,
               needs: Sequence[str] | str = (), cache_dir: str | Path | None = None,
               results: str | Path | None = None,
-              download_dir: str | Path = "../book/generated/data", verbose: bool = True) -> Page:
+              download_dir: str | Path | None = None, verbose: bool = True) -> Page:
     """Resolve a page's parameters into data, weights and folders, and print what differs from the paper.
 
     Data: ``classes`` as given, or every folder in MVTec AD layout under ``data_root`` (default
@@ -91,7 +92,8 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
         table). Data sets without it are left out of `Page.splits` and `Page.missing` says so.
     cache_dir, results, download_dir : path
         Created if missing (``results``: its folder). None means the one default of the library, the CLI
-        and the book: `tad.data.default_cache` for features and ``results.jsonl`` in it for the results.
+        and the book: `tad.data.default_cache` for features and ``results.jsonl`` in it for the results;
+        ``data/`` under `output_dir` for the downloads (so a page writes only into the build it belongs to).
         Relative paths are relative to the working directory, which for a book page is ``notebooks/``.
 
     Raises
@@ -111,6 +113,7 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
     root = resolve_root(data_root)
     cache_dir = default_cache() if cache_dir is None else cache_dir
     results = Path(cache_dir) / "results.jsonl" if results is None else results
+    download_dir = output_dir() / "data" if download_dir is None else download_dir
     names, notices = resolve_data(root, classes)
     splits = [load_split(c, root, seed=seed) for c in names]
     splits, missing = keep_needed(splits, needs)
@@ -131,6 +134,20 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
             print(textwrap.fill(line, width=_WIDTH, subsequent_indent="    ", break_on_hyphens=False,
                                 break_long_words=False))
     return Page(name, splits, bb, size, *paths, summary=summary, missing=missing, notices=tuple(notices))
+
+
+OUTPUT_ENV = "TAD_PAGE_OUTPUT"
+
+
+def output_dir() -> Path:
+    """The folder a page writes its files under (its CSV downloads in ``data/``): the folder of its output notebook.
+
+    ``$TAD_PAGE_OUTPUT`` when set (scripts/build_book.py sets it to ``book/generated/``, where it writes the
+    executed pages); else the working directory, so a page run by hand (papermill, Python) writes beside the
+    notebook it is run into there and never into the book's folder.
+    """
+    env = os.environ.get(OUTPUT_ENV)
+    return Path(env) if env else Path.cwd()
 
 
 def resolve_data(data_root: str | Path | None, classes: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
@@ -489,7 +506,7 @@ def read_glued(notebook: str | Path) -> dict[str, str]:
 _REFERENCE = re.compile(r"\{([\w.-]+)/(\w+)\}")
 
 
-def restate(template: str, glued: Mapping[str, Mapping[str, str]]) -> tuple[str, list[str]]:
+def restate(template: str, glued: Mapping[str, Mapping[str, str]]) -> str | None:
     """``template`` with every ``{page/name}`` replaced by the value that page glued under that name.
 
     Parameters
@@ -501,21 +518,16 @@ def restate(template: str, glued: Mapping[str, Mapping[str, str]]) -> tuple[str,
 
     Returns
     -------
-    text : str
-        The filled template; a reference not found is left as it was.
-    missing : list of str
-        The references (``"page/name"``) not found, in order of appearance; empty when the text is complete.
+    str or None
+        The filled template; None when any reference was not glued (its page did not run in this build, or
+        computed no such value): a sentence that cannot be said whole is left out, never shown with a
+        placeholder.
     """
-    missing = []
-
-    def value(match: re.Match) -> str:
-        page, name = match.groups()
-        if name in glued.get(page, {}):
-            return glued[page][name]
-        missing.append(f"{page}/{name}")
-        return match.group(0)
-
-    return _REFERENCE.sub(value, template), missing
+    values = [glued.get(page, {}).get(name) for page, name in _REFERENCE.findall(template)]
+    if any(v is None for v in values):
+        return None
+    filled = iter(values)
+    return _REFERENCE.sub(lambda _: next(filled), template)
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -548,8 +560,9 @@ def save_csv(df: pd.DataFrame, page: Page | str, folder: str | Path | None = Non
              text: str = "Download these results (CSV)") -> str:
     """Write ``df`` to ``folder/<page>.csv`` and return a MyST ``{download}`` link to it.
 
-    The link is relative to the page's generated notebook (``book/generated/``), which is where the book
-    expects ``data/<page>.csv``; glue it with `glue_text` and paste it with ``{glue:md}`name:myst```.
+    The link is relative to the page's output notebook, in `output_dir` (``book/generated/`` in the book
+    build), which is where the book expects ``data/<page>.csv``; glue it with `glue_text` and paste it with
+    ``{glue:md}`name:myst```.
     """
     name = page.name if isinstance(page, Page) else page
     folder = Path(folder) if folder is not None else (page.download_dir if isinstance(page, Page) else None)

@@ -88,6 +88,16 @@ def test_open_page_reports_classes_present_and_their_image_size(mvtec_root, tmp_
     assert "Input: 64x64 px" in page.summary and page.input_size == 64
 
 
+def test_open_page_writes_downloads_beside_its_output_notebook_not_into_the_book(mvtec_root, tmp_path, monkeypatch):
+    monkeypatch.delenv("TAD_PAGE_OUTPUT", raising=False)
+    monkeypatch.chdir(tmp_path)  # a page run by hand: the working directory is where its output notebook goes
+    page = open_page("demo", data_root=mvtec_root, classes=["bottle"], cache_dir=tmp_path / "c", verbose=False)
+    assert page.download_dir == tmp_path / "data"
+    monkeypatch.setenv("TAD_PAGE_OUTPUT", str(tmp_path / "book"))  # the book build names its output folder
+    page = open_page("demo", data_root=mvtec_root, classes=["bottle"], cache_dir=tmp_path / "c", verbose=False)
+    assert page.download_dir == tmp_path / "book" / "data" and page.download_dir.is_dir()
+
+
 def test_open_page_rejects_unknown_needs(tmp_path):
     with pytest.raises(ValueError, match="pixels"):
         open_page("demo", data_root=tmp_path, needs="pixels")
@@ -317,13 +327,21 @@ def test_download_notice_says_how_to_place_the_data_only_when_classes_are_missin
     assert "not tried" in download_notice("/data", [], ["screw"])
 
 
-def test_restate_fills_references_from_each_page_and_lists_the_missing_ones():
+def test_restate_fills_references_from_each_page():
     glued = {"02_layers": {"best_mean": "0.956", "best_layer": "all layers"}, "01_data": {}}
-    text, missing = restate("{02_layers/best_layer} gives {02_layers/best_mean}.", glued)
-    assert (text, missing) == ("all layers gives 0.956.", [])
-    text, missing = restate("{01_data/grey} and {09_maps/pro} but {02_layers/best_mean}", glued)
-    assert missing == ["01_data/grey", "09_maps/pro"]
-    assert text == "{01_data/grey} and {09_maps/pro} but 0.956"
+    assert restate("{02_layers/best_layer} gives {02_layers/best_mean}.", glued) == "all layers gives 0.956."
+    assert restate("no reference", glued) == "no reference"
+
+
+def test_restate_drops_a_line_whose_page_did_not_run_or_did_not_compute_the_value():
+    glued = {"02_layers": {"best_mean": "0.956"}, "01_data": {}}
+    assert restate("{01_data/grey} but {02_layers/best_mean}", glued) is None  # page ran, value absent
+    assert restate("{09_maps/pro} but {02_layers/best_mean}", glued) is None  # page did not run
+
+
+def test_restate_pastes_values_as_they_are_even_when_they_look_like_references():
+    glued = {"a": {"x": "{b/y} and \\1", "y": "2"}}
+    assert restate("{a/x} then {a/y}", glued) == "{b/y} and \\1 then 2"
 
 
 def test_auroc_entry_gives_the_auroc_its_interval_and_their_text():
