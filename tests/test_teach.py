@@ -1,0 +1,56 @@
+"""The teaching sentences say what the numbers say: chance, extremes, tallies and the paper's figure."""
+
+import pytest
+
+from tad import teach
+
+
+def test_takeaways_is_one_list_item_per_sentence_and_rejects_multiline_items():
+    text = teach.takeaways(["First finding", "Second one."])
+    assert text.splitlines() == ["- First finding.", "- Second one."]
+    with pytest.raises(ValueError, match="one non-empty line"):
+        teach.takeaways(["a\nb"])
+    with pytest.raises(ValueError, match="1 to 4"):
+        teach.takeaways([])
+
+
+@pytest.mark.parametrize("low, high, words", [(0.6, 0.9, "above chance"), (0.1, 0.4, "below chance"),
+                                              (0.45, 0.7, "not distinguishable from chance"),
+                                              (0.2, 0.5, "not distinguishable from chance")])
+def test_chance_phrase_follows_where_the_interval_lies(low, high, words):
+    assert teach.chance_phrase(low, high) == words
+
+
+def test_auroc_sentence_says_below_chance_for_a_reversed_ranking():
+    text = teach.auroc_sentence("Screw, layer 1", 0.295, 0.18, 0.42)
+    assert "0.295 [0.18, 0.42]" in text and text.endswith("below chance.")
+
+
+def test_extremes_sentence_names_the_max_and_min_and_their_spread():
+    text = teach.extremes_sentence({"layer 1": 0.6, "layer 7": 0.9, "layer 4": float("nan")}, what="mean AUROC")
+    assert text == "Mean AUROC is highest for layer 7 (0.900) and lowest for layer 1 (0.600), a spread of 0.300."
+    assert teach.extremes_sentence({"only": 0.7}, what="x") == "X is 0.700 for only."
+
+
+def test_tally_sentence_counts_each_verdict_word():
+    text = teach.tally_sentence(["higher", "within noise", "within noise", "lower", "within noise"], what="w")
+    assert text == "Of 5 comparisons (w), 1 higher beyond noise, 1 lower, and 3 within noise."
+    assert "none is resolved" in teach.tally_sentence(["within noise"] * 2, what="w")
+    with pytest.raises(ValueError):
+        teach.tally_sentence(["better"], what="w")
+
+
+def test_paper_sentence_says_whether_the_papers_figure_is_inside_our_interval():
+    inside = teach.paper_sentence("layer 7", 0.95, 0.97, ours_ci=(0.9, 0.99))
+    outside = teach.paper_sentence("layer 7", 0.80, 0.97, ours_ci=(0.7, 0.9))
+    assert "(−0.020)" in inside and "lies inside" in inside
+    assert "lies outside" in outside and "[0.70, 0.90]" in outside
+
+
+def test_resolution_sentence_uses_the_median_half_width():
+    assert "median 0.050 (largest 0.200)" in teach.resolution_sentence([0.04, 0.2, 0.06, 0.05, float("nan")][:4] + [0.01])
+
+
+def test_comparison_sentence_words_follow_the_verdict():
+    assert teach.comparison_sentence("MVG", "1-NN", 0.05, 0.01, 0.09, "higher").startswith("MVG scores higher than 1-NN")
+    assert "within noise" in teach.comparison_sentence("MVG", "1-NN", 0.01, -0.03, 0.05, "within noise")
