@@ -279,7 +279,7 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # DFM (Ahuja et al., 2019), and in process monitoring the residual of a PCA model on all non-zero axes, the
 # squared prediction error (SPE, or Q statistic). Under `"dims"` such a reduction appears whenever
 # `round(r * d)` does not exceed the null space's dimension, which a reader of table 2 could not have guessed;
-# the page *Why does keeping the smallest-variance axes work?* measures the residual alone.
+# the page {doc}`11_why_npca` measures the residual alone.
 #
 # **The gain.** The paper's gain of NPCA 50 % over no reduction is {glue:text}`paper_npca_gain` (its table 2).
 # On the classes at hand, paired on the same test images:
