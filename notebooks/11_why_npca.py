@@ -22,6 +22,15 @@
 # shrinkage does to the argument. The mechanisms offered below are hypotheses read off these measurements, not
 # established causes.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -234,7 +243,7 @@ plt.show()
 # %% [markdown]
 # AUROC against the number of training images (log scale), one dot per random subset with its interval; the
 # dotted line is the dimension $D$. Left of it a null space exists; look at whether NPCA's advantage over no
-# reduction, if any, shrinks as the training set passes `d` and the null space disappears.
+# reduction, if any, shrinks as the training set passes $D$ and the null space disappears.
 
 # %% tags=["remove-cell"]
 glue_value("n_pairs", len(shares), "count")
@@ -301,3 +310,65 @@ glue_text("sub_lines", "\n".join(
 #   at the training-set-size figure: does NPCA's gap to no reduction close once the training set passes the dimension $D$?
 # - The solar cells: `.venv/bin/python scripts/build_book.py --only 11_why_npca -p classes '[elpv_mono]'`. With
 #   more training images than dimensions at layer 7, look at whether the quiet half still separates better.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+n_wins = int((shares["auroc smallest"] > shares["auroc largest"]).sum())
+points = [f"The distance within the quietest half of the axes separates better than within the loudest half on "
+          f"{n_wins} of {len(shares)} (data set, layer) pairs, mean AUROC "
+          f"{format_value(shares['auroc smallest'].mean(), 'auroc')} against "
+          f"{format_value(shares['auroc largest'].mean(), 'auroc')}"]
+if with_null.empty:
+    points.append("No (data set, layer) pair of this run has a null space, so none of NPCA's effect here comes "
+                  "from it")
+else:
+    points.append(teach.extremes_sentence({f"{r.dataset}, layer {r.layer}": r["null adds"]
+                                           for _, r in with_null.iterrows()},
+                                          what="what the null space adds to NPCA's AUROC", kind="diff"))
+g_small, g_large = gap(small), gap(large)
+points.append(f"NPCA minus no reduction averages {format_value(g_small.mean(), 'diff')} at shrinkage "
+              f"{min(v for v in shrinkages if v is not None):g} and {format_value(g_large.mean(), 'diff')} at "
+              f"{max(v for v in shrinkages if v is not None):g}: how much NPCA helps depends on the Gaussian's "
+              f"weighting")
+glue_text("takeaways", teach.takeaways(points))
+glue_text("ex_share", f"Anomalous images put a larger share of their deviation on the quiet half than good images "
+          f"do on {int((shares['smallest share, anomalous'] > shares['smallest share, good']).sum())} of "
+          f"{len(shares)} pairs.")
+if with_null.empty:
+    glue_text("ex_residual", "No pair of this run has a null space, so there is no residual to score.")
+else:
+    top = with_null.loc[with_null["null residual"].idxmax()]
+    glue_text("ex_residual", f"The residual alone does best on {top.dataset}, layer {top.layer}: AUROC "
+              f"{format_value(top['null residual'], 'auroc')}, against {format_value(top['npca block'], 'auroc')} "
+              f"for NPCA with the null block and {format_value(top['none'], 'auroc')} with no reduction.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Where does a defect go?** On how many (data set, layer) pairs do anomalous images put a larger share of
+# their deviation from the training mean on the quiet half of the axes than good images do?
+#
+# ```{dropdown} Solution
+# Compare the columns "smallest share, anomalous" and "smallest share, good" of the deviation table.
+# {glue:md}`ex_share:myst` A larger share for anomalous images is what NPCA relies on: the loud axes carry the
+# nuisance variation every good image has, the quiet ones what is new.
+# ```
+#
+# **2. The null space alone.** Where it exists, how well does the residual (the distance to the span of the
+# training features, {term}`DFM`'s score) do by itself?
+#
+# ```{dropdown} Solution
+# Read the "null residual" column where "null axes" is positive. {glue:md}`ex_residual:myst` A residual close
+# to NPCA's AUROC says that most of NPCA's effect comes from directions no good image varied in.
+# ```
+#
+# **3. More training images.** Rerun on transistor:
+# `.venv/bin/python scripts/build_book.py --only 11_why_npca -p classes '[transistor]'`. What should happen to
+# the null space, and to NPCA's advantage, as the training set passes the dimension?
+#
+# ```{dropdown} Solution
+# With $n - 1 \ge D$ the training covariance has full rank and the null space vanishes, so the "block" and
+# "rank" readings agree and any remaining NPCA advantage comes from the quiet non-null axes alone. Watch the
+# training-size figure: a gap that closes at the dotted line came from the null space.
+# ```

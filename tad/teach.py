@@ -36,6 +36,14 @@ def takeaways(sentences: Sequence[str]) -> str:
     return "\n".join(f"- {s if s.endswith(('.', '!', '?')) else s + '.'}" for s in items)
 
 
+def takeaway_items(text: str) -> list[str]:
+    """The sentences of a list made by `takeaways` (e.g. as another page glued it), in order; ``[]`` for ""."""
+    items = [line[2:] for line in text.splitlines() if line.startswith("- ")]
+    if text.strip() and not items:
+        raise ValueError(f"not a takeaways list: {text[:60]!r}")
+    return items
+
+
 def chance_phrase(low: float, high: float) -> str:
     """Where an AUROC interval ``[low, high]`` lies against chance (0.5): "above chance", "below chance" or
     "not distinguishable from chance" (the interval holds 0.5)."""
@@ -107,15 +115,19 @@ def paper_sentence(what: str, ours: float, paper: float, *, ours_ci: tuple[float
     return text + "."
 
 
-def resolution_sentence(half_widths: Sequence[float]) -> str:
-    """How fine a difference the run's intervals resolve: ``"The 95 % intervals' half-widths have median 0.040
-    (largest 0.120), so differences smaller than about 0.040 are within noise here."``"""
+def resolution_sentence(half_widths: Sequence[float], intervals: str = "95 % intervals") -> str:
+    """How fine a difference the run's intervals resolve: ``"The half-widths of the 95 % intervals have median 0.040
+    (largest 0.120), so differences smaller than about 0.040 are within noise here."``
+
+    ``intervals`` names the intervals the half-widths belong to (e.g. "simultaneous intervals of the
+    differences").
+    """
     values = sorted(float(h) for h in half_widths if h == h)
     if not values:
         raise ValueError("no interval half-width given")
     n = len(values)
     median = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-    return (f"The 95 % intervals' half-widths have median {format_value(median, 'auroc')} (largest "
+    return (f"The half-widths of the {intervals} have median {format_value(median, 'auroc')} (largest "
             f"{format_value(values[-1], 'auroc')}), so differences smaller than about "
             f"{format_value(median, 'auroc')} are within noise here.")
 
@@ -137,3 +149,39 @@ def comparison_sentence(a: str, b: str, diff: float, low: float, high: float, ve
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def gap_sentence(what: str, gap: float, half_width: float) -> str:
+    """Whether a gap between two AUROCs stands out of one trial's noise: ``"<what> is +0.300, larger than the
+    typical half-width 0.040 of one trial's 95 % interval, so it is resolved."`` (or "smaller ..., so it is
+    not resolved by these test sets").
+
+    A rough yardstick, not a test: a paired test of the two (`tad.stats.compare_pairs`) resolves finer
+    differences, since shared images cancel.
+    """
+    if not half_width >= 0:
+        raise ValueError(f"half_width must be >= 0; got {half_width!r}")
+    resolved = abs(gap) > half_width
+    return (f"{what[:1].upper()}{what[1:]} is {format_value(gap, 'diff')}, "
+            f"{'larger' if resolved else 'smaller'} than the typical half-width {format_value(half_width, 'auroc')} "
+            f"of one trial's 95 % interval, so it is {'resolved' if resolved else 'not resolved by these test sets'}.")
+
+
+def restate_list(items: Sequence[tuple[str, str, str]], glued: Mapping[str, Mapping[str, str]]) -> str:
+    """A Markdown list restating other pages' glued values, one item per ``(page, lead, template)``.
+
+    Each item is ``lead`` then ``template`` filled by `tad.page.restate` from ``glued`` (as
+    `tad.page.read_glued` returns it per page). An item whose page did not run, or that computed none of a
+    referenced value, says so instead of showing a half-filled template.
+    """
+    from tad.page import restate
+
+    lines = []
+    for page, lead, template in items:
+        text, missing = restate(template, glued)
+        if page not in glued:
+            text = f"(the page {page} did not run in this build)"
+        elif missing:
+            text = f"(not in this build: that page computed no {', '.join(m.split('/')[1] for m in missing)})"
+        lines.append(f"- {lead} {text}")
+    return "\n".join(lines)

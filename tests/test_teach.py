@@ -54,3 +54,26 @@ def test_resolution_sentence_uses_the_median_half_width():
 def test_comparison_sentence_words_follow_the_verdict():
     assert teach.comparison_sentence("MVG", "1-NN", 0.05, 0.01, 0.09, "higher").startswith("MVG scores higher than 1-NN")
     assert "within noise" in teach.comparison_sentence("MVG", "1-NN", 0.01, -0.03, 0.05, "within noise")
+
+
+def test_gap_sentence_compares_the_gap_with_the_half_width_on_either_sign():
+    assert teach.gap_sentence("the gain", -0.3, 0.04).endswith("so it is resolved.")
+    assert "smaller than the typical half-width 0.040" in teach.gap_sentence("the gain", 0.01, 0.04)
+    with pytest.raises(ValueError):
+        teach.gap_sentence("x", 0.1, float("nan"))
+
+
+def test_takeaway_items_reads_back_what_takeaways_wrote():
+    sentences = ["One thing.", "Another, with - a dash."]
+    assert teach.takeaway_items(teach.takeaways(sentences)) == sentences
+    assert teach.takeaway_items("") == []
+    with pytest.raises(ValueError):
+        teach.takeaway_items("a paragraph, not a list")
+
+
+def test_restate_list_fills_templates_and_says_what_is_missing():
+    glued = {"a": {"x": "0.9"}, "b": {}}
+    text = teach.restate_list([("a", "**A.**", "x is {a/x}."), ("b", "**B.**", "y is {b/y}."),
+                               ("c", "**C.**", "{c/z}")], glued)
+    assert text.splitlines() == ["- **A.** x is 0.9.", "- **B.** (not in this build: that page computed no y)",
+                                 "- **C.** (the page c did not run in this build)"]
