@@ -212,16 +212,19 @@ _ = glue_value("start_good", int((labels == 0).sum()), "count")
 
 # %% tags=["remove-cell"]
 from tad import teach
+from tad.page import config_label
 
 entry = auroc_entry(labels, scores)
+est_name = config_label({"estimator": estimator}, parts=("estimator",))
 good, bad = scores[labels == 0], scores[labels == 1]
 rank = int((good < scores[ours]).sum())
 glue_text("takeaways", teach.takeaways([
-    teach.auroc_sentence(f"On {split.name}, layer {layer} average-pooled, NPCA {format_value(ratio, 'percent')} "
-                         f"and {estimator}", entry["auroc"], entry["ci_low"], entry["ci_high"]),
+    teach.auroc_sentence(f"On {split.name}, the recipe (layer {layer} average-pooled, NPCA "
+                         f"{format_value(ratio, 'percent')}, {est_name})", entry["auroc"], entry["ci_low"],
+                         entry["ci_high"]),
     f"The defective image followed scores above {rank} of the {len(good)} good test images"
     + (", above every one of them" if rank == len(good) else ""),
-    f"Nothing here was trained on a defect: the network keeps its ImageNet weights and the {estimator} model "
+    f"Nothing here was trained on a defect: the network keeps its ImageNet weights and the {est_name} model "
     f"saw only the {len(split.train)} good training images"]))
 clean = float((bad > good.max()).mean())
 glue_text("ex_clean", f"Here {format_value(clean, 'percent')} of the {len(bad)} defective test images score above "
