@@ -77,3 +77,48 @@ def test_restate_list_fills_templates_and_says_what_is_missing():
                                ("c", "**C.**", "{c/z}")], glued)
     assert text.splitlines() == ["- **A.** x is 0.9.", "- **B.** (not in this build: that page computed no y)",
                                  "- **C.** (the page c did not run in this build)"]
+
+
+RESULT_PAGES = ["00_start", "02_layers", "03_reduction", "04_pooling", "05_estimators", "06_augmentation",
+                "07_backbones", "07b_baselines", "08_grid", "08b_selection", "09_maps", "10_datasets",
+                "11_why_npca", "12_resolution", "13_uncertainty"]
+
+
+@pytest.mark.parametrize("page", RESULT_PAGES)
+def test_every_result_page_has_a_computed_takeaways_box_and_two_to_four_exercises_with_solutions(page):
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[1] / "notebooks" / f"{page}.py").read_text()
+    box = source.index("{admonition} Key takeaways")
+    assert box < source.index('tags=["parameters"]'), "the box stands at the top, before the parameters"
+    assert "```{glue:md} takeaways" in source and 'glue_text("takeaways", teach.takeaways(' in source
+    exercises = source[source.index("# ## Exercises"):]
+    assert 2 <= exercises.count("```{dropdown} Solution") <= 4
+
+
+def _glossary_terms() -> set[str]:
+    """The terms book/glossary.md defines: the unindented lines of its glossary directive."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "book" / "glossary.md").read_text()
+    body = text[text.index("```{glossary}"):].splitlines()[1:]
+    return {line.strip() for line in body if line.strip() and not line.startswith((" ", "`"))}
+
+
+def test_glossary_defines_every_term_the_issue_lists_and_every_term_a_page_links():
+    import re
+    from pathlib import Path
+
+    terms = _glossary_terms()
+    required = {"DeLong", "Holm correction", "family-wise error", "score interval", "within noise", "ELPV",
+                "pooling", "block", "rank", "dims", "pseudo-anomaly", "DFM", "SEM", "MOVER", "PRO", "AUROC",
+                "Mahalanobis distance", "Ledoit-Wolf", "k-NN", "normalizing flow", "null space", "NPCA", "PCA",
+                "paired comparison"}
+    assert required <= terms, sorted(required - terms)
+    root = Path(__file__).resolve().parents[1]
+    linked = set()
+    for path in [*root.glob("notebooks/*.py"), root / "book" / "glossary.md"]:
+        text = re.sub(r"\n#? ?", " ", path.read_text())  # a role may wrap over a line of a Markdown cell
+        for target in re.findall(r"\{term\}`([^`]+)`", text):
+            linked.add(" ".join((target.split("<")[-1].rstrip(">") if "<" in target else target).split()))
+    assert linked <= terms, sorted(linked - terms)
