@@ -75,7 +75,8 @@ def extremes_sentence(values: Mapping[str, float], *, what: str, kind: str = "au
     if hi == lo or clean[hi] == clean[lo]:
         return f"{what[:1].upper()}{what[1:]} is {format_value(clean[hi], kind)} for {hi}."
     return (f"{what[:1].upper()}{what[1:]} is highest for {hi} ({format_value(clean[hi], kind)}) and lowest for "
-            f"{lo} ({format_value(clean[lo], kind)}), a spread of {format_value(clean[hi] - clean[lo], kind)}.")
+            f"{lo} ({format_value(clean[lo], kind)}), a spread of "
+            f"{format_value(clean[hi] - clean[lo], 'auroc' if kind == 'diff' else kind)}.")
 
 
 def tally_sentence(verdicts: Sequence[str], *, what: str, higher: str = "higher", lower: str = "lower") -> str:

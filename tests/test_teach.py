@@ -30,6 +30,8 @@ def test_extremes_sentence_names_the_max_and_min_and_their_spread():
     text = teach.extremes_sentence({"layer 1": 0.6, "layer 7": 0.9, "layer 4": float("nan")}, what="mean AUROC")
     assert text == "Mean AUROC is highest for layer 7 (0.900) and lowest for layer 1 (0.600), a spread of 0.300."
     assert teach.extremes_sentence({"only": 0.7}, what="x") == "X is 0.700 for only."
+    assert teach.extremes_sentence({"a": 0.1, "b": -0.2}, what="gain", kind="diff").endswith(
+        "lowest for b (−0.200), a spread of 0.300.")
 
 
 def test_tally_sentence_counts_each_verdict_word():
