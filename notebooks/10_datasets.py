@@ -317,7 +317,7 @@ from tad import teach
 target = (elpv or page.names)[0]
 row = by_layer[(by_layer.dataset == target) & (by_layer.layer.astype(str) == best[target])].iloc[0]
 glue_text("takeaways", teach.takeaways([
-    teach.auroc_sentence(f"On {target}, at its best layer ({at(best[target])}, 1-NN, NPCA 50 %),", row.auroc,
+    teach.auroc_sentence(f"On {target}, its best layer ({at(best[target])}, 1-NN, NPCA 50 %)", row.auroc,
                          row.low, row.high),
     teach.tally_sentence(list(comparisons.verdict), what="depth, reduction and estimator, per data set",
                          higher="with the first-named higher", lower="lower"),
