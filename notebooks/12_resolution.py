@@ -226,8 +226,10 @@ glue_text("ex_big", f"The largest change is {big.a} on {big.dataset} layer {big.
 # **1. What does size cost?** How long did each run take, and how does that grow with the input side?
 #
 # ```{dropdown} Solution
-# {glue:md}`ex_time:myst` A convolutional network's work grows with the number of positions, the square of
-# the side: doubling the side should cost about four times as much, plus a fixed overhead per image.
+# {glue:md}`ex_time:myst` These times include feature extraction only where the features were not cached
+# yet, so a run that found its features in the cache looks cheap. For a fresh extraction, a convolutional
+# network's work grows with the number of positions, the square of the side: doubling the side should cost
+# about four times as much, plus a fixed overhead per image.
 # ```
 #
 # **2. The largest change.** Which larger input or larger model moved the AUROC most, and is it resolved?
