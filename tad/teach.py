@@ -94,6 +94,8 @@ def tally_sentence(verdicts: Sequence[str], *, what: str, higher: str = "higher"
     n = len(verdicts)
     counts = {v: sum(1 for x in verdicts if x == v) for v in VERDICTS}
     if counts["within noise"] == n:
+        if n == 1:
+            return f"The one comparison ({what}) is within noise: it is not resolved by these test sets."
         return f"All {_count(n, 'comparison')} ({what}) are within noise: none is resolved by these test sets."
     parts = [f"{counts['higher'] or 'none'} {higher}", f"{counts['lower'] or 'none'} {lower}"]
     noise = counts["within noise"]

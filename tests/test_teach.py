@@ -38,6 +38,7 @@ def test_tally_sentence_counts_each_verdict_word():
     text = teach.tally_sentence(["higher", "within noise", "within noise", "lower", "within noise"], what="w")
     assert text == "Of 5 comparisons (w), 1 higher beyond noise, 1 lower, and 3 within noise."
     assert "none is resolved" in teach.tally_sentence(["within noise"] * 2, what="w")
+    assert teach.tally_sentence(["within noise"], what="w").startswith("The one comparison (w) is within noise")
     with pytest.raises(ValueError):
         teach.tally_sentence(["better"], what="w")
 
