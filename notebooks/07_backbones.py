@@ -228,11 +228,11 @@ else:
 from tad import teach
 
 short = {n: n.removeprefix("tf_efficientnet_") for n in loaded}
-points = [teach.extremes_sentence({short[n]: v for n, v in mean_last.items()},
-                                  what=f"the mean last-layer AUROC over the {len(page.splits)} data set(s)"),
-          teach.tally_sentence(list(others["vs reference"]), what=f"each backbone against {short[page.backbone.name]}"
+points = [teach.tally_sentence(list(others["vs reference"]), what=f"each backbone against {short[page.backbone.name]}"
                                ", per data set", higher="higher than the reference", lower="lower")
-          if len(others) else f"Only {short[page.backbone.name]} ran, so no backbone comparison is possible here"]
+          if len(others) else f"Only {short[page.backbone.name]} ran, so no backbone comparison is possible here",
+          teach.extremes_sentence({short[n]: v for n, v in mean_last.items()},
+                                  what=f"the mean last-layer AUROC over the {len(page.splits)} data set(s)")]
 if present:
     points.append(teach.paper_sentence(f"at the last layer, over the class(es) the paper reports, ENB5 against "
                                        f"{short[page.backbone.name]}", mean_last[page.backbone.name], paper_mean["7"]))

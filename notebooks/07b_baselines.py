@@ -261,9 +261,9 @@ from tad import teach
 
 rand = table[table.baseline == "random network"].set_index("dataset")
 glue_text("takeaways", teach.takeaways([
-    teach.extremes_sentence(main_rows.auroc.to_dict(), what="the main configuration's AUROC"),
     teach.tally_sentence(list(cmp_all.verdict), what="each baseline against the main configuration, per data set",
                          higher="with the baseline higher", lower="with the pretrained features higher"),
+    teach.extremes_sentence(main_rows.auroc.to_dict(), what="the main configuration's AUROC"),
     f"Scorings whose whole interval lies below chance: {len(below)}"
     + (f" ({', '.join(f'{r.baseline} on {r.dataset}' for r in below.itertuples())})" if len(below) else "")]))
 gaps = (main_rows.auroc - rand.auroc).reindex(main_rows.index)
