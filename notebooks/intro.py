@@ -67,7 +67,7 @@ BOTTOM_LINE = [  # (page, lead, template): five lines of {page/name} references 
     ("03_reduction", "**Which axes.**", "{03_reduction/takeaway_1}"),
     ("08_grid", "**The paper's configuration**", "({08_grid/paper_config}) ranks {08_grid/paper_rank} of "
                                                  "{08_grid/n_configs} configurations at {08_grid/paper_auroc} and "
-                                                 "{08_grid/paper_ties}; {08_grid/n_tied} tie with the best."),
+                                                 "{08_grid/paper_ties}; {08_grid/n_tied} configurations in all tie with the best."),
     ("07b_baselines", "**Against simple baselines.**", "{07b_baselines/takeaway_1}"),
     ("13_uncertainty", "**How much is noise.**", "{13_uncertainty/takeaway_1}"),
 ]
