@@ -21,6 +21,28 @@
 # This page is a short lecture: one idea per section, each with the formula, a picture, and the few lines
 # of `tad` that compute it. Words in the {doc}`glossary <../glossary>` are linked where they first appear.
 
+# %% [markdown]
+# ## Notation
+#
+# One set of symbols serves the whole book; where a library name differs, it is given in brackets.
+#
+# | Symbol | Meaning |
+# |---|---|
+# | $C, H, W$ | channels, height and width of a layer's activation map |
+# | $x$ | a pooled feature vector (of a test image unless said otherwise) |
+# | $D$ | its dimension, the number of features (`d` in the results tables) |
+# | $n$, $x_i$ | the number of good training images, and the $i$-th one's feature vector |
+# | $\bar x$, $S$ | their mean and sample covariance |
+# | $\lambda_j$, $v_j$ | the eigenvalues of a covariance (descending) and their eigenvectors, the principal axes |
+# | $r$ | the reduction ratio (`ratio`) |
+# | $q$ | the number of principal axes a reduction keeps, $q = \operatorname{round}(r D)$ |
+# | $\mu$, $\Sigma$ | the mean and covariance of the Gaussian that {term}`MVG` fits |
+# | $\Delta^2(x)$ | the squared {term}`Mahalanobis distance` of $x$, MVG's anomaly score |
+# | $\delta$, $\bar\lambda$ | {term}`Ledoit-Wolf`'s shrinkage weight, and its target $\bar\lambda = \operatorname{tr}(S)/D$, the mean eigenvalue |
+# | $k$ | the number of neighbours of {term}`k-NN` (1, 5 or 10); never the number of kept axes |
+# | $s(x)$ | an anomaly score, higher meaning more anomalous; $s_k(x)$ the k-NN score |
+# | $A$, $\theta$ | an observed {term}`AUROC` and a candidate true one |
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 category = "screw"                  # class of sections 5 and 9 (bottle ranks perfectly: a bare ROC)
@@ -127,7 +149,7 @@ print(f"{defect.path.name} ({defect.defect}), layer {layer}, channel {channel} o
 # {term}`Mahalanobis distance`:
 #
 # $$
-# d^2(x) = (x - \mu)^\top \Sigma^{-1} (x - \mu) = \sum_{j=1}^{d} \frac{\big(v_j^\top (x - \mu)\big)^2}{\lambda_j},
+# \Delta^2(x) = (x - \mu)^\top \Sigma^{-1} (x - \mu) = \sum_{j=1}^{D} \frac{\big(v_j^\top (x - \mu)\big)^2}{\lambda_j},
 # $$
 #
 # where $\lambda_j$ and $v_j$ are the eigenvalues and eigenvectors of $\Sigma$. The second form says what
@@ -212,16 +234,16 @@ plt.close(fig)
 # outside them.
 # ```
 #
-# The paper's "reduction ratio" $r$ ($10$ to $50\,\%$) is read as the share of the $d$ dimensions kept:
-# $k = \operatorname{round}(r d)$ axes, which fits its table 2, where PCA approaches "no reduction" as $r$
+# The paper's "reduction ratio" $r$ ($10$ to $50\,\%$) is read as the share of the $D$ dimensions kept:
+# $q = \operatorname{round}(r D)$ axes, which fits its table 2, where PCA approaches "no reduction" as $r$
 # grows. The book's one reading (`tad.reduce.DEFAULT_BASIS`, `"block"`, in every table unless a page says
-# otherwise) adds one rule for the null space of section 5: it is kept or dropped whole. NPCA keeps these $k$
+# otherwise) adds one rule for the null space of section 5: it is kept or dropped whole. NPCA keeps these $q$
 # axes, or, where they would hold only part of the null space, all of it and the smallest non-null axis; PCA
 # stops at the last non-null axis. Elsewhere this is the paper's literal reading (`basis="dims"`).
 #
 # ## 5. The null space
 #
-# With $n$ training images in $d$ dimensions, the centred images span at most $n - 1$ directions: the
+# With $n$ training images in $D$ dimensions, the centred images span at most $n - 1$ directions: the
 # covariance has at most $n - 1$ non-zero eigenvalues. The other directions, where no good image varies
 # at all, are the {term}`null space`. The smallest toy: three points in 3-D always lie in a plane.
 
@@ -282,28 +304,28 @@ glue("null_all", null_dims["all"], display=False)
 # {glue:text}`layer` carry no training variance at all, and {glue:text}`null_all` of the
 # {glue:text}`d_all` dimensions of all layers concatenated. NPCA at {glue:text}`ratio_pct` keeps the
 # {glue:text}`k` axes of layer {glue:text}`layer` with the least variance: null axes first, then the
-# nearly flat ones. The chapter *Why does NPCA work?* measures what the null space contributes;
+# nearly flat ones. The page {doc}`11_why_npca` measures what the null space contributes;
 # `basis="rank"` in `tad.reduce` offers the other reading of the ratio, a share of the axes with non-zero
 # variance only.
 #
 # ## 6. Ledoit-Wolf shrinkage
 #
 # The Mahalanobis distance needs $\Sigma^{-1}$, but the sample covariance
-# $S = \frac{1}{n} \sum_k (x_k - \bar x)(x_k - \bar x)^\top$ is singular when $n \le d$, and even when it is
+# $S = \frac{1}{n} \sum_i (x_i - \bar x)(x_i - \bar x)^\top$ is singular when $n \le D$, and even when it is
 # not, its eigenvalues are too spread: the large ones too large, the small ones too small, so $1/\lambda_j$
 # explodes on the smallest. {term}`Ledoit-Wolf` shrinks $S$ towards a multiple of the identity:
 #
 # $$
-# \Sigma_{LW} = (1 - \delta)\, S + \delta\, \mu I, \qquad \mu = \frac{\operatorname{tr}(S)}{d},
+# \Sigma_{LW} = (1 - \delta)\, S + \delta\, \bar\lambda I, \qquad \bar\lambda = \frac{\operatorname{tr}(S)}{D},
 # $$
 #
 # $$
-# \delta = \min\left(1,\; \frac{\frac{1}{n^2} \sum_{k=1}^{n} \lVert x_k x_k^\top - S \rVert_F^2}{\lVert S - \mu I \rVert_F^2}\right),
+# \delta = \min\left(1,\; \frac{\frac{1}{n^2} \sum_{i=1}^{n} \lVert x_i x_i^\top - S \rVert_F^2}{\lVert S - \bar\lambda I \rVert_F^2}\right),
 # $$
 #
-# with $x_k$ centred. The numerator estimates how noisy $S$ is, the denominator how far $S$ is from the
+# with $x_i$ centred. The numerator estimates how noisy $S$ is, the denominator how far $S$ is from the
 # identity's shape: the noisier the estimate, the more it is shrunk. Each eigenvalue moves to
-# $(1 - \delta)\lambda_j + \delta \mu$, the eigenvectors stay. Below, the formula typed out against `tad`'s
+# $(1 - \delta)\lambda_j + \delta \bar\lambda$, the eigenvectors stay. Below, the formula typed out against `tad`'s
 # `MVG`, on samples from a covariance that *is* the identity (every true eigenvalue is 1):
 
 # %%
@@ -341,10 +363,10 @@ plt.close(fig)
 # ```{glue:figure} fig_lw
 # :name: fig-lw
 #
-# Sorted eigenvalues of the sample covariance (blue) of $n$ draws from a $d = 100$ identity covariance,
+# Sorted eigenvalues of the sample covariance (blue) of $n$ draws from a $D = 100$ identity covariance,
 # whose true eigenvalues are all 1 (dashed). **Look at** the spread: with fewer samples than dimensions
 # (left) half of them are exactly 0, and even with four samples per dimension (right) they range widely
-# around 1. Ledoit-Wolf (orange) pulls them back towards their mean $\mu$; here, where the truth *is* a
+# around 1. Ledoit-Wolf (orange) pulls them back towards their mean $\bar\lambda$; here, where the truth *is* a
 # multiple of the identity, the formula rightly shrinks (almost) all the way, $\delta \approx 1$.
 # ```
 #
@@ -428,8 +450,7 @@ glue("ci", f"[{low:.3f}, {high:.3f}]", display=False)
 #
 # A test set holds tens of images, so an AUROC is uncertain. Its $95\,\%$ score interval
 # (`tad.stats.auroc_ci`, the one interval of every page and result row) is {glue:text}`ci`; a percentile
-# {term}`bootstrap` would not do, since for perfectly separated scores it has width zero (page *How much of a
-# difference in AUROC is noise?*).
+# {term}`bootstrap` would not do, since for perfectly separated scores it has width zero (page {doc}`13_uncertainty`).
 # Two configurations are compared by a {term}`paired comparison` on the same test images. Anomaly *maps*
 # are scored per pixel instead, by the pixel AUROC and by {term}`PRO`.
 #

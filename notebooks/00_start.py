@@ -20,6 +20,15 @@
 # This page follows one defective test image from its file to its anomaly score, one step of `tad` at a
 # time, with a picture at each step. It runs in under a minute on a laptop CPU.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = ["bottle"]                # one class; ELPV (elpv_mono) when it is not present
@@ -200,3 +209,57 @@ _ = glue_value("start_good", int((labels == 0).sum()), "count")
 # 3. `.venv/bin/python scripts/build_book.py --only 00_start -p classes '[screw]' -p layer 1`: this page
 #    again on screw at the first layer; compare the score histogram with bottle's, then read the data page
 #    for why layer 1 fails there.
+
+# %% tags=["remove-cell"]
+from tad import teach
+from tad.page import config_label
+
+entry = auroc_entry(labels, scores)
+est_name = config_label({"estimator": estimator}, parts=("estimator",))
+good, bad = scores[labels == 0], scores[labels == 1]
+rank = int((good < scores[ours]).sum())
+glue_text("takeaways", teach.takeaways([
+    teach.auroc_sentence(f"On {split.name}, the recipe (layer {layer} average-pooled, NPCA "
+                         f"{format_value(ratio, 'percent')}, {est_name})", entry["auroc"], entry["ci_low"],
+                         entry["ci_high"]),
+    f"The defective image followed scores above {rank} of the {len(good)} good test images"
+    + (", above every one of them" if rank == len(good) else ""),
+    f"Nothing here was trained on a defect: the network keeps its ImageNet weights and the {est_name} model "
+    f"saw only the {len(split.train)} good training images"]))
+clean = float((bad > good.max()).mean())
+glue_text("ex_clean", f"Here {format_value(clean, 'percent')} of the {len(bad)} defective test images score above "
+          f"the highest good score ({int((bad > good.max()).sum())} images).")
+glue_text("ex_now", teach.auroc_sentence(f"This run, {split.name} at layer {layer},", entry["auroc"],
+                                         entry["ci_low"], entry["ci_high"]))
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. A threshold without false alarms.** Put the threshold just above the highest score of a good test
+# image. Which share of the defective images does it still flag?
+#
+# ```{dropdown} Solution
+# Such a threshold raises no alarm on any good test image, so it flags exactly the defective images whose
+# score exceeds every good one (in the histogram: the red bars right of the last blue one).
+# {glue:md}`ex_clean:myst` The AUROC summarises every threshold at once; this is the one that matters when a
+# false alarm is expensive.
+# ```
+#
+# **2. Another class, the first layer.** Rerun this page on screw at layer 1:
+# `.venv/bin/python scripts/build_book.py --only 00_start -p classes '[screw]' -p layer 1`. Predict first:
+# above chance, at chance, or below?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_now:myst` Layer 1 sees edges and brightness, not parts. On screw, the good test images were
+# photographed brighter or darker than the training images (see {doc}`01_data`), so a low-level layer
+# flags the *good* test images as different: expect the AUROC to fall, possibly below chance, where the
+# red histogram lies left of the blue one.
+# ```
+#
+# **3. Another image.** Follow the fourth defective image instead: `-p image 3`. Does its place among the
+# good scores change the AUROC?
+#
+# ```{dropdown} Solution
+# No: the AUROC ranks every test image, whichever one this page follows. Only the dashed line in the
+# histogram and the count of good images below it move.
+# ```

@@ -24,6 +24,15 @@
 # This page runs every layer, and their concatenation, on the data found here. The setup below says what
 # that is and how it differs from the paper.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -132,3 +141,53 @@ else:
 # resolved by these test sets (the uncertainty page tests such differences pairwise). Where our values differ
 # from the paper's, the setup above names the likely causes: a smaller backbone read at a smaller input, and
 # other or fewer data sets.
+
+# %% tags=["remove-cell"]
+import pandas as pd
+
+from tad import teach
+
+layer_names = {c: "all layers" if c == "all" else f"layer {c}" for c in layers}
+points = [teach.extremes_sentence({layer_names[c]: mean[c] for c in layers},
+                                  what=f"the mean AUROC over the {len(page.splits)} data set(s)"),
+          teach.gap_sentence(f"the gap from layer 1 to {layer_names[best]}", mean[best] - mean["1"], half.median())]
+if present and pd.notna(paper_rows.loc["mean (these classes)"].get(best)):
+    points.append(teach.paper_sentence(f"at {layer_names[best]}, over the class(es) the paper also reports",
+                                       ours_mean[best], paper_rows.loc["mean (these classes)", best]))
+glue_text("takeaways", teach.takeaways(points))
+at_best = df[df.layer.astype(str) == best]
+worst = at_best.loc[at_best.auroc.idxmin()]
+glue_text("ex_hardest", teach.auroc_sentence(f"At {layer_names[best]}, the hardest data set, {worst.dataset},",
+                                             worst.auroc, worst.ci_low, worst.ci_high))
+n_up = int((table.iloc[:-1][best] > table.iloc[:-1]["1"]).sum())
+glue_text("ex_up", f"The best layer ({layer_names[best]}) scores higher than layer 1 on "
+          f"{n_up} of the {len(table) - 1} data set(s).")
+glue_text("ex_now", f"This run, with {config_label({'estimator': estimator}, parts=('estimator',))}, has mean AUROC {format_value(mean[best], 'auroc')} at "
+          f"{layer_names[best]} and {format_value(mean['1'], 'auroc')} at layer 1.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. The hardest data set.** At the best layer, which data set scores lowest, and is it above chance?
+#
+# ```{dropdown} Solution
+# Read the trials table at that layer: the lowest AUROC, then its interval. A ranking is above chance only
+# when the whole interval lies above 0.5. {glue:md}`ex_hardest:myst`
+# ```
+#
+# **2. Is deeper better everywhere?** On how many data sets does the best layer beat layer 1?
+#
+# ```{dropdown} Solution
+# Compare the two columns of the first table row by row (a mean can hide a data set that goes the other
+# way). {glue:md}`ex_up:myst` A single data set's difference is still subject to its two intervals.
+# ```
+#
+# **3. Another estimator.** Rerun with the Gaussian instead of 1-NN:
+# `.venv/bin/python scripts/build_book.py --only 02_layers -p estimator mvg`. Predict first whether the best
+# layer moves.
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_now:myst` The Gaussian weights each kept axis by its training variance, so it gains most
+# where many dimensions meet few training images (the deep layers); compare the new mean row with these
+# numbers, and a difference with the half-widths above before calling it real.
+# ```

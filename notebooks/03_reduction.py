@@ -23,6 +23,15 @@
 # The paper names neither table 2's layer and estimator nor what the ratio is a share of. We run its
 # eleven reductions under two readings of the ratio and say which of the resulting numbers are well defined.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -279,7 +288,7 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # DFM (Ahuja et al., 2019), and in process monitoring the residual of a PCA model on all non-zero axes, the
 # squared prediction error (SPE, or Q statistic). Under `"dims"` such a reduction appears whenever
 # `round(r * d)` does not exceed the null space's dimension, which a reader of table 2 could not have guessed;
-# the page *Why does keeping the smallest-variance axes work?* measures the residual alone.
+# the page {doc}`11_why_npca` measures the residual alone.
 #
 # **The gain.** The paper's gain of NPCA 50 % over no reduction is {glue:text}`paper_npca_gain` (its table 2).
 # On the classes at hand, paired on the same test images:
@@ -307,3 +316,55 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # - Another class and estimator: `.venv/bin/python scripts/build_book.py --only 03_reduction -p classes
 #   '[screw]' -p estimator knn1`. Screw has more training images than layer 7 has dimensions: look at whether
 #   a null space exists at all, and so whether the two readings differ.
+
+# %% tags=["remove-cell"]
+from tad import teach
+from tad.stats import verdict
+
+npca_gain = gains[(gains.basis == DEFAULT_BASIS) & gains.comparison.str.startswith("NPCA")]
+n_block = int(grid[grid.basis == DEFAULT_BASIS].basis_dependent.sum())
+glue_text("takeaways", teach.takeaways([
+    teach.tally_sentence([verdict(r["diff"], interval=(r.ci_low, r.ci_high)) for _, r in npca_gain.iterrows()],
+                         what=f"NPCA 50 % against no reduction per class, {DEFAULT_BASIS!r} reading",
+                         higher="with NPCA higher", lower="with NPCA lower"),
+    teach.extremes_sentence(means[f"ours, {DEFAULT_BASIS}"].to_dict(), what=f"the mean AUROC over the classes "
+                            f"({DEFAULT_BASIS!r} reading)") if f"ours, {DEFAULT_BASIS}" in means else
+    teach.extremes_sentence(means.iloc[:, 0].to_dict(), what="the mean AUROC over the classes"),
+    f"Under the {basis!r} reading {len(dependent)} of {len(main_rows)} cells depend on an arbitrary basis of the "
+    f"null space; under the default {DEFAULT_BASIS!r} reading {n_block} do"]))
+n_excl = int(npca_gain.statement.str.contains(" is excluded").sum())
+glue_text("ex_gain", f"The paper's NPCA gain is {format_value(paper_gain['npca'], 'diff')}; {n_excl} of the "
+          f"{len(npca_gain)} class intervals (default reading) exclude a gain that large: "
+          + "; ".join(f"{r.dataset} {format_value(r['diff'], 'diff')} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+                      for _, r in npca_gain.iterrows()) + ".")
+glue_text("ex_dependent", f"Under {basis!r}: {len(dependent)} of {len(main_rows)} cells; under "
+          f"{DEFAULT_BASIS!r}: {n_block}.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. The paper's gain, class by class.** Does any class's interval exclude a gain of NPCA 50 % over no
+# reduction as large as the paper's?
+#
+# ```{dropdown} Solution
+# Read the gains table's rows "NPCA 50 % - none" under the default reading. {glue:md}`ex_gain:myst` An
+# interval that does not exclude the paper's gain is compatible with it, and usually also with no gain at
+# all: that is "within noise", not agreement.
+# ```
+#
+# **2. Which numbers are well defined?** How many cells of the reduction table depend on an arbitrary basis
+# under each reading?
+#
+# ```{dropdown} Solution
+# Count the starred cells. {glue:md}`ex_dependent:myst` The {term}`"block" <block>` reading keeps or drops
+# the null space whole, so by construction none of its cells depends on a basis; "dims" keeps part of it
+# whenever the kept share is smaller than the null space.
+# ```
+#
+# **3. The rank reading.** Rerun with `-p basis rank`. Predict whether NPCA still gains over no reduction.
+#
+# ```{dropdown} Solution
+# "rank" leaves the null space out, so NPCA keeps only quiet axes with non-zero training variance. If
+# NPCA's gain came from the null space (the residual of {term}`DFM`), it shrinks under "rank"; compare the
+# new gains table with exercise 1's numbers and see {doc}`11_why_npca`.
+# ```

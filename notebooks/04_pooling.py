@@ -24,6 +24,15 @@
 # This page shows what each pooling keeps of a map, reruns table 4 on the data found here, and asks which
 # of the paper's differences the test sets can resolve.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -214,3 +223,53 @@ glue_text("main_label", main_label)
 #   gains on average pooling in the verdict table.
 # - Only screw, the class with the smallest defects: `-p classes "[screw]"`. Look at the width of the
 #   intervals with one data set.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+est_names = {est: config_label({"estimator": est}, parts=("estimator",)) for est in estimators}
+glue_text("takeaways", teach.takeaways([
+    teach.tally_sentence(list(verdicts.verdict), what="each pooling against average pooling, per data set and "
+                         "estimator", higher="higher than average pooling", lower="lower"),
+    teach.extremes_sentence(means.loc[estimators[0]].to_dict(), what=f"the mean AUROC with {est_names[estimators[0]]}"),
+    teach.resolution_sentence(widths, "simultaneous intervals of the differences")]))
+first = means.loc[estimators[0]]
+closest = (first.drop("avg") - first["avg"]).abs().idxmin()
+glue_text("ex_closest", f"With {est_names[estimators[0]]}, {closest} comes closest to average pooling: "
+          f"{format_value(first[closest], 'auroc')} against {format_value(first['avg'], 'auroc')} "
+          f"({format_value(first[closest] - first['avg'], 'diff')}).")
+wide = verdicts.loc[(verdicts.ci_high - verdicts.ci_low).idxmax()]
+glue_text("ex_widest", f"The widest is {wide.a} against avg on {wide.dataset} with {est_names[wide.estimator]}: "
+          f"{format_value(wide.ci_low, 'diff')} to {format_value(wide.ci_high, 'diff')}.")
+glue_text("ex_now", f"At layer {layer} here, average pooling has mean AUROC {format_value(first['avg'], 'auroc')} "
+          f"and max pooling {format_value(first['max'], 'auroc')} with {est_names[estimators[0]]}."
+          if "max" in first else "")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. The nearest rival.** For the first estimator, which pooling comes closest to average pooling, and by
+# how much?
+#
+# ```{dropdown} Solution
+# Read the row "ours (mean of these data sets)" of the first estimator and subtract the average-pooling
+# column. {glue:md}`ex_closest:myst` Whether that difference means anything is the verdict table's question,
+# not the means'.
+# ```
+#
+# **2. The widest interval.** Which comparison has the widest interval of its difference, and why there?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_widest:myst` An interval of a difference is wide where the data set has few test images,
+# where the AUROCs lie far from 1 (a ranking near 1 has little room to vary), and where the two poolings rank
+# the images differently (low correlation, so less of the shared luck cancels).
+# ```
+#
+# **3. A larger map.** Rerun at layer 5, whose maps have more positions:
+# `.venv/bin/python scripts/build_book.py --only 04_pooling -p layer 5`. Predict whether max pooling gains.
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_now:myst` With more positions a small defect covers a smaller share of the map, so average
+# pooling dilutes it more, while the maximum still sees its strongest position; max pooling can gain, but it
+# also reacts to any single odd position of a good image. Compare the verdict table's counts with this run's.
+# ```

@@ -23,6 +23,15 @@
 # This page fits every estimator on the same features, compares them on the same test images with a
 # stated error rate, and adds what a user needs before choosing one: operating points and cost.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -317,3 +326,61 @@ glue_text("summary", " ".join(lines))
 #   Look at the flow column and its verdict rows.
 # - Move the operating points to a stricter line: `-p fprs "[0.005, 0.01]"`. With a few tens of good test
 #   images, look at how coarse the achievable false-positive rates are.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+est_name = {e: config_label({"estimator": e}, parts=("estimator",)) for e in estimators}
+glue_text("takeaways", teach.takeaways([
+    teach.extremes_sentence({est_name[e]: means[e] for e in estimators},
+                            what=f"the mean AUROC over the {len(page.splits)} data set(s)"),
+    teach.tally_sentence(list(verdicts.verdict), what="estimator pairs per data set, e.g. MVG against 1-NN",
+                         higher="with the first-named estimator higher", lower="lower"),
+    f"A threshold set on the good training images alone for {format_value(target, 'percent')} false alarms "
+    f"realises a median false-alarm rate of {format_value(points[col_fpr].median(), 'percent')} on the good test "
+    f"images"]))
+if len(mvg_knn):
+    big = mvg_knn.loc[mvg_knn["diff"].abs().idxmax()]
+    glue_text("ex_mvg_knn", f"On {big.dataset}: " + teach.comparison_sentence(
+        "MVG", "1-NN", big["diff"], big.ci_low, big.ci_high, big.verdict))
+else:
+    glue_text("ex_mvg_knn", "This run did not compare MVG with 1-NN (one of them is not in `estimators`).")
+row = points[(points.estimator == main_estimator)].iloc[0]
+col_test = f"TPR at FPR {target:.0%} (test-set threshold)"
+glue_text("ex_points", f"For {est_name[main_estimator]} on {row.dataset}: with the threshold chosen on the test "
+          f"set itself, {format_value(row[col_test], 'percent')} of the defects are caught; with the threshold "
+          f"from the training images, {format_value(row[col_tpr], 'percent')} are caught at a realised false-alarm "
+          f"rate of {format_value(row[col_fpr], 'percent')}.")
+glue_text("ex_flow", f"This run's flow has mean AUROC {format_value(means['flow'], 'auroc')} against MVG's "
+          f"{format_value(means['mvg'], 'auroc')}." if {"flow", "mvg"} <= set(estimators) else
+          "This run has no flow or no MVG to compare.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. MVG or 1-NN?** On which data set do the two differ most, and is that difference resolved?
+#
+# ```{dropdown} Solution
+# Filter the verdict table to MVG against 1-NN and take the largest difference in size.
+# {glue:md}`ex_mvg_knn:myst` A difference is called only when the Holm-adjusted DeLong p-value and the
+# simultaneous interval agree; otherwise it is within noise, which still leaves the interval's range open.
+# ```
+#
+# **2. An honest operating point.** For the main estimator on the first data set, how many defects are caught
+# at the looser false-alarm target, with the threshold chosen on the test set and with the one chosen on
+# training images?
+#
+# ```{dropdown} Solution
+# The test-set threshold is an oracle: it can only be chosen after seeing the good test images. The training
+# threshold is what a deployment has. {glue:md}`ex_points:myst` With few good test images the realised rate
+# moves in coarse steps, one image at a time.
+# ```
+#
+# **3. A longer-trained flow.** Rerun with
+# `-p flow_params "{transforms: 2, hidden: 64, epochs: 300, null_rtol: 1e-6}"`. Does the flow move against MVG?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_flow:myst` A flow fitted to a few hundred images in hundreds of dimensions is limited by the
+# data more than by training time; expect a change of the same size as the intervals at most, and test it
+# with the verdict table rather than the means.
+# ```

@@ -24,6 +24,15 @@
 # noisy copies of every training image added to the clean ones (test images are never augmented). The
 # question is whether the test sets at hand can see a change of the paper's size at all.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -171,3 +180,40 @@ glue_value("largest_change", change.abs().max())
 #   Look at whether any verdict leaves "within noise".
 # - Read the paper's sentence as a loss of a tenth of AUROC: `-p paper_loss 0.1`. Look at how many
 #   intervals now exclude a loss that large.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+glue_text("takeaways", teach.takeaways([
+    teach.tally_sentence(list(verdicts.verdict), what="each noise level against no augmentation, per data set "
+                         "and estimator", higher="higher with augmentation", lower="lower"),
+    teach.resolution_sentence(half, "simultaneous intervals of the differences"),
+    f"{int(excluded.sum())} of the {len(verdicts)} intervals exclude a loss as small as the paper's, so this run "
+    f"{'can' if excluded.all() else 'cannot'} confirm that augmentation costs no more than that"]))
+big = verdicts.loc[change.abs().idxmax()]
+glue_text("ex_largest", f"The largest change is noise std {big.a} on {big.dataset} with "
+          f"{config_label({'estimator': big.estimator}, parts=('estimator',))}: "
+          + teach.comparison_sentence("augmented", "clean", big["diff"], big.ci_low, big.ci_high, big.verdict))
+glue_text("ex_excluded", f"Here {int(excluded.sum())} of the {len(verdicts)} intervals exclude a loss of "
+          f"{format_value(paper_loss, 'auroc')}; the median half-width is {format_value(half.median(), 'auroc')}.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. The largest change.** Which noise level, data set and estimator moved the AUROC most, and is the change
+# resolved?
+#
+# ```{dropdown} Solution
+# Sort the verdict table by the size of `diff`. {glue:md}`ex_largest:myst` A large point change can still be
+# within noise when its interval is wide; the verdict, not the size, says whether it is resolved.
+# ```
+#
+# **2. How small a loss can these test sets exclude?** Rerun with the paper's loss read as a tenth of AUROC:
+# `-p paper_loss 0.1`. How many intervals then exclude it?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_excluded:myst` An interval excludes a loss when its lower end lies above minus that loss. A
+# loss larger than most half-widths is excluded wherever the point change is near zero, so with a loss of a
+# tenth most intervals should exclude it; the paper's small loss needs intervals narrower than it, that is,
+# far more test images.
+# ```

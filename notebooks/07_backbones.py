@@ -25,6 +25,15 @@
 # replaced by random weights. The offline EfficientNet-Lite0/1/2 (the same 7-stage layout, real ImageNet
 # weights) always run.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -213,3 +222,51 @@ else:
 #   Do the backbones keep their order at the last layer, and do the intervals still overlap?
 # - One class: `-p classes '[screw]'`. Look at the stage table's 7 x 7 last map: how large is one cell of
 #   it on a screw's thread?
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+short = {n: n.removeprefix("tf_efficientnet_") for n in loaded}
+points = [teach.tally_sentence(list(others["vs reference"]), what=f"each backbone against {short[page.backbone.name]}"
+                               ", per data set", higher="higher than the reference", lower="lower")
+          if len(others) else f"Only {short[page.backbone.name]} ran, so no backbone comparison is possible here",
+          teach.extremes_sentence({short[n]: v for n, v in mean_last.items()},
+                                  what=f"the mean last-layer AUROC over the {len(page.splits)} data set(s)")]
+if present:
+    points.append(teach.paper_sentence(f"at the last layer, over the class(es) the paper reports, ENB5 against "
+                                       f"{short[page.backbone.name]}", mean_last[page.backbone.name], paper_mean["7"]))
+glue_text("takeaways", teach.takeaways(points))
+glue_text("ex_rising", f"The last layer beats layer 1 for {len(rising)} of the {len(table)} backbone(s)"
+          + (f" ({', '.join(rising)})." if rising else "."))
+if len(others):
+    o = others.loc[others["minus reference"].abs().idxmax()]
+    glue_text("ex_gap", f"The largest per-data-set difference from the reference is {short[o.backbone]} on "
+              f"{o.dataset}: {format_value(o['minus reference'], 'diff')}, verdict {o['vs reference']}.")
+else:
+    glue_text("ex_gap", "Only the reference backbone ran here, so there is no difference to read.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. The shape of table 3.** For how many backbones does the last layer beat layer 1?
+#
+# ```{dropdown} Solution
+# Compare the first and the last layer's columns of the table of means, one row per backbone.
+# {glue:md}`ex_rising:myst` A shared shape across backbones says the depth effect is not one network's quirk.
+# ```
+#
+# **2. The biggest backbone difference.** Which backbone differs most from the reference on one data set, and
+# is the difference resolved?
+#
+# ```{dropdown} Solution
+# Sort the last-layer table by the size of "minus reference". {glue:md}`ex_gap:myst` Bigger Lite models
+# also read larger inputs, so such a difference mixes network and resolution (see {doc}`12_resolution`).
+# ```
+#
+# **3. Another estimator.** Rerun with `-p estimator mvg`. Do the backbones keep their order?
+#
+# ```{dropdown} Solution
+# Compare the new ranking in the first takeaway with this one. An order that flips between estimators while
+# every comparison stays within noise was never resolved in the first place: only verdicts outside noise
+# carry over.
+# ```

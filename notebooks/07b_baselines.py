@@ -25,6 +25,15 @@
 # alternatives to the reduction and to the concatenation of layers (DFM's reconstruction error, Rippel et
 # al.'s multi-level fusion).
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -246,3 +255,50 @@ for name in ("random network", "pixels", "pre-logits", "max-softmax", "DFM resid
 #   row: does the gap to the main configuration shrink at a shallow layer?
 # - Coarser or finer pixels: `-p pixel_size 32`, and on screw alone `-p classes '[screw]'`: is raw
 #   brightness enough to separate screw's good test images from the others?
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+rand = table[table.baseline == "random network"].set_index("dataset")
+glue_text("takeaways", teach.takeaways([
+    teach.tally_sentence(list(cmp_all.verdict), what="each baseline against the main configuration, per data set",
+                         higher="with the baseline higher", lower="with the pretrained features higher"),
+    teach.extremes_sentence(main_rows.auroc.to_dict(), what="the main configuration's AUROC"),
+    f"Scorings whose whole interval lies below chance: {len(below)}"
+    + (f" ({', '.join(f'{r.baseline} on {r.dataset}' for r in below.itertuples())})" if len(below) else "")]))
+gaps = (main_rows.auroc - rand.auroc).reindex(main_rows.index)
+glue_text("ex_random", teach.extremes_sentence(gaps.to_dict(), what="what pretraining adds over the random "
+                                               "network (main minus random network)", kind="diff")
+          + " " + f"The random network's own verdicts: {verdict_line('random network')}.")
+best_base = table[table.baseline != "main"].groupby("baseline").auroc.mean()
+glue_text("ex_best", f"The best baseline on average is {best_base.idxmax()} "
+          f"({format_value(best_base.max(), 'auroc')}), against the main configuration's "
+          f"{format_value(main_rows.auroc.mean(), 'auroc')}: per data set, {verdict_line(best_base.idxmax())}.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. What does pretraining buy?** The random network has the same architecture as the main one but
+# untrained weights. How much does pretraining add, per data set?
+#
+# ```{dropdown} Solution
+# Subtract the random network's AUROC from the main configuration's, data set by data set.
+# {glue:md}`ex_random:myst` Whatever a random network already reaches comes from the architecture (pooling
+# of local filters) and the estimator, not from ImageNet.
+# ```
+#
+# **2. The strongest rival.** Which baseline comes closest to the main configuration on average, and does it
+# beat it anywhere beyond noise?
+#
+# ```{dropdown} Solution
+# Average each baseline's AUROC over the data sets, then read its verdicts. {glue:md}`ex_best:myst` A mean
+# hides the data sets: the verdicts per data set say where a difference is resolved.
+# ```
+#
+# **3. A shallow layer.** Rerun with `-p layer 3`. Predict whether the random network comes closer.
+#
+# ```{dropdown} Solution
+# Early layers hold edges and textures, which random filters also respond to, so the gap between random and
+# pretrained weights usually shrinks at a shallow layer; the semantic content that pretraining adds sits in
+# the deep layers. Compare the new "random network" verdicts with this run's in exercise 1.
+# ```

@@ -22,6 +22,15 @@
 # This page runs the same crossing on the data and backbones at hand, ranks the configurations, and asks how
 # many of them are distinguishable from the best at all.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -244,3 +253,52 @@ per_class.round(3)
 #   Does the number of configurations tied with the best shrink with more backbones, or grow?
 # - Run one class alone (`-p classes '[screw]'`): with fewer test images the noise grows, and so does the
 #   number of ties.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+paper_row = paper_rows.iloc[0]
+by_layer = df.groupby(df.layer.astype(str)).auroc.mean()
+glue_text("takeaways", teach.takeaways([
+    f"The best of the {n_cfg} configurations is {config_label(best)} (mean AUROC "
+    f"{format_value(best.auroc, 'auroc')}), but {n_tied} of them tie with it within noise, so their order is not "
+    f"a finding",
+    f"The paper's configuration ({config_label(paper_row)}) ranks {paper_rows.index[0]} of {n_cfg} at "
+    f"{format_value(paper_row.auroc, 'auroc')} and "
+    + ("ties with the best within noise" if paper_row.within_noise else "trails the best by more than the noise"),
+    teach.extremes_sentence({("all layers" if k == "all" else f"layer {k}"): v for k, v in by_layer.items()},
+                            what="the mean AUROC over every trial of a layer")]))
+tied = ranked[ranked.within_noise]
+glue_text("ex_share", f"{n_tied} of {n_cfg} configurations tie with the best, "
+          f"{format_value(n_tied / n_cfg, 'percent')} of the grid.")
+est_counts = tied.estimator.map(lambda e: config_label({"estimator": e}, parts=("estimator",))).value_counts()
+glue_text("ex_estimators", "Among the tied configurations: "
+          + ", ".join(f"{name} {count}" for name, count in est_counts.items()) + ".")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. How much of the grid ties with the best?** Count the configurations marked `within_noise` and compare
+# with the size of the grid.
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_share:myst` A large tied share means these test sets cannot pick a winner: any of the tied
+# configurations is as good a choice as the top row, and choosing among them on the test set is optimistic
+# (see {doc}`08b_selection`).
+# ```
+#
+# **2. Which estimator dominates the ties?** Count the tied configurations per estimator.
+#
+# ```{dropdown} Solution
+# Filter the ranking to `within_noise` and count the estimator column. {glue:md}`ex_estimators:myst` The
+# grid runs each estimator on a different number of cells (the flow only on its subset), so compare the
+# counts with how many cells each estimator had.
+# ```
+#
+# **3. One class alone.** Rerun with `-p classes '[screw]'`. Predict whether the number of ties grows.
+#
+# ```{dropdown} Solution
+# With one data set the mean has the noise of one test set instead of the average of several, so each
+# configuration's standard error grows and more configurations fall within noise of the best: the ties
+# should grow, unless screw alone separates the configurations much more widely than the mean does.
+# ```

@@ -22,6 +22,15 @@
 # images against pseudo-anomalies made from them, the best is chosen, and only then is the test set used,
 # once, to score that choice beside the best candidate in hindsight (the "oracle").
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -163,3 +172,48 @@ glue_text("alpha", format_value(alpha, "percent"))
 # - Widen the candidate set with the paper's layers 5-7:
 #   `.venv/bin/python scripts/build_book.py --only 08b_selection -p layers '[5, 6, last, all]'`. With more
 #   candidates, is the oracle's advantage over the chosen configuration larger?
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+gap = (result["chosen: test AUROC"] - result["oracle: test AUROC"]).mean()
+compared = result[result.verdict != "the same configuration"]
+glue_text("takeaways", teach.takeaways([
+    f"Chosen on training images and pseudo-anomalies alone, the configuration is the test-set best on {same} of "
+    f"{len(result)} data set(s)",
+    f"Its mean test AUROC is {format_value(result['chosen: test AUROC'].mean(), 'auroc')} against "
+    f"{format_value(result['oracle: test AUROC'].mean(), 'auroc')} for the test-set best ({format_value(gap, 'diff')})",
+    teach.tally_sentence(list(compared.verdict), what="chosen against the test-set best, where they differ",
+                         higher="with the choice higher", lower="with the choice lower")
+    if len(compared) else "Where chosen and best differ there is nothing to test: they are the same everywhere"]))
+worst = result.loc[(result["chosen: test AUROC"] - result["oracle: test AUROC"]).idxmin()]
+glue_text("ex_worst", f"The largest shortfall is on {worst.name}: the choice {worst.chosen} reaches "
+          f"{format_value(worst['chosen: test AUROC'], 'auroc')}, the test-set best {worst.oracle} "
+          f"{format_value(worst['oracle: test AUROC'], 'auroc')}; verdict: {worst.verdict}.")
+glue_text("ex_ties", f"{len(saturated)} of {len(result)} data set(s) have several candidates tied on validation.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Where does the choice cost most?** On which data set is the chosen configuration furthest below the
+# test-set best, and is the shortfall resolved?
+#
+# ```{dropdown} Solution
+# Subtract the oracle's test AUROC from the chosen one's, per row of the table. {glue:md}`ex_worst:myst`
+# The oracle is the maximum of several noisy AUROCs, so part of any shortfall is the oracle's own luck.
+# ```
+#
+# **2. Does validation saturate?** On how many data sets do several candidates tie on validation?
+#
+# ```{dropdown} Solution
+# Read the column "tied on validation". {glue:md}`ex_ties:myst` A tie means the pseudo-anomalies are too easy
+# (every candidate separates them perfectly), so the tie-break order, not the data, decides.
+# ```
+#
+# **3. More validation images.** Rerun with `-p n_pseudo 200`. Predict whether the ties shrink.
+#
+# ```{dropdown} Solution
+# More pseudo-anomalies make each validation AUROC less noisy but not harder: if the candidates already
+# separate them perfectly, they still will, and the ties remain. Harder pseudo-anomalies (smaller patches)
+# would be the lever, not more of them.
+# ```

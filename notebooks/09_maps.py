@@ -24,6 +24,15 @@
 # position* of the feature grid on the good training images, and the {term}`Mahalanobis distance` of every
 # test patch as its anomaly score, upsampled and smoothed into a map the size of the image.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -269,3 +278,53 @@ glue_text("summary", summary)
 #    Look at whether PRO moves more than pixel AUROC, and at the good image with the highest maximum.
 # 2. Deeper, coarser features: `.venv/bin/python scripts/build_book.py --only 09_maps -p layers '[4, 5]'`.
 #    Look at the smallest defects in the figures: a coarser grid blurs them, and PRO should fall first.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+if runs:
+    points = [teach.extremes_sentence(ours["pixel AUROC"].to_dict(), what="the maps' pixel AUROC"),
+              teach.extremes_sentence(ours["PRO (FPR 0.3)"].to_dict(), what="their PRO (up to a false-positive "
+                                      "rate of 0.3)"),
+              teach.tally_sentence(list(verdicts), what="the map's maximum against the pooled vector, per data set",
+                                   higher="with the map higher", lower="with the pooled vector higher")]
+    row = ours.loc[ours["PRO (FPR 0.3)"].idxmin()]
+    glue_text("ex_pro", f"The lowest PRO is {row.name}'s, {format_value(row['PRO (FPR 0.3)'], 'auroc')}, "
+              f"against its pixel AUROC {format_value(row['pixel AUROC'], 'auroc')}.")
+    peak_rows = ours[["image AUROC (map max)", "ci_low", "ci_high"]]
+    glue_text("ex_image", " ".join(teach.auroc_sentence(f"On {d}, the map's maximum", r["image AUROC (map max)"],
+                                                        r.ci_low, r.ci_high) for d, r in peak_rows.iterrows()))
+else:
+    points = ["No data set of this run has ground-truth masks, so no map is scored: the page shows the pooled "
+              "image-level result alone"]
+    glue_text("ex_pro", "This run has no masks, so there is no PRO to read.")
+    glue_text("ex_image", "This run has no masks, so no map was made.")
+glue_text("takeaways", teach.takeaways(points))
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. PRO against pixel AUROC.** Which data set has the lowest PRO, and why is PRO usually the lower of the
+# two?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_pro:myst` Pixel AUROC counts pixels, so large defects dominate it; {term}`PRO` averages over
+# defect regions, so a small defect that the coarse feature grid blurs away costs as much as a large one
+# found. A map that finds the big defects and misses the small ones has a high pixel AUROC and a lower PRO.
+# ```
+#
+# **2. Does the map detect, too?** Is the maximum of each map above chance as an image score?
+#
+# ```{dropdown} Solution
+# Read the image AUROC of the map's maximum with its interval. {glue:md}`ex_image:myst` A map can localise
+# well and still detect worse than the pooled vector: its maximum reacts to a single odd position of a good
+# image.
+# ```
+#
+# **3. Coarser features.** Rerun with `-p layers '[4, 5]'`. Which metric should fall first?
+#
+# ```{dropdown} Solution
+# Deeper layers have fewer positions, so each cell of the map covers more of the image. Small defects
+# shrink to a fraction of a cell and are blurred by the upsampling: PRO, which weighs every defect region
+# equally, should fall before the pixel AUROC does.
+# ```

@@ -25,6 +25,15 @@
 # split of good cells into train and test is this book's, see `tad.data.load_elpv`), beside the MVTec
 # classes at hand, and asks per data set what the noise allows us to say.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # MVTec-layout classes; None means every class present under data_root
@@ -303,3 +312,51 @@ glue_text("hardest", "; ".join(f"{r.dataset}: {r.defect} ({r.interval})" for r i
 #    Look at whether the two cell types agree on the best layer and on the NPCA verdict.
 # 2. Another layer for the reduction comparison: `... --only 10_datasets -p layer 5`. Look at whether the
 #    NPCA verdicts change where the features are less object-like.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+target = (elpv or page.names)[0]
+row = by_layer[(by_layer.dataset == target) & (by_layer.layer.astype(str) == best[target])].iloc[0]
+glue_text("takeaways", teach.takeaways([
+    teach.auroc_sentence(f"On {target}, its best layer ({at(best[target])}, 1-NN, NPCA 50 %)", row.auroc,
+                         row.low, row.high),
+    teach.tally_sentence(list(comparisons.verdict), what="depth, reduction and estimator, per data set",
+                         higher="with the first-named higher", lower="lower"),
+    teach.extremes_sentence({f"{r.dataset}: {r.defect}": r.auroc for r in defects.itertuples()},
+                            what="the per-defect-type AUROC")]))
+r = verdict_of(target, f"MVG, {npca}", f"MVG, {none_}")
+glue_text("ex_npca", f"On {target}: " + teach.comparison_sentence("NPCA 50 %", "no reduction", r["diff"], r.ci_low,
+                                                                  r.ci_high, r.verdict))
+worst = defects.loc[defects.auroc.idxmin()]
+glue_text("ex_defect", teach.auroc_sentence(f"The hardest defect type, {worst.defect} of {worst.dataset} "
+                                            f"({worst.n_defective} images),", worst.auroc, worst.ci_low,
+                                            worst.ci_high))
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Does NPCA transfer?** On the first solar-cell data set (or the first data set when there is no ELPV),
+# is NPCA 50 % better than no reduction with MVG?
+#
+# ```{dropdown} Solution
+# Read that data set's row "MVG, NPCA 50 %" against "MVG, no reduction" in the comparisons table.
+# {glue:md}`ex_npca:myst` If it is within noise, the data neither confirm nor refute the paper's gain on this
+# data set; the interval says how large a gain remains possible.
+# ```
+#
+# **2. The hardest defect type.** Which defect type scores lowest, and how much can one trust that figure?
+#
+# ```{dropdown} Solution
+# Sort the per-defect table by AUROC. {glue:md}`ex_defect:myst` With few images of a type its interval is
+# wide: a low figure there is a hint for where to look, not a ranking.
+# ```
+#
+# **3. The other cell type.** Rerun with `-p elpv_classes '[elpv_mono, elpv_poly]'`. Predict whether the two
+# cell types agree on the best layer.
+#
+# ```{dropdown} Solution
+# Polycrystalline cells have a grain texture that varies from cell to cell, so a good cell already looks
+# "unusual" to shallow, texture-sensitive layers; expect the deep layers to matter more for poly than for mono
+# cells, and wider intervals where the texture hides small cracks.
+# ```

@@ -22,6 +22,15 @@
 # shrinkage does to the argument. The mechanisms offered below are hypotheses read off these measurements, not
 # established causes.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -77,8 +86,9 @@ def listing(items):
 # ## The spectrum of the good training features
 #
 # Eigenvalues of the training covariance (`tad.reduce.spectrum`), divided by the largest, against the axis
-# index as a share of the dimension `d`. A dot marks axis `n_train - 1`: the sample covariance of `n_train`
-# images has rank at most `n_train - 1`, so when `d > n_train - 1` every axis past the dot has variance zero
+# index as a share of the dimension $D$ (notation as on the {doc}`method page <00_method>`). A dot marks axis
+# $n - 1$: the sample covariance of $n$ training images has rank at most $n - 1$, so when $D > n - 1$ every
+# axis past the dot has variance zero
 # up to rounding: the null space of the training set.
 
 # %% tags=["hide-input"]
@@ -110,9 +120,15 @@ spec = pd.DataFrame(rows).set_index(["dataset", "layer"])
 #
 # ## Where does a test image's deviation lie?
 #
-# For a test feature vector `y`, the squared distance to the training mean splits exactly over the principal
-# axes `v_j`: `||y - mean||^2 = sum_j (v_j . (y - mean))^2`. We sum it over the *largest* half (the axes PCA
-# 50 % keeps), the *smallest* half (those NPCA 50 % keeps, `d/2` of all `d`) and the *null* space
+# For a test feature vector $x$, the squared distance to the training mean $\bar x$ splits exactly over the
+# principal axes $v_j$:
+#
+# $$
+# \lVert x - \bar x \rVert^2 = \sum_{j=1}^{D} \big(v_j^\top (x - \bar x)\big)^2 .
+# $$
+#
+# We sum it over the *largest* half (the axes PCA 50 % keeps), the *smallest* half (those NPCA 50 % keeps,
+# $D/2$ of all $D$) and the *null* space
 # (`tad.analysis.deviation_by_axes`), and score each image by each group's sum alone: the distance to the mean
 # within that group. The null group's sum is the distance to the affine span of the training features, the
 # feature reconstruction error of DFM (Ahuja et al., 2019), or SPE / Q statistic of a PCA on all non-zero axes.
@@ -136,7 +152,7 @@ show_table(shares.round(3).reset_index())
 # %% [markdown]
 # ## How much of NPCA's effect comes from the null space?
 #
-# Per data set and layer, `n_train` against `d`, and the AUROC of the Gaussian ({term}`MVG`, Ledoit-Wolf)
+# Per data set and layer, $n$ against $D$, and the AUROC of the Gaussian ({term}`MVG`, Ledoit-Wolf)
 # with no reduction, with NPCA 50 % under the default `"block"` reading (the null space kept whole, beside the
 # quietest non-null axes) and under the `"rank"` reading (half of the non-null axes, the null space left out).
 # Where the two NPCA columns differ, the difference is what the null space adds; the residual column is the
@@ -167,12 +183,13 @@ glue_text("csv_link", save_csv(null_table.merge(shares.reset_index(), on=["datas
 #
 # ## Does Mahalanobis divide every axis by its variance?
 #
-# An earlier version of this book argued that the Gaussian "already divides every axis by its training
-# variance", so that it gets the quiet axes' signal with or without NPCA. With Ledoit-Wolf shrinkage it does
-# not: the shrunk covariance `(1 - delta) S + delta mu I` divides axis `i` by `(1 - delta) lambda_i + delta mu`
-# (`mu` the mean training variance), so a null axis (`lambda_i = 0`) gets the finite weight `1 / (delta mu)`.
-# The argument can be tested by varying `delta` (`tad.analysis.shrinkage_aurocs`): at small `delta` the null
-# space dominates the distance; at `delta` near 1 the distance is nearly Euclidean and the largest axes dominate.
+# A tempting argument says that the Gaussian "already divides every axis by its training variance", so that
+# it gets the quiet axes' signal with or without NPCA. With Ledoit-Wolf shrinkage it does not: the shrunk
+# covariance $(1 - \delta) S + \delta \bar\lambda I$ divides axis $j$ by $(1 - \delta) \lambda_j + \delta \bar\lambda$
+# ($\bar\lambda$ the mean training variance), so a null axis ($\lambda_j = 0$) gets the finite weight
+# $1 / (\delta \bar\lambda)$. The argument can be tested by varying $\delta$ (`tad.analysis.shrinkage_aurocs`): at
+# small $\delta$ the null space dominates the distance; at $\delta$ near 1 the distance is nearly Euclidean and
+# the largest axes dominate.
 # The Ledoit-Wolf rows give the intensity the estimate chose for each configuration.
 
 # %% tags=["hide-input"]
@@ -192,7 +209,7 @@ shrink_wide["LW delta"] = shrink[shrink.shrinkage == "Ledoit-Wolf"].set_index(
 shrink_wide.round(3)
 
 # %% [markdown]
-# ## What happens as n_train grows past d?
+# ## What happens as the number of training images grows past the dimension?
 #
 # The training set of the class with the most training images, subsampled (seeded, without replacement) to several sizes, at layers whose
 # dimension the full set does or does not exceed; each AUROC with its 95 % interval (`tad.stats.auroc_ci`, which
@@ -225,8 +242,8 @@ plt.show()
 
 # %% [markdown]
 # AUROC against the number of training images (log scale), one dot per random subset with its interval; the
-# dotted line is the dimension `d`. Left of it a null space exists; look at whether NPCA's advantage over no
-# reduction, if any, shrinks as the training set passes `d` and the null space disappears.
+# dotted line is the dimension $D$. Left of it a null space exists; look at whether NPCA's advantage over no
+# reduction, if any, shrinks as the training set passes $D$ and the null space disappears.
 
 # %% tags=["remove-cell"]
 glue_value("n_pairs", len(shares), "count")
@@ -279,9 +296,9 @@ glue_text("sub_lines", "\n".join(
 # {glue:text}`null_adds` (NPCA 50 % with the null block against without it), and {glue:text}`residual`.
 #
 # **Ledoit-Wolf.** The estimated intensities range from {glue:text}`lw_range`. NPCA 50 % minus no reduction at
-# `delta` = {glue:text}`delta_small`: {glue:text}`gap_small`; at `delta` = {glue:text}`delta_large`:
-# {glue:text}`gap_large`. If the old argument were right, the gap would stay near zero at every intensity; how
-# it moves with `delta` shows how much the Gaussian's weighting, not the choice of axes, decides the result.
+# $\delta$ = {glue:text}`delta_small`: {glue:text}`gap_small`; at $\delta$ = {glue:text}`delta_large`:
+# {glue:text}`gap_large`. If the tempting argument were right, the gap would stay near zero at every intensity;
+# how it moves with $\delta$ shows how much the Gaussian's weighting, not the choice of axes, decides the result.
 #
 # **Training-set size** on {glue:text}`sub_name` (AUROC, with the widest interval over the subsets):
 #
@@ -290,6 +307,68 @@ glue_text("sub_lines", "\n".join(
 # ## Try it
 #
 # - Another class: `.venv/bin/python scripts/build_book.py --only 11_why_npca -p classes '[transistor]'`. Look
-#   at the training-set-size figure: does NPCA's gap to no reduction close once the training set passes `d`?
+#   at the training-set-size figure: does NPCA's gap to no reduction close once the training set passes the dimension $D$?
 # - The solar cells: `.venv/bin/python scripts/build_book.py --only 11_why_npca -p classes '[elpv_mono]'`. With
 #   more training images than dimensions at layer 7, look at whether the quiet half still separates better.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+n_wins = int((shares["auroc smallest"] > shares["auroc largest"]).sum())
+points = [f"The distance within the quietest half of the axes separates better than within the loudest half on "
+          f"{n_wins} of {len(shares)} (data set, layer) pairs, mean AUROC "
+          f"{format_value(shares['auroc smallest'].mean(), 'auroc')} against "
+          f"{format_value(shares['auroc largest'].mean(), 'auroc')}"]
+if with_null.empty:
+    points.append("No (data set, layer) pair of this run has a null space, so none of NPCA's effect here comes "
+                  "from it")
+else:
+    points.append(teach.extremes_sentence({f"{r.dataset}, layer {r.layer}": r["null adds"]
+                                           for _, r in with_null.iterrows()},
+                                          what="what the null space adds to NPCA's AUROC", kind="diff"))
+g_small, g_large = gap(small), gap(large)
+points.append(f"NPCA minus no reduction averages {format_value(g_small.mean(), 'diff')} at shrinkage "
+              f"{min(v for v in shrinkages if v is not None):g} and {format_value(g_large.mean(), 'diff')} at "
+              f"{max(v for v in shrinkages if v is not None):g}: how much NPCA helps depends on the Gaussian's "
+              f"weighting")
+glue_text("takeaways", teach.takeaways(points))
+glue_text("ex_share", f"Anomalous images put a larger share of their deviation on the quiet half than good images "
+          f"do on {int((shares['smallest share, anomalous'] > shares['smallest share, good']).sum())} of "
+          f"{len(shares)} pairs.")
+if with_null.empty:
+    glue_text("ex_residual", "No pair of this run has a null space, so there is no residual to score.")
+else:
+    top = with_null.loc[with_null["null residual"].idxmax()]
+    glue_text("ex_residual", f"The residual alone does best on {top.dataset}, layer {top.layer}: AUROC "
+              f"{format_value(top['null residual'], 'auroc')}, against {format_value(top['npca block'], 'auroc')} "
+              f"for NPCA with the null block and {format_value(top['none'], 'auroc')} with no reduction.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Where does a defect go?** On how many (data set, layer) pairs do anomalous images put a larger share of
+# their deviation from the training mean on the quiet half of the axes than good images do?
+#
+# ```{dropdown} Solution
+# Compare the columns "smallest share, anomalous" and "smallest share, good" of the deviation table.
+# {glue:md}`ex_share:myst` A larger share for anomalous images is what NPCA relies on: the loud axes carry the
+# nuisance variation every good image has, the quiet ones what is new.
+# ```
+#
+# **2. The null space alone.** Where it exists, how well does the residual (the distance to the span of the
+# training features, {term}`DFM`'s score) do by itself?
+#
+# ```{dropdown} Solution
+# Read the "null residual" column where "null axes" is positive. {glue:md}`ex_residual:myst` A residual close
+# to NPCA's AUROC says that most of NPCA's effect comes from directions no good image varied in.
+# ```
+#
+# **3. More training images.** Rerun on transistor:
+# `.venv/bin/python scripts/build_book.py --only 11_why_npca -p classes '[transistor]'`. What should happen to
+# the null space, and to NPCA's advantage, as the training set passes the dimension?
+#
+# ```{dropdown} Solution
+# With $n - 1 \ge D$ the training covariance has full rank and the null space vanishes, so the "block" and
+# "rank" readings agree and any remaining NPCA advantage comes from the quiet non-null axes alone. Watch the
+# training-size figure: a gap that closes at the dotted line came from the null space.
+# ```

@@ -21,6 +21,15 @@
 # separates the two things ENB5 has more of: input resolution (a Lite network fed larger images than it was
 # trained at) and network scale (Lite0 < Lite1 < Lite2, each at its own native size).
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -191,3 +200,42 @@ glue_text("vs_paper", ("Against ENB5 (table 3, layer 7), the highest AUROC of an
 #   reference backbone's AUROC rise and then fall with size, as FixRes would predict for a fixed network?
 # - Screw alone at a shallower layer, whose cells see less of the object:
 #   `-p classes '[screw]' -p layers '[5, 7]'`. Does the size effect change sign between the layers?
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+size_cmp, scale_cmp = cmp_all[cmp_all.kind == "size"], cmp_all[cmp_all.kind == "scale"]
+points = [teach.tally_sentence(list(size_cmp.verdict), what=f"larger inputs of {ref.split()[0]} against {ref}",
+                               higher="higher with the larger input", lower="lower") if len(size_cmp) else
+          "No larger input of the reference backbone was run",
+          teach.tally_sentence(list(scale_cmp.verdict), what=f"larger Lite models against {ref}",
+                               higher="higher with the larger model", lower="lower") if len(scale_cmp) else
+          "No larger model was run",
+          teach.extremes_sentence(table.groupby("run").auroc.mean().to_dict(),
+                                  what="the mean AUROC over data sets and layers")]
+glue_text("takeaways", teach.takeaways(points))
+glue_text("ex_time", "; ".join(f"{b} at {s} px: {format_value(v, 'seconds')}" for (b, s), v in seconds.items()) + ".")
+big = cmp_all.loc[cmp_all["diff"].abs().idxmax()] if len(cmp_all) else None
+glue_text("ex_big", f"The largest change is {big.a} on {big.dataset} layer {big.layer} ({big.kind}): "
+          + teach.comparison_sentence(big.a, big.b, big["diff"], big.ci_low, big.ci_high, big.verdict)
+          if big is not None else "No comparison was run.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. What does size cost?** How long did each run take, and how does that grow with the input side?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_time:myst` These times include feature extraction only where the features were not cached
+# yet, so a run that found its features in the cache looks cheap. For a fresh extraction, a convolutional
+# network's work grows with the number of positions, the square of the side: doubling the side should cost
+# about four times as much, plus a fixed overhead per image.
+# ```
+#
+# **2. The largest change.** Which larger input or larger model moved the AUROC most, and is it resolved?
+#
+# ```{dropdown} Solution
+# Sort the comparisons by the size of `diff`. {glue:md}`ex_big:myst` A size change also changes the scale at
+# which the network sees the object (see the caveat at the top), so a change with input size is not only
+# "more detail".
+# ```

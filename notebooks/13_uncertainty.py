@@ -22,6 +22,15 @@
 # This page gives each AUROC an interval that means what it says, measures how much the result depends on
 # which good images were available for training, and compares configurations with a stated error rate.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = None                      # list of class names; None means every MVTec AD class present, else ELPV
@@ -225,3 +234,59 @@ plt.show()
 # - One class with fewer test images: `.venv/bin/python scripts/build_book.py --only 13_uncertainty -p classes '[bottle]'`.
 #   How wide is `auroc_ci` at AUROC 1 there, and how many comparisons are within noise?
 # - A stricter family-wise error rate: `-p alpha 0.01`. Which verdicts turn into "within noise"?
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+points = [teach.tally_sentence(list(comparisons.verdict), what=f"the paper's choices per data set, family-wise "
+                               f"error {format_value(alpha, 'percent')}", higher="with the paper's choice higher",
+                               lower="lower"),
+          f"{int(excluded.sum())} of the {int((comparisons['paper gain'].abs() > 1e-9).sum())} intervals exclude a "
+          f"gain as large as the paper's; the others leave it open"]
+if len(perfect):
+    p = perfect.iloc[0]
+    points.append(f"On {perfect.index[0]}, separated perfectly, the bootstrap interval collapses to "
+                  f"[{p['bootstrap low']:.2f}, {p['bootstrap high']:.2f}] while the score interval stays open down "
+                  f"to {p['auroc_ci low']:.2f}")
+points.append(f"Over {n_folds} disjoint training folds the standard error of the mean AUROC reaches "
+              f"{format_value(fold_table['fold SEM'].max(), 'auroc')} ({fold_table['fold SEM'].idxmax()})")
+glue_text("takeaways", teach.takeaways(points))
+widths = (intervals["auroc_ci high"] - intervals["auroc_ci low"]) - (intervals["bootstrap high"]
+                                                                      - intervals["bootstrap low"])
+w = intervals.loc[widths.idxmax()]
+glue_text("ex_width", f"The score interval is widest relative to the bootstrap on {widths.idxmax()} (AUROC "
+          f"{format_value(w.auroc, 'auroc')}, {int(w.n_good)} good and {int(w.n_defective)} defective images): "
+          f"[{w['auroc_ci low']:.3f}, {w['auroc_ci high']:.3f}] against the bootstrap's "
+          f"[{w['bootstrap low']:.3f}, {w['bootstrap high']:.3f}].")
+close = comparisons.loc[comparisons.p_holm.idxmin()]
+glue_text("ex_close", f"The comparison nearest to being resolved is {close.comparison} on {close.dataset} (Holm p "
+          f"{close.p_holm:.2g}): " + teach.comparison_sentence(close.a, close.b, close["diff"], close.ci_low,
+                                                               close.ci_high, close.verdict))
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Bootstrap against score interval.** On which data set does the score interval differ most from the
+# bootstrap's, and why there?
+#
+# ```{dropdown} Solution
+# Subtract the bootstrap interval's width from the score interval's, per row of the first table.
+# {glue:md}`ex_width:myst` The bootstrap only reshuffles the images at hand, so near AUROC 1 it has little
+# room to vary; the {term}`score interval` asks which true AUROCs could have produced what was seen, which
+# stays honest there.
+# ```
+#
+# **2. The nearest call.** Which comparison comes closest to being resolved?
+#
+# ```{dropdown} Solution
+# Sort the comparisons by their Holm-adjusted p-value. {glue:md}`ex_close:myst` "Higher" or "lower" needs
+# both the adjusted p-value below `alpha` and an interval that excludes 0; one alone is not enough.
+# ```
+#
+# **3. A looser error rate.** Rerun with `-p alpha 0.2`. What changes, and what does it cost?
+#
+# ```{dropdown} Solution
+# A larger `alpha` narrows the simultaneous intervals and lowers the bar for "higher" or "lower", so some
+# comparisons within noise may become resolved; the price is a family-wise chance of a false claim of up to
+# one in five instead of one in twenty.
+# ```

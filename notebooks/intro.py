@@ -30,18 +30,21 @@
 # > MVG and k-NN." (section 4, our translation)
 #
 # This book rebuilds that study from its parts, runs it on the data it finds, and sets every number beside
-# the paper's:
+# the paper's. Every page is a notebook executed when the book is built, calling the small library `tad`, and
+# starts by saying which data and weights it found. This page is executed last: what follows is read from the
+# other pages of this very build, so it holds for whatever data and parameters the build ran.
 #
-# - **Start here** follows one image from file to score; **The pipeline** explains each step and shows
-#   the data.
-# - **Reproducing Ono & Mori** redoes the paper's tables and ablations, each page quoting the claim it
-#   tests.
-# - **Beyond the paper** takes the authors' own next steps (anomaly maps, another data set, why NPCA works,
-#   input resolution) and asks how much of each difference is noise.
+# ## Words you need first
 #
-# Every page is a notebook executed when the book is built, calling the small library `tad`, and starts by
-# saying which data and weights it found. This page is executed last: what follows is read from the other
-# pages of this very build, so it holds for whatever data and parameters the build ran.
+# Each word links to the {doc}`glossary <../glossary>`. The data are {term}`MVTec AD` (photographs of objects
+# with and without defects) and, where it is missing, {term}`ELPV` (solar cells). A *configuration* is one
+# choice of network {term}`layer`, {term}`pooling`, reduction ({term}`PCA` keeps the principal axes of largest
+# variance, {term}`NPCA` those of smallest) and estimator ({term}`MVG`, a Gaussian scored by the
+# {term}`Mahalanobis distance`, or {term}`k-NN`). A configuration is judged by its {term}`AUROC`: the chance
+# that a defective image scores above a good one, 1 a perfect ranking, one half chance. Every AUROC comes with
+# its 95 % interval, a {term}`score interval`. Two configurations on the same images are compared by a
+# {term}`paired comparison` ({term}`DeLong` test, {term}`MOVER` interval) with the {term}`Holm correction`;
+# a difference the data do not resolve is called {term}`within noise`.
 
 # %% tags=["parameters", "remove-cell"]
 generated = "../book/generated"  # folder of the executed pages whose glued values this page restates
@@ -49,88 +52,79 @@ generated = "../book/generated"  # folder of the executed pages whose glued valu
 # %% tags=["remove-cell"]
 from pathlib import Path
 
-import pandas as pd
-
-from tad.page import glue_text, read_glued, restate
+from tad.page import glue_text, read_glued
+from tad.teach import restate_list, takeaway_items
 
 pages = sorted(p.stem for p in Path(generated).glob("*.ipynb") if p.stem != "intro" and not p.stem.startswith("."))
 glued = {name: read_glued(Path(generated) / f"{name}.ipynb") for name in pages}
+for values in glued.values():  # each page's takeaways, one sentence each, as takeaway_1, takeaway_2, ...
+    values |= {f"takeaway_{i}": item for i, item in enumerate(takeaway_items(values.get("takeaways", "")), 1)}
 
-FINDINGS = [  # (page, sentence with {page/name} references to that build's glued values)
-    ("00_start", "One image's way from file to score: on {00_start/start_data}, one layer's average-pooled "
-                 "features, NPCA and a Gaussian reach an AUROC of {00_start/start_auroc}."),
-    ("01_data", "{01_data/mvtec_found}"),
-    ("01_data", "Screw: {01_data/screw_grey} As stored, screw's layer 1 scores {01_data/screw_layer1}, "
-                "{01_data/screw_layer1_vs_chance}; with every image at the same mean grey level it scores "
-                "{01_data/screw_layer1_normalised}."),
-    ("02_layers", "Which layer: over {02_layers/n_sets} data set(s) the best mean AUROC is at "
-                  "{02_layers/best_layer} ({02_layers/best_mean}), against {02_layers/layer1_mean} at layer 1. "
-                  "{02_layers/vs_paper}"),
-    ("03_reduction", "Which axes: the paper's configuration ({03_reduction/paper_reading}) gives "
-                     "{03_reduction/paper_config} Under the {03_reduction/basis} reading "
-                     "{03_reduction/n_dependent} of {03_reduction/n_cells} cells depend on an arbitrary basis of "
-                     "the training null space; under the book's default, {03_reduction/n_dependent_block}."),
-    ("04_pooling", "{04_pooling/summary} {04_pooling/resolved}"),
-    ("05_estimators", "{05_estimators/summary}"),
-    ("06_augmentation", "Noise augmentation: {06_augmentation/n_lower} of {06_augmentation/n_pairs} comparisons "
-                        "with the clean fit are lower beyond noise, {06_augmentation/n_higher} higher."),
-    ("07_backbones", "{07_backbones/skipped} {07_backbones/vs_paper}"),
-    ("07b_baselines", "Against simple baselines: {07b_baselines/n_higher} of {07b_baselines/n_cmp} comparisons "
-                      "favour a baseline beyond noise, {07b_baselines/n_lower} favour the pretrained features."),
-    ("08_grid", "Over {08_grid/n_configs} configurations ({08_grid/n_models} distinct models) the best mean AUROC "
-                "is {08_grid/best_config} ({08_grid/best_auroc}); {08_grid/n_tied} distinct models tie with it "
-                "within noise. The paper's choice ({08_grid/paper_config}) ranks {08_grid/paper_rank} of "
-                "{08_grid/n_models} at "
-                "{08_grid/paper_auroc} and "
-                "{08_grid/paper_ties}."),
-    ("08b_selection", "Chosen on training images only, the configuration's mean test AUROC is "
-                      "{08b_selection/mean_chosen} against {08b_selection/mean_oracle} for the test-set best "
-                      "({08b_selection/mean_gap}). {08b_selection/saturation}"),
-    ("09_maps", "{09_maps/summary}"),
-    ("10_datasets", "Hardest defect types: {10_datasets/hardest}."),
-    ("11_why_npca", "Why NPCA: {11_why_npca/null_adds}; {11_why_npca/residual}."),
-    ("13_uncertainty", "{13_uncertainty/perfect} Of {13_uncertainty/n_comparisons} comparisons with the "
-                       "family-wise error held at {13_uncertainty/alpha}, {13_uncertainty/n_clear} differ beyond "
-                       "noise."),
+BOTTOM_LINE = [  # (page, lead, template): five lines of {page/name} references to this build's glued values
+    ("02_layers", "**Which layer.**", "On {02_layers/n_sets} data set(s) the best mean AUROC of table 3's recipe "
+                                      "is at {02_layers/best_layer} ({02_layers/best_mean}), against "
+                                      "{02_layers/layer1_mean} at layer 1."),
+    ("03_reduction", "**Which axes.**", "{03_reduction/takeaway_1}"),
+    ("08_grid", "**The paper's configuration**", "({08_grid/paper_config}) ranks {08_grid/paper_rank} of "
+                                                 "{08_grid/n_models} distinct models at {08_grid/paper_auroc} and "
+                                                 "{08_grid/paper_ties}; {08_grid/n_tied} distinct models in all "
+                                                 "tie with the best."),
+    ("07b_baselines", "**Against simple baselines.**", "{07b_baselines/takeaway_1}"),
+    ("13_uncertainty", "**How much is noise.**", "{13_uncertainty/takeaway_1}"),
 ]
-listed = {page for page, _ in FINDINGS}
-FINDINGS += [(page, f"{{{page}/finding}}") for page in pages if page not in listed and "finding" in glued[page]]
+QUESTIONS = {  # page: its question, as its title asks it (the answer is that page's first takeaway)
+    "00_start": "How does one image become a score?",
+    "01_data": "What data does this run have?",
+    "02_layers": "Which layer carries the anomaly signal?",
+    "03_reduction": "Which principal axes should the features keep?",
+    "04_pooling": "How should an activation map be pooled?",
+    "05_estimators": "Which estimator scores the features best?",
+    "06_augmentation": "Does noise augmentation help?",
+    "07_backbones": "Does the backbone matter?",
+    "07b_baselines": "How much do pretrained features add over simple baselines?",
+    "08_grid": "Where does the paper's configuration stand in the whole grid?",
+    "08b_selection": "Can the configuration be chosen without the test set?",
+    "09_maps": "Where is the defect?",
+    "10_datasets": "Does the recipe transfer to solar cells?",
+    "11_why_npca": "Why do the smallest-variance axes work?",
+    "12_resolution": "Does reading the images larger help?",
+    "13_uncertainty": "How much of a difference in AUROC is noise?",
+}
+ANSWERS = {"01_data": "{01_data/mvtec_found}"}  # pages without a takeaways box: the sentence that answers
 
-lines = [(page, restate(template, glued)) for page, template in FINDINGS]  # None: not computed in this build
-glue_text("findings", "\n".join(f"- {{doc}}`{page}`: {text}" for page, text in lines if text is not None))
+glue_text("bottom_line", restate_list(BOTTOM_LINE, glued))
+glue_text("findings", restate_list([(page, f"{{doc}}`{question} <{page}>`", ANSWERS.get(page, f"{{{page}/takeaway_1}}"))
+                                    for page, question in QUESTIONS.items()], glued))
 
 # %% [markdown]
-# ## What this build found
+# ## The bottom line
 #
-# Each line restates one page of this build, in that page's own generated words; follow the link for its
-# tables, intervals and the paper's figures beside ours.
+# ```{glue:md} bottom_line
+# :format: myst
+# ```
+#
+# ## What each page found
+#
+# Each line asks one page's question and answers it with that page's first key takeaway, in this build's
+# numbers; follow the link for its tables, intervals and the paper's figures beside ours.
 #
 # ```{glue:md} findings
 # :format: myst
 # ```
 #
-# The same numbers as a table:
-
-# %% tags=["remove-input"]
-NUMBERS = [  # (page, glue name, what it is)
-    ("00_start", "start_auroc", "start page: AUROC [95 % interval]"),
-    ("00_start", "start_good", "start page: good test images"),
-    ("01_data", "mvtec_n", "data: MVTec AD classes present"),
-    ("01_data", "elpv_mono_counts", "data: ELPV mono cells, train / test"),
-    ("01_data", "elpv_poly_counts", "data: ELPV poly cells, train / test"),
-    ("01_data", "grey_train", "screw: median grey level, training images"),
-    ("01_data", "grey_good", "screw: median grey level, good test images"),
-    ("01_data", "grey_defective", "screw: median grey level, defective test images"),
-    ("01_data", "screw_layer1", "screw, layer 1: AUROC as stored"),
-    ("01_data", "screw_layer1_normalised", "screw, layer 1: AUROC, grey level normalised"),
-    ("02_layers", "n_sets", "layers: data sets"),
-    ("02_layers", "layer1_mean", "layers: mean AUROC at layer 1"),
-    ("02_layers", "best_mean", "layers: best mean AUROC"),
-    ("02_layers", "deep_gain", "layers: best minus layer 1"),
-]
-pd.DataFrame([{"page": page, "quantity": what, "value": glued[page][name]}
-              for page, name, what in NUMBERS if name in glued.get(page, {})],
-             columns=["page", "quantity", "value"]).set_index("page")
+# ## A reading path
+#
+# | If you want to ... | read | first know |
+# |---|---|---|
+# | see the idea work on one image | {doc}`00_start` | Python; what an image classifier is |
+# | understand each step and its maths | {doc}`00_method`, then {doc}`01_data` | means, covariances, eigenvectors |
+# | check the paper's claims | {doc}`02_layers` to {doc}`08b_selection`, in order | the method page; the words above |
+# | judge how sure any number is | {doc}`13_uncertainty`, then {doc}`08_grid` | the AUROC and its interval |
+# | run it on your own images | {doc}`00_start`, the section "Your own images" of {doc}`10_datasets`, {doc}`../rerun` | a folder in MVTec AD's layout |
+#
+# Reading time per page, our estimate (code cells skimmed, tables read): the start page and the data page
+# about 10 minutes each; the method page about 30; each of the paper's pages (layers to selection) 10 to 15;
+# each page beyond the paper 15 to 20. Running a page yourself is described in {doc}`../rerun`.
 
 # %% [markdown]
 # ```{tableofcontents}
