@@ -77,7 +77,7 @@ def archive(tmp_path):
 
     entries = [_file(f"toy/train/good/{i:03d}.png", png(100 + i)) for i in range(3)]
     entries += [
-        _file("toy/test/good/000.png", png(100)),
+        _file("toy/test/good/000.png", png(90)),
         _file("toy/test/crack/000.png", png(250)),
         _file("toy/ground_truth/crack/000_mask.png", png(255)),
         _file("toy/license.txt", b"CC BY-NC-SA 4.0\n" * 200),
