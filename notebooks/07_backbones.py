@@ -157,10 +157,9 @@ show_table(last[["dataset", "backbone", "interval", "minus reference", "vs refer
 first = page.splits[0]
 fig = score_histogram(first.test_labels, scores[first.name][page.backbone.name])
 fig.axes[0].set_title(f"{first.name}: {page.backbone.name}, layer {page.backbone.n_layers}", fontsize=10)
-plt.show()
-fig = roc_figure(first.test_labels, scores[first.name][page.backbone.name],
-                 name=f"{first.name}: {page.backbone.name}, layer {page.backbone.n_layers}")
-plt.show()
+display(fig)
+display(roc_figure(first.test_labels, scores[first.name][page.backbone.name],
+                   name=f"{first.name}: {page.backbone.name}, layer {page.backbone.n_layers}"))
 
 # %% [markdown]
 # The reference backbone's last-layer scores of good and defective test images of the first data set, and

@@ -162,9 +162,8 @@ plt.show()
 first = page.splits[0]
 fig = score_histogram(first.test_labels, scores[first.name]["main"])
 fig.axes[0].set_title(f"{first.name}: main configuration", fontsize=10)
-plt.show()
-fig = roc_figure(first.test_labels, scores[first.name]["main"], name=f"{first.name}: main configuration")
-plt.show()
+display(fig)
+display(roc_figure(first.test_labels, scores[first.name]["main"], name=f"{first.name}: main configuration"))
 
 # %% [markdown]
 # The main configuration's scores of good and defective test images of the first data set, and its ROC

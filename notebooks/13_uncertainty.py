@@ -118,10 +118,10 @@ intervals.round(3)
 
 # %% tags=["hide-input"]
 first = page.splits[0].name
-score_histogram(labels[first], scores[first, MAIN]).suptitle(f"{first}: {MAIN}")
-plt.show()
-roc_figure(labels[first], scores[first, MAIN], name=MAIN)
-plt.show()
+fig = score_histogram(labels[first], scores[first, MAIN])
+fig.suptitle(f"{first}: {MAIN}")
+display(fig)
+display(roc_figure(labels[first], scores[first, MAIN], name=MAIN))
 
 # %% [markdown]
 # Where the two histograms do not overlap, the ROC curve runs through the top-left corner: that is the case
