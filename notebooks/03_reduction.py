@@ -218,7 +218,7 @@ display(roc_figure(labels[name], main, name=f"{name}: {main_config}, {basis}"))
 # (above) and the ROC curve they give ({term}`AUROC` is the area under it). Look at how much the two
 # histograms overlap: the overlap is what the AUROC's distance from 1 counts.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-cell"]
 glue_text("csv_link", save_csv(grid.drop(columns=["cell"]), page))
 
 # %% [markdown]
@@ -284,7 +284,9 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # **The gain.** The paper's gain of NPCA 50 % over no reduction is {glue:text}`paper_npca_gain` (its table 2).
 # On the classes at hand, paired on the same test images:
 #
-# {glue:md}`gain_lines:myst`
+# ```{glue:md} gain_lines
+# :format: myst
+# ```
 #
 # A gain that is "not excluded" is not thereby shown: the interval is simply too wide to rule it out.
 #

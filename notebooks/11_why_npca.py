@@ -157,8 +157,8 @@ for s in page.splits:
         rows.append(row)
 null_table = pd.DataFrame(rows)
 null_table["null adds"] = null_table["npca block"] - null_table["npca rank"]
-show_table(null_table.round(3))
 glue_text("csv_link", save_csv(null_table.merge(shares.reset_index(), on=["dataset", "layer"]), page))
+show_table(null_table.round(3))
 
 # %% [markdown]
 # ```{glue:md} csv_link
@@ -285,7 +285,9 @@ glue_text("sub_lines", "\n".join(
 #
 # **Training-set size** on {glue:text}`sub_name` (AUROC, with the widest interval over the subsets):
 #
-# {glue:md}`sub_lines:myst`
+# ```{glue:md} sub_lines
+# :format: myst
+# ```
 #
 # ## Try it
 #
