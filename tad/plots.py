@@ -6,7 +6,7 @@ so nothing is shown until a page displays or glues it; captions are the page's, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,15 +14,34 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from numpy.typing import ArrayLike
+from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
 from tad.backbones import Backbone
 from tad.evaluate import auroc
 
 GOOD, DEFECTIVE = "tab:blue", "tab:red"
+HEAVY = 100.0  # a spread of scores beyond which a histogram leaves the linear axis (see `score_scale`)
 
 
-def score_histogram(labels: ArrayLike, scores: ArrayLike, *, bins: int = 30) -> Figure:
+def score_scale(scores: ArrayLike) -> str:
+    """The axis a histogram of ``scores`` reads best on: "linear", "log" or "rank".
+
+    Heavy-tailed scores (a Mahalanobis distance along null axes reaches 1e6 or more while most images
+    score near 1) put nearly every image in the first of equal-width bins. Positive scores whose largest
+    is over `HEAVY` times their smallest go on a log axis; other scores whose range is over `HEAVY` times
+    their interquartile range go on a rank axis; the rest stay linear.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    low, high = scores.min(), scores.max()
+    if low > 0 and high / low > HEAVY:
+        return "log"
+    q1, q3 = np.percentile(scores, [25, 75])
+    return "rank" if high - low > HEAVY * max(q3 - q1, np.finfo(float).tiny) else "linear"
+
+
+def score_histogram(labels: ArrayLike, scores: ArrayLike, *, bins: int = 30, scale: str = "auto",
+                    marks: Mapping[str, float] | None = None) -> Figure:
     """Histograms of the good and the defective test images' scores on shared bins.
 
     Parameters
@@ -33,20 +52,46 @@ def score_histogram(labels: ArrayLike, scores: ArrayLike, *, bins: int = 30) -> 
         Anomaly scores, higher meaning more anomalous.
     bins : int
         Number of bins spanning all scores.
+    scale : "auto", "linear", "log" or "rank"
+        The score axis: "log" bins evenly on a log axis (positive scores only), "rank" replaces each score
+        by its rank among all test images (1 = lowest, ties averaged; a mark takes the rank its score would
+        have); "auto" chooses by `score_scale`.
+    marks : mapping of label to score, optional
+        Scores to mark with a dashed vertical line each (on the same axis as the histograms).
 
     Returns
     -------
     Figure
-        One axes with two histograms labelled ``good (n=...)`` and ``defective (n=...)``.
+        One axes with two histograms labelled ``good (n=...)`` and ``defective (n=...)``, the x label saying
+        the scale.
     """
     labels, scores = _check_scores(labels, scores)
-    edges = np.histogram_bin_edges(scores, bins=bins)
+    scale = score_scale(scores) if scale == "auto" else scale
+    marks = dict(marks or {})
+    if scale == "log":
+        if scores.min() <= 0:
+            raise ValueError("scale='log' needs positive scores; use 'rank' or 'linear'")
+        edges = np.geomspace(scores.min(), scores.max(), bins + 1)
+    elif scale == "rank":
+        marks = {k: (scores < v).sum() + ((scores == v).sum() + 1) / 2 for k, v in marks.items()}
+        scores = rankdata(scores)
+        edges = np.histogram_bin_edges(scores, bins=bins)
+    elif scale == "linear":
+        edges = np.histogram_bin_edges(scores, bins=bins)
+    else:
+        raise ValueError(f"scale {scale!r} not in ('auto', 'linear', 'log', 'rank')")
     fig = Figure(figsize=(6, 3.2), layout="constrained")
     ax = fig.add_subplot()
     for value, name, colour in ((0, "good", GOOD), (1, "defective", DEFECTIVE)):
         part = scores[labels == value]
         ax.hist(part, bins=edges, alpha=0.6, color=colour, label=f"{name} (n={len(part)})")
-    ax.set_xlabel("anomaly score (higher = more anomalous)")
+    for name, value in marks.items():
+        ax.axvline(value, color="black", linestyle="--", label=name)
+    if scale == "log":
+        ax.set_xscale("log")
+    ax.set_xlabel({"linear": "anomaly score (higher = more anomalous)",
+                   "log": "anomaly score, log scale (higher = more anomalous)",
+                   "rank": "rank of the anomaly score among the test images (higher = more anomalous)"}[scale])
     ax.set_ylabel("test images")
     ax.legend()
     return fig

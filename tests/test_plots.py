@@ -43,6 +43,37 @@ def test_histogram_counts_each_group_on_shared_bins(scored):
     assert ax.get_xlabel().startswith("anomaly score")
 
 
+def test_heavy_tailed_positive_scores_are_binned_on_a_log_axis():
+    labels = np.array([0] * 20 + [1] * 8)
+    scores = np.r_[np.linspace(1, 3, 20), 10.0 ** np.arange(1, 9)]  # good near 1, defects up to 1e8
+    ax = score_histogram(labels, scores, bins=8).axes[0]
+    assert ax.get_xscale() == "log" and "log scale" in ax.get_xlabel()
+    # by hand: 8 bins of one decade each from 1 to 1e8; the 20 good images all fall in the first decade,
+    # the defects 10, 100, ..., 1e8 one per decade from the second on (1e8 closes the last bin)
+    good = [p.get_height() for p in ax.containers[0]]
+    defective = [p.get_height() for p in ax.containers[1]]
+    assert good == [20, 0, 0, 0, 0, 0, 0, 0]
+    assert defective == [0, 1, 1, 1, 1, 1, 1, 2]
+
+
+def test_heavy_tailed_scores_with_negatives_are_shown_by_rank_and_marks_follow():
+    labels = np.array([0, 0, 0, 1, 1])
+    scores = np.array([-1.0, 0.0, 1.0, 2.0, 1e9])
+    fig = score_histogram(labels, scores, bins=5, marks={"ours": 2.0})
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("rank")
+    assert [p.get_height() for p in ax.containers[0]] == [1, 1, 1, 0, 0]
+    assert [p.get_height() for p in ax.containers[1]] == [0, 0, 0, 1, 1]
+    assert ax.lines[0].get_xdata()[0] == 4  # 2.0 is the 4th lowest of the scores
+
+
+def test_histogram_scale_can_be_forced_and_log_needs_positive_scores(scored):
+    labels, scores = scored
+    assert score_histogram(labels, scores, scale="rank").axes[0].get_xlabel().startswith("rank")
+    with pytest.raises(ValueError, match="positive"):
+        score_histogram(labels, scores - 0.5, scale="log")
+
+
 def test_scores_without_both_labels_are_rejected():
     with pytest.raises(ValueError, match="both 0"):
         roc_figure([0, 0], [0.1, 0.2])
