@@ -65,6 +65,11 @@ for name in backbones:
         skipped[name] = str(err)
         print(f"SKIPPED {name}: {err}")
 
+# %% tags=["remove-cell"]
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
+
 # %% [markdown]
 # ## What each backbone hands over
 #

@@ -49,10 +49,11 @@ import pandas as pd
 
 from tad.analysis import axis_groups, deviation_by_axes, shrinkage_aurocs, subsample_aurocs
 from tad.evaluate import auroc
-from tad.features import select
+from tad.features import select_pair
 from tad.page import format_value, glue_text, glue_value, open_page, save_csv, show_table
 from tad.reduce import NullSpaceWarning, spectrum
 from tad.sweep import score, split_features
+from tad.words import listing
 
 page = open_page("11_why_npca", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -62,16 +63,6 @@ features = {s.name: split_features(s, bb, input_size=input_size, cache_dir=page.
                                    progress=False) for s in page.splits}
 labels = {s.name: s.test_labels.astype(bool) for s in page.splits}
 warnings.simplefilter("ignore", NullSpaceWarning)  # the tables count null-space axes instead
-
-
-def pair(name, lay):
-    train, test = features[name]
-    return select(train, lay, pooling, bb), select(test, lay, pooling, bb)
-
-
-def listing(items):
-    items = list(items)
-    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + (items[-1] if items else "none")
 
 # %% [markdown]
 # ## The spectrum of the good training features
@@ -86,7 +77,7 @@ fig, axes = plt.subplots(1, len(page.splits), figsize=(3.6 * len(page.splits), 3
 rows = []
 for ax, s in zip(axes[0], page.splits):
     for lay in layers:
-        X, _ = pair(s.name, lay)
+        X, _ = select_pair(features[s.name], lay, pooling, bb)
         values = spectrum(X)[1]
         d, n = len(values), len(X)
         rel = np.maximum(values / values[0], 1e-18)
@@ -122,7 +113,7 @@ rows = []
 for s in page.splits:
     y = labels[s.name]
     for lay in layers:
-        dev = deviation_by_axes(*pair(s.name, lay), ratio)
+        dev = deviation_by_axes(*select_pair(features[s.name], lay, pooling, bb), ratio)
         share = dev[["smallest"]].div(dev["total"], axis=0).smallest
         has_null = spec.loc[(s.name, str(lay)), "null axes"] > 0
         rows.append({"dataset": s.name, "layer": str(lay), "smallest share, good": share[~y].mean(),
@@ -147,7 +138,7 @@ rows = []
 for s in page.splits:
     y = labels[s.name]
     for lay in layers:
-        X, Y = pair(s.name, lay)
+        X, Y = select_pair(features[s.name], lay, pooling, bb)
         row = {"dataset": s.name, "layer": str(lay), "n_train": len(X), "d": X.shape[1],
                "null axes": spec.loc[(s.name, str(lay)), "null axes"],
                "none": auroc(y, score(X, Y, "none", None, estimator, seed=seed))}
@@ -179,7 +170,7 @@ show_table(null_table.round(3))
 parts = []
 for s in page.splits:
     for lay in shrink_layers:
-        X, Y = pair(s.name, lay)
+        X, Y = select_pair(features[s.name], lay, pooling, bb)
         part = shrinkage_aurocs(X, Y, labels[s.name], [("none", None), ("npca", ratio)], shrinkages)
         parts.append(part.assign(dataset=s.name, layer=str(lay)))
 shrink = pd.concat(parts, ignore_index=True)
@@ -199,10 +190,10 @@ shrink_wide.round(3)
 # stays open at AUROC 1 where a percentile bootstrap collapses) and the null-space dimension of the subset.
 
 # %% tags=["hide-input"]
-sub_name = max(page.names, key=lambda n: len(pair(n, subsample_layers[0])[0]))  # the most training images
+sub_name = max(page.splits, key=lambda s: len(s.train)).name  # the most training images
 parts = []
 for lay in subsample_layers:
-    X, Y = pair(sub_name, lay)
+    X, Y = select_pair(features[sub_name], lay, pooling, bb)
     sizes = [n for n in subsample_sizes if n < len(X)] + [len(X)]
     for method, r in (("none", None), ("npca", ratio)):
         part = subsample_aurocs(X, Y, labels[sub_name], sizes, reduction=method, ratio=r, estimator=estimator,

@@ -80,6 +80,11 @@ with warnings.catch_warnings():
         folds[s.name] = fold_scores(select(train, lay, pooling, bb), select(test, lay, pooling, bb), red, ratio,
                                     est, n_folds=n_folds, seed=seed)
 
+# %% tags=["remove-cell"]
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
+
 # %% [markdown]
 # ## An interval at perfect separation
 #

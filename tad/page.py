@@ -126,11 +126,22 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
     if verbose:
         details = [f"{s.name}: {len(s.train)} train (good), {len(s.test)} test ({int(s.test_labels.sum())} "
                    f"anomalous); {s.source}" for s in splits]
-        details.append(f"Paths: features cached in {paths[0]}, results in {paths[1]}, downloads in {paths[2]}")
+        details.append(f"Paths: features cached in {shown_path(paths[0])}, results in {shown_path(paths[1])}, "
+                       f"downloads in {shown_path(paths[2])}")
         for line in [*lines, *details]:
             print(textwrap.fill(line, width=_WIDTH, subsequent_indent="    ", break_on_hyphens=False,
                                 break_long_words=False))
     return Page(name, splits, bb, size, *paths, summary=summary, missing=missing, notices=tuple(notices))
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as a page prints it: relative to the working directory when under it or its parent (a book
+    page runs in ``notebooks/``), else under ``~`` when in the home folder, else as given."""
+    path, here = Path(path).resolve(), Path.cwd().resolve()
+    for base, prefix in ((here, ""), (here.parent, "../")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return f"~/{path.relative_to(Path.home())}" if path.is_relative_to(Path.home()) else str(path)
 
 
 def resolve_data(data_root: str | Path | None, classes: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
@@ -191,17 +202,27 @@ def download_notice(root: str | Path, present: Sequence[str], missing: Sequence[
     """One line on the MVTec AD classes present and, when some are missing, how to place MVTec AD by hand.
 
     ``present`` and ``missing`` as `tad.download.ensure_mvtec` returns them; ``reason`` why the download did not
-    bring them (its warning's text, or "" when it was not tried).
+    bring them (its warning's text, or "" when it was not tried), of which the line keeps only the cause
+    (e.g. ``[Errno -2] Name or service not known``), not the warning's lists and instructions.
     """
     from tad.download import MVTEC_URL
 
     have = f"MVTec AD under {root}: {len(present)} of {len(present) + len(missing)} classes present"
     if not missing:
         return f"{have}."
-    why = f" (the download did not bring them: {reason})" if reason else " (the download was not tried)"
-    return (f"{have}{why}. To place MVTec AD by hand: download {MVTEC_URL} or the archive from "
-            f"https://www.mvtec.com/company/research/datasets/mvtec-ad, extract it so that "
+    why = f"the download failed ({_cause(reason)})" if reason else "the download was not tried"
+    return (f"{have}; {why}. To place MVTec AD by hand: download {MVTEC_URL}, extract it so that "
             f"{root}/<class>/train/good/*.png exist, and set TAD_DATA={root}.")
+
+
+def _cause(reason: str) -> str:
+    """The cause in a failed download's warning: the URL error's text, else the warning's first clause."""
+    found = re.search(r"<urlopen error (.*?)>", reason)
+    if found:
+        return found.group(1)
+    text = reason.split("To place MVTec AD by hand")[0]
+    text = text.split("download failed: ", 1)[-1].strip(" .;()")
+    return textwrap.shorten(text, 120, placeholder=" ...")
 
 
 def data_line(splits: Sequence[Split]) -> str:

@@ -18,6 +18,7 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
 from tad.backbones import Backbone
+from tad.data import Split, example_samples, load_image, load_mask
 from tad.evaluate import auroc
 
 GOOD, DEFECTIVE = "tab:blue", "tab:red"
@@ -165,6 +166,25 @@ def pooling_figure(feature_map: ArrayLike) -> Figure:
     right.set_ylim(-1, 1)
     right.set_xlabel("activation at each position")
     right.legend(loc="upper right")
+    return fig
+
+
+def sample_grid(splits: Sequence[Split], n_defects: int = 3) -> Figure:
+    """One row per split: its first good test image and one image per defect type (`tad.data.example_samples`),
+    the ground-truth mask outlined in red where the sample has one; each titled "class: defect"."""
+    if not splits:
+        raise ValueError("sample_grid needs at least one split")
+    fig = Figure(figsize=(2 * (n_defects + 1), 2.1 * len(splits)), layout="constrained")
+    axes = fig.subplots(len(splits), n_defects + 1, squeeze=False)
+    for row, split in zip(axes, splits):
+        for ax, sample in zip(row, example_samples(split, n_defects)):
+            image = load_image(sample.path)
+            ax.imshow(image)
+            if sample.mask is not None:
+                ax.contour(load_mask(sample.mask, image.size), levels=[0.5], colors="red", linewidths=0.8)
+            ax.set_title(f"{split.name}: {sample.defect}", fontsize=9)
+        for ax in row:
+            ax.axis("off")
     return fig
 
 

@@ -312,6 +312,32 @@ def test_download_notice_says_how_to_place_the_data_only_when_classes_are_missin
     assert "not tried" in download_notice("/data", [], ["screw"])
 
 
+def test_pages_print_paths_relative_to_their_folder_or_home(tmp_path, monkeypatch):
+    from tad.page import shown_path
+
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(repo / "notebooks")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert shown_path(repo / "notebooks" / "out.csv") == "out.csv"
+    assert shown_path(repo / "book" / "generated" / "data") == "../book/generated/data"
+    assert shown_path(tmp_path / "home" / ".cache" / "tad") == "~/.cache/tad"
+    assert shown_path("/elsewhere/x") == "/elsewhere/x"
+
+
+def test_download_notice_keeps_only_the_cause_of_a_failed_download():
+    from tad.download import MVTEC_URL
+
+    warning = (f"MVTec AD categories ['cable', 'screw'] unavailable under /data (download failed: could not "
+               f"download MVTec AD from {MVTEC_URL}: <urlopen error [Errno -2] Name or service not known>. To "
+               f"place MVTec AD by hand: download {MVTEC_URL} (or the archive), extract it so that ...); "
+               "continuing with ['bottle']")
+    line = download_notice("/data", ["bottle"], ["cable", "screw"], warning)
+    assert "; the download failed ([Errno -2] Name or service not known). To place" in line
+    assert "urlopen" not in line and "['cable'" not in line
+    assert line.count("place MVTec AD by hand") == 1 and line.count(MVTEC_URL) == 1
+
+
 def test_restate_fills_references_from_each_page_and_lists_the_missing_ones():
     glued = {"02_layers": {"best_mean": "0.956", "best_layer": "all layers"}, "01_data": {}}
     text, missing = restate("{02_layers/best_layer} gives {02_layers/best_mean}.", glued)
