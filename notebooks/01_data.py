@@ -72,7 +72,7 @@ from tad.analysis import grey_level_table, normalised_copies
 from tad.data import ELPV_CATEGORIES, count_report, image_format, load_elpv, load_image
 from tad.evaluate import auroc
 from tad.features import extract, select
-from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv
+from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
 from tad.paper import paper_table
 from tad.plots import sample_grid
 from tad.stats import auroc_ci, compare_pairs
@@ -232,7 +232,7 @@ else:
               "interval (`tad.stats.auroc_ci`); the difference with its simultaneous interval and Holm-adjusted "
               "DeLong p-value over the layers (`tad.stats.compare_pairs`), and the paper's table 3 for screw "
               "(ENB5, k-NN). {glue:md}`screw_csv:myst`")
-    display(shift[["as stored", "as stored vs chance", "normalised", "normalised vs chance", "difference",
+    show_table(shift[["as stored", "as stored vs chance", "normalised", "normalised vs chance", "difference",
                    "p (Holm)", "normalised is", "paper (table 3, k-NN)"]].round(3))
 
 # %% tags=["hide-input"]

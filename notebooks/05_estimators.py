@@ -62,6 +62,7 @@ from tad.reduce import Reducer
 from tad.selection import good_threshold, out_of_fold_scores
 from tad.stats import compare_pairs
 from tad.sweep import score, split_features
+from tad.words import pairwise_summary
 
 page = open_page("05_estimators", data_root=data_root, classes=classes, backbone=backbone,
                  input_size=input_size, seed=seed, cache_dir=cache_dir, results=results)
@@ -298,13 +299,9 @@ _ = glue_value("kept_auroc", auroc(labels[split.name], kept.score_samples(W)))
 best = means.idxmax()
 lines = [f"Over the {format_value(len(page.splits), 'count')} data set(s) of this run, the highest mean AUROC "
          f"is {config_label({'estimator': best}, parts=('estimator',))}'s ({format_value(means[best], 'auroc')})."]
-for a, b in pairs:
-    v = verdicts[(verdicts.a == a) & (verdicts.b == b)].verdict
-    clear = v[v != "within noise"]
-    lines.append(f"{config_label({'estimator': a}, parts=('estimator',))} against "
-                 f"{config_label({'estimator': b}, parts=('estimator',))}: "
-                 + ("within noise on every data set" if clear.empty else
-                    ", ".join(f"{w} on {d}" for w, d in zip(clear, verdicts.loc[clear.index, 'dataset']))) + ".")
+label_of = {e: config_label({"estimator": e}, parts=("estimator",)) for e in estimators}
+lines += pairwise_summary([(label_of[a], label_of[b]) for a, b in pairs],
+                          [(label_of[r.a], label_of[r.b], r.dataset, r.verdict) for r in verdicts.itertuples()])
 lines.append("A difference called within noise is not shown to be zero: the intervals above say how large a "
              "difference each comparison leaves open.")
 glue_text("summary", " ".join(lines))

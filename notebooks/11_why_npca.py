@@ -107,6 +107,8 @@ spec = pd.DataFrame(rows).set_index(["dataset", "layer"])
 # (`tad.analysis.deviation_by_axes`), and score each image by each group's sum alone: the distance to the mean
 # within that group. The null group's sum is the distance to the affine span of the training features, the
 # feature reconstruction error of DFM (Ahuja et al., 2019), or SPE / Q statistic of a PCA on all non-zero axes.
+# Where a layer has no null space (no more dimensions than training images can span), there is no null group
+# to score by, and its column is empty (NaN).
 
 # %% tags=["hide-input"]
 rows = []
@@ -131,7 +133,7 @@ show_table(shares.round(3).reset_index())
 # with no reduction, with NPCA 50 % under the default `"block"` reading (the null space kept whole, beside the
 # quietest non-null axes) and under the `"rank"` reading (half of the non-null axes, the null space left out).
 # Where the two NPCA columns differ, the difference is what the null space adds; the residual column is the
-# null space alone.
+# null space alone, empty (NaN) where the layer has no null space.
 
 # %% tags=["hide-input"]
 rows = []

@@ -50,6 +50,7 @@ from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page
 from tad.paper import paper_table
 from tad.stats import compare_pairs
 from tad.sweep import score, split_features
+from tad.words import verdict_list
 
 page = open_page("12_resolution", data_root=data_root, classes=classes, backbone=backbone, seed=seed,
                  cache_dir=cache_dir, results=results)
@@ -150,17 +151,10 @@ plt.show()
 # climbs with size beyond its intervals, and whether the larger Lite models sit above it.
 
 # %% tags=["remove-cell"]
-def word_list(kind):
-    """The comparisons of one kind as 'dataset layer L, a: verdict (diff)'."""
-    part = cmp_all[cmp_all.kind == kind]
-    if part.empty:
-        return "none were run"
-    return "; ".join(f"{r.dataset} layer {r.layer}, {r.a}: {r.verdict} ({format_value(r.diff, 'diff')})"
-                     for r in part.itertuples())
-
-
-glue_text("size_words", word_list("size"))
-glue_text("scale_words", word_list("scale"))
+for kind in ("size", "scale"):
+    glue_text(f"{kind}_words", verdict_list(((f"{r.dataset} layer {r.layer}, {r.a}", r.verdict, r.diff)
+                                             for r in cmp_all[cmp_all.kind == kind].itertuples()),
+                                            empty="none were run"))
 glue_text("ref", ref)
 glue_value("n_size_noise", int(((cmp_all.kind == "size") & (cmp_all.verdict == "within noise")).sum()), "count")
 glue_value("n_size", int((cmp_all.kind == "size").sum()), "count")

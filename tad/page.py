@@ -353,6 +353,24 @@ def auroc_entry(labels: np.ndarray, scores: np.ndarray) -> dict:
     return {"auroc": a, "ci_low": low, "ci_high": high, "interval": ci_text(a, low, high)}
 
 
+def with_interval(df: pd.DataFrame, sizes: Mapping[str, tuple[int, int]], level: float = 0.95) -> pd.DataFrame:
+    """Result rows with their AUROC's interval (`tad.stats.score_interval`, the `tad.stats.auroc_ci` of each
+    row's AUROC) as ``low`` and ``high``, and a ``configuration`` label (`config_label`) per row.
+
+    ``sizes`` maps each data set of ``df`` to its test set's (n_good, n_anomalous).
+    """
+    from tad.stats import score_interval
+
+    missing = sorted(set(df["dataset"]) - set(sizes))
+    if missing:
+        raise ValueError(f"sizes lacks data set(s) {missing}; it has {sorted(sizes)}")
+    low, high = pd.Series(index=df.index, dtype=float), pd.Series(index=df.index, dtype=float)
+    for name, rows in df.groupby("dataset"):
+        lo, hi = score_interval(rows["auroc"].to_numpy(float), *sizes[name], level)
+        low[rows.index], high[rows.index] = lo, hi
+    return df.assign(low=low, high=high, configuration=[config_label(r) for _, r in df.iterrows()])
+
+
 PAPER_TRIALS = 15 * (6 + 8) * 11 * 5  # 15 classes x (6 ResNet-18 + 8 ENB5 layer choices) x 11 reductions x 5 estimators
 CONFIG_COLUMNS = ("backbone", "layer", "pooling", "reduction", "ratio", "estimator")
 
@@ -552,14 +570,40 @@ def restate(template: str, glued: Mapping[str, Mapping[str, str]]) -> tuple[str,
 # --------------------------------------------------------------------------------------------- tables
 
 
+# Result-table columns as a reader reads them; other snake_case names lose their underscores.
+HEADERS = {"ci_low": "95 % low", "ci_high": "95 % high", "p_holm": "p (Holm)", "p_value": "p", "within_noise":
+           "within noise", "worst_class": "lowest AUROC of a data set", "basis_dependent": "basis dependent",
+           "n_train": "training images", "n_test": "test images", "trials_here": "trials run here",
+           "mean_seconds": "mean seconds per trial", "se": "standard error", "auroc": "AUROC"}
+
+
+def readable_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as a page shows it: readable headers (`HEADERS`, else underscores as spaces), counts stored as
+    floats shown as integers (2310.0 -> 2310; a column of whole numbers reaching 2 or more, so an AUROC of
+    1.0 stays a float), and p-values (a column named ``p``, ``p (...)``, ``p_...``)
+    as text with 2 significant digits (0.300159 -> "0.30")."""
+    out = df.copy()
+    for col in out.columns:
+        values = out[col]
+        if pd.api.types.is_float_dtype(values) and str(col).split(" ")[0].split("_")[0] in ("p",):
+            out[col] = [f"{v:#.2g}".rstrip(".") if pd.notna(v) else "" for v in values]
+        elif pd.api.types.is_float_dtype(values) and values.notna().any() \
+                and np.all(np.mod(values.dropna(), 1) == 0) and 2 <= values.dropna().abs().max() < 2 ** 53:
+            out[col] = values.astype("Int64")
+    names = {c: HEADERS.get(c, c.replace("_", " ")) for c in out.columns if isinstance(c, str)}
+    return out.rename(columns=names).rename_axis(index=[HEADERS.get(n, n.replace("_", " ")) if isinstance(n, str)
+                                                        else n for n in out.index.names])
+
+
 def show_table(df: pd.DataFrame, *, max_plain_rows: int = MAX_PLAIN_ROWS, **options) -> None:
-    """Display ``df``: as a plain table up to ``max_plain_rows`` rows, else as an interactive one
+    """Display ``df`` as `readable_table` writes it: as a plain table up to ``max_plain_rows`` rows, else as an interactive one
     (sortable, searchable) whose JavaScript is embedded in the notebook, so the built HTML needs no network.
 
     ``options`` go to `itables.show` (e.g. ``pageLength``).
     """
     from IPython.display import display
 
+    df = readable_table(df)
     if len(df) <= max_plain_rows:
         display(df)
         return

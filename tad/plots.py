@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib import colormaps as plt_colormaps
+from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from numpy.typing import ArrayLike
@@ -185,6 +187,95 @@ def sample_grid(splits: Sequence[Split], n_defects: int = 3) -> Figure:
             ax.set_title(f"{split.name}: {sample.defect}", fontsize=9)
         for ax in row:
             ax.axis("off")
+    return fig
+
+
+def map_examples(result: Mapping) -> Figure:
+    """Image, ground truth and map over the image for three test images of one data set's anomaly maps.
+
+    The three: the good image whose map has the highest maximum (the nearest thing to a false alarm), and
+    the defective images whose maps have the highest and the lowest maximum. The colour scale runs from
+    the median pixel of the good images' maps to their highest pixel.
+
+    Parameters
+    ----------
+    result : mapping
+        `tad.maps.evaluate_maps`'s result: ``maps`` (n, H, W), ``masks`` (n, H, W), ``labels``, ``paths``,
+        ``category``, ``pixel_auroc`` and ``pro``; both labels must occur.
+    """
+    maps, masks, labels = result["maps"], result["masks"], np.asarray(result["labels"]).astype(bool)
+    if labels.all() or not labels.any():
+        raise ValueError("map_examples needs good and defective test images")
+    peak = maps.max(axis=(1, 2))
+    good, bad = np.flatnonzero(~labels), np.flatnonzero(labels)
+    picks = {"good, highest max": good[peak[good].argmax()], "defective, highest max": bad[peak[bad].argmax()],
+             "defective, lowest max": bad[peak[bad].argmin()]}
+    vmin, vmax = np.median(maps[good]), maps[good].max()
+    side = maps.shape[1:][::-1]
+    fig = Figure(figsize=(7, 7.3), layout="constrained")
+    axes = fig.subplots(3, 3)
+    for row, (label, i) in zip(axes, picks.items()):
+        image = load_image(result["paths"][i]).resize(side)
+        row[0].imshow(image)
+        row[1].imshow(masks[i], cmap="gray", vmin=0, vmax=1)
+        row[2].imshow(image)
+        row[2].imshow(maps[i], cmap="inferno", vmin=vmin, vmax=vmax, alpha=0.5)
+        if masks[i].any():
+            row[2].contour(masks[i], levels=[0.5], colors="cyan", linewidths=0.8)
+        row[0].set_ylabel(label, fontsize=9)
+    for ax, title in zip(axes[0], ["image", "ground truth", "map (cyan: truth)"]):
+        ax.set_title(title, fontsize=9)
+    for ax in axes.flat:
+        ax.set(xticks=[], yticks=[])
+    fig.suptitle(f"{result['category']}: pixel AUROC {result['pixel_auroc']:.3f}, PRO {result['pro']:.3f}",
+                 fontsize=10)
+    return fig
+
+
+def chance_colormap() -> tuple[ListedColormap, TwoSlopeNorm]:
+    """A colour scale for AUROCs from 0 to 1 that keeps chance visible: reds below 0.5 (darker further below),
+    viridis from 0.5 to 1, so a below-chance cell never looks like a weak above-chance one."""
+    below = plt_colormaps["Reds_r"](np.linspace(0.1, 0.75, 128))
+    above = plt_colormaps["viridis"](np.linspace(0, 1, 128))
+    return ListedColormap(np.vstack([below, above]), name="auroc_chance"), TwoSlopeNorm(0.5, 0.0, 1.0)
+
+
+def grid_heatmap(means: pd.DataFrame, *, width: float = 7.0) -> Figure:
+    """One heatmap of a grid's mean AUROCs, one row per (group, layer), one column per reduction.
+
+    Parameters
+    ----------
+    means : DataFrame
+        Index: a two-level MultiIndex (group, layer) in display order, a group being e.g. an estimator or
+        "backbone / estimator"; columns: reductions in display order; values: mean AUROC, NaN where not run.
+        Rows with no value are left out (a flow run on a few layers takes only those rows).
+    width : float
+        Figure width in inches (a book's text column holds about 7).
+
+    Returns
+    -------
+    Figure
+        Every row and column labelled; groups separated by white lines; colours by `chance_colormap`, with a
+        colour bar.
+    """
+    if means.index.nlevels != 2:
+        raise ValueError(f"means needs a (group, layer) index, got {means.index.nlevels} level(s)")
+    means = means.dropna(how="all")
+    if means.empty:
+        raise ValueError("means holds no value to draw")
+    cmap, norm = chance_colormap()
+    fig = Figure(figsize=(width, 1.4 + 0.19 * len(means)), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(means.to_numpy(float), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(means.shape[1]), [str(c) for c in means.columns], rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(len(means)), [f"{g}, {'all layers' if str(l) == 'all' else f'layer {l}'}"
+                                      for g, l in means.index], fontsize=8)
+    groups = means.index.get_level_values(0)
+    for row in np.flatnonzero(groups[1:] != groups[:-1]):
+        ax.axhline(row + 0.5, color="white", linewidth=3)
+    ax.set_xlabel("reduction")
+    bar = fig.colorbar(image, ax=ax, ticks=[0, 0.25, 0.5, 0.75, 1])
+    bar.set_label("mean AUROC (red: below chance)")
     return fig
 
 

@@ -358,3 +358,34 @@ def test_auroc_entry_gives_the_auroc_its_interval_and_their_text():
     assert entry["auroc"] == auroc(labels, scores) == 13 / 16  # one positive (0.2) outranks one negative only
     assert (entry["ci_low"], entry["ci_high"]) == (low, high) and low < entry["auroc"] < high
     assert entry["interval"] == ci_text(13 / 16, low, high)
+
+
+def test_with_interval_gives_each_row_the_auroc_ci_of_its_data_set():
+    from tad.evaluate import auroc
+    from tad.page import with_interval
+    from tad.stats import auroc_ci
+
+    rng = np.random.default_rng(0)
+    labels = {"a": np.r_[np.zeros(12), np.ones(6)].astype(int), "b": np.r_[np.zeros(5), np.ones(9)].astype(int)}
+    scores = {n: rng.normal(size=len(y)) + y for n, y in labels.items()}
+    rows = pd.DataFrame([{"dataset": n, "layer": "7", "pooling": "avg", "reduction": "npca", "ratio": 0.5,
+                          "estimator": "mvg", "auroc": auroc(labels[n], scores[n])} for n in ("a", "b")])
+    out = with_interval(rows, {n: (int((y == 0).sum()), int(y.sum())) for n, y in labels.items()})
+    for n, row in zip(("a", "b"), out.itertuples()):
+        assert (row.low, row.high) == pytest.approx(auroc_ci(labels[n], scores[n]), abs=1e-6)
+    assert out.configuration[0] == "layer 7, avg, NPCA 50 %, MVG"
+
+
+def test_readable_table_writes_headers_counts_and_p_values_for_readers():
+    from tad.page import readable_table
+
+    df = pd.DataFrame({"trials_here": [2310.0, 4.0], "mean_seconds": [0.5, 1.25], "p (Holm)": [0.300159, 0.00041234],
+                       "p_holm": [1.0, np.nan], "auroc": [1.0, 1.0], "worst_class": [0.5, 0.75]},
+                      index=pd.Index(["mvg", "knn1"], name="estimator"))
+    out = readable_table(df)
+    assert list(out.columns) == ["trials run here", "mean seconds per trial", "p (Holm)", "p (Holm)", "AUROC",
+                                 "lowest AUROC of a data set"]
+    assert out.iloc[:, 0].tolist() == [2310, 4] and str(out.iloc[:, 0].dtype) == "Int64"
+    assert out.iloc[:, 2].tolist() == ["0.30", "0.00041"] and out.iloc[:, 3].tolist() == ["1.0", ""]
+    assert out["AUROC"].dtype == float and out.iloc[:, 1].tolist() == [0.5, 1.25]
+    assert out.index.name == "estimator"
