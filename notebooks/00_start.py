@@ -187,8 +187,8 @@ _ = glue_value("start_good", int((labels == 0).sum()), "count")
 
 # %% [markdown]
 # On {glue:text}`start_data` this configuration reaches an AUROC of {glue:text}`start_auroc` (95 %
-# interval, `tad.stats.auroc_ci`), {glue:text}`start_chance`; the image we followed scores above {glue:text}`start_rank` of the
-# {glue:text}`start_good` good test images.
+# interval, `tad.stats.auroc_ci`), {glue:text}`start_chance`; the image we followed scores above
+# {glue:text}`start_rank` of the {glue:text}`start_good` good test images.
 #
 # ## Next
 #

@@ -72,7 +72,8 @@ from tad.analysis import grey_level_table, normalised_copies
 from tad.data import ELPV_CATEGORIES, count_report, image_format, load_elpv, load_image
 from tad.evaluate import auroc
 from tad.features import extract, select
-from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import (ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv,
+                      show_table)
 from tad.paper import paper_table
 from tad.plots import sample_grid
 from tad.stats import auroc_ci, compare_pairs
@@ -258,8 +259,8 @@ else:
     first, last = shift.iloc[0], shift.iloc[-1]
     helped = [str(k) for k, v in shift["normalised is"].items() if v == "higher"]
     hurt = [str(k) for k, v in shift["normalised is"].items() if v == "lower"]
-    glue_value("screw_layer1", first["as stored"])
-    glue_value("screw_layer1_normalised", first["normalised"])
+    glue_csv(page, "screw_layer1", "as stored", layer=shift.index[0])
+    glue_csv(page, "screw_layer1_normalised", "normalised", layer=shift.index[0])
     glue_text("screw_layer1_vs_chance", first["as stored vs chance"])
     glue_text("screw_reading", "**What this shows.** As stored, layer 1 scores "
               f"{ci_text(first['as stored'], first['as stored low'], first['as stored high'])}, {first['as stored vs chance']} (the paper's "

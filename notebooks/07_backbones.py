@@ -48,7 +48,7 @@ import pandas as pd
 
 from tad.backbones import WeightsUnavailable, load_backbone
 from tad.features import select
-from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import auroc_entry, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram, stage_shapes
 from tad.stats import compare_pairs
@@ -186,7 +186,7 @@ rising = [n.removeprefix("tf_efficientnet_") for n in table.index if table.loc[n
 glue_text("rising", ", ".join(rising) if rising else "none of them")
 others = last[last["vs reference"] != "reference"]
 glue_value("n_cmp", len(others), "count")
-glue_value("n_noise", int((others["vs reference"] == "within noise").sum()), "count")
+glue_csv(page, "n_noise", "backbone", "count", "count", **{"vs reference": "within noise"})
 glue_text("reference", page.backbone.name.removeprefix("tf_efficientnet_"))
 if present:
     gap = mean_last[page.backbone.name] - paper_mean["7"]

@@ -47,7 +47,7 @@ import pandas as pd
 
 from tad.backbones import load_backbone
 from tad.baselines import baseline_scores
-from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import auroc_entry, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
 from tad.plots import roc_figure, score_histogram
 from tad.stats import compare_pairs
 from tad.words import verdict_list
@@ -153,7 +153,7 @@ glue_text("main_range", ", ".join(f"{d} {format_value(a, 'auroc')}" for d, a in 
 cmp_all = pd.concat(comparisons).reset_index()
 glue_value("n_cmp", len(cmp_all), "count")
 for word in ("higher", "lower", "within noise"):
-    glue_value(f"n_{word.replace(' ', '_')}", int((cmp_all.verdict == word).sum()), "count")
+    glue_csv(page, f"n_{word.replace(' ', '_')}", "baseline", "count", "count", **{"vs main": word})
 below = table[table.ci_high < 0.5]
 glue_text("below_chance", ("Some scorings rank good images above defective ones beyond noise (their interval lies "
                            "below chance): "

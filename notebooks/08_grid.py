@@ -206,7 +206,7 @@ grid_heatmap(pd.concat(blocks))
 
 # %% [markdown]
 # Mean AUROC over the data sets, one row per estimator and layer, one column per reduction; below chance
-# (0.5) the colour turns red. Look for where the grid is weak (the early layers) rather than for the single
+# (one half) the colour turns red. Look for where the grid is weak (the early layers) rather than for the single
 # brightest cell, which the ranking above shows to be one of many ties. Blank cells are trials not run (the
 # flow outside its subset).
 #

@@ -50,7 +50,7 @@ import pandas as pd
 from tad.analysis import axis_groups, deviation_by_axes, shrinkage_aurocs, subsample_aurocs
 from tad.evaluate import auroc
 from tad.features import select_pair
-from tad.page import format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
 from tad.reduce import NullSpaceWarning, spectrum
 from tad.sweep import score, split_features
 from tad.words import listing
@@ -222,11 +222,11 @@ plt.show()
 # reduction, if any, shrinks as the training set passes `d` and the null space disappears.
 
 # %% tags=["remove-cell"]
-glue_value("n_pairs", len(shares), "count")
+glue_csv(page, "n_pairs", "layer", "count", "count")
 glue_value("n_small_wins", int((shares["auroc smallest"] > shares["auroc largest"]).sum()), "count")
 glue_value("n_share_up", int((shares["smallest share, anomalous"] > shares["smallest share, good"]).sum()), "count")
-glue_value("mean_small", shares["auroc smallest"].mean())
-glue_value("mean_large", shares["auroc largest"].mean())
+glue_csv(page, "mean_small", "auroc smallest", "mean")
+glue_csv(page, "mean_large", "auroc largest", "mean")
 with_null = null_table[null_table["null axes"] > 0]
 glue_value("n_with_null", len(with_null), "count")
 glue_text("null_where", listing(f"{r.dataset} layer {r.layer}" for r in with_null.itertuples()))

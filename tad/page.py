@@ -500,6 +500,68 @@ def glue_text(name: str, text: str) -> str:
     return text
 
 
+AGGREGATES = ("first", "mean", "min", "max", "sum", "count", "nunique", "argmax", "argmin")
+CSV_SUFFIX = ".csv_rule"  # the glue name under which `glue_csv` records how a value follows from the CSV
+
+
+def csv_value(table: pd.DataFrame, column: str, how: str = "first", by: str | None = None,
+              where: Mapping[str, object] | None = None) -> object:
+    """One value of a page's CSV table, as `glue_csv` derives it and `scripts/check_glue.py` recomputes it.
+
+    The rows whose ``where`` columns equal the given values (compared as text, so 7 matches "7"), then
+    ``how`` over ``column``: "first" (the only row's value; several rows are an error), "mean", "min",
+    "max", "sum", "count" (rows), "nunique" (the last three 0 when no row matches); or, with ``by``, "argmax" / "argmin": the ``by`` value whose
+    rows have the highest / lowest mean ``column`` (first in table order on a tie).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``how`` or column, no matching row (but for a count or sum), several rows for "first", or
+        argmax without ``by``.
+    """
+    if how not in AGGREGATES:
+        raise ValueError(f"how {how!r} not in {AGGREGATES}")
+    where = dict(where or {})
+    missing = sorted({column, *where, *([by] if by else [])} - set(table.columns))
+    if missing:
+        raise ValueError(f"columns {missing} not in the table; it has {list(table.columns)}")
+    rows = table
+    for col, want in where.items():
+        rows = rows[rows[col].astype(str) == str(want)]
+    if rows.empty and how not in ("count", "nunique", "sum"):
+        raise ValueError(f"no row has {where}")
+    values = rows[column]
+    if how in ("argmax", "argmin"):
+        if by is None:
+            raise ValueError(f"how={how!r} needs by=")
+        means = values.groupby(rows[by].astype(str), sort=False).mean()
+        return means.idxmax() if how == "argmax" else means.idxmin()
+    if how == "first":
+        if len(values) != 1:
+            raise ValueError(f"{len(values)} rows have {where}; 'first' needs exactly one")
+        return values.iloc[0]
+    return {"count": len, "nunique": pd.Series.nunique}.get(how, lambda v: getattr(v, how)())(values)
+
+
+def glue_csv(page: Page, name: str, column: str, how: str = "first", kind: str = "auroc", *,
+             by: str | None = None, **where: object) -> str:
+    """Glue a value read from the page's own CSV download (`save_csv`), and record how it was read.
+
+    The value is `csv_value` of ``download_dir/<page>.csv`` (so the CSV must be saved first), written by
+    `format_value` with ``kind`` (``kind="text"`` pastes it as is, e.g. a layer found by argmax). The rule
+    is glued too, under ``name + CSV_SUFFIX`` (JSON), so `scripts/check_glue.py` recomputes every such value
+    from the built book's CSV and fails on a disagreement. Returns the text glued.
+    """
+    import json
+
+    table = pd.read_csv(page.download_dir / f"{page.name}.csv")
+    value = csv_value(table, column, how, by, where)
+    text = str(value) if kind == "text" else format_value(value, kind)
+    rule = {"column": column, "how": how, "kind": kind, "by": by, "where": {k: str(v) for k, v in where.items()}}
+    glue_text(name + CSV_SUFFIX, json.dumps(rule))
+    return glue_text(name, text)
+
+
 def read_glued(notebook: str | Path) -> dict[str, str]:
     """The values an executed notebook glued (MyST-NB / scrapbook outputs), by name, as their plain text.
 

@@ -389,3 +389,45 @@ def test_readable_table_writes_headers_counts_and_p_values_for_readers():
     assert out.iloc[:, 2].tolist() == ["0.30", "0.00041"] and out.iloc[:, 3].tolist() == ["1.0", ""]
     assert out["AUROC"].dtype == float and out.iloc[:, 1].tolist() == [0.5, 1.25]
     assert out.index.name == "estimator"
+
+
+@pytest.fixture
+def offered():
+    return pd.DataFrame({"dataset": ["a", "a", "b", "b"], "layer": ["1", "all", "1", "all"],
+                         "auroc": [0.6, 0.9, 0.7, 0.95], "ratio": [0.5, 0.5, np.nan, np.nan]})
+
+
+def test_csv_value_filters_as_text_and_aggregates(offered):
+    from tad.page import csv_value
+
+    assert csv_value(offered, "auroc", where={"dataset": "a", "layer": 1}) == 0.6
+    assert csv_value(offered, "auroc", "mean", where={"layer": "all"}) == pytest.approx(0.925)
+    assert csv_value(offered, "auroc", "argmax", by="layer") == "all"  # means: 1 -> 0.65, all -> 0.925
+    assert csv_value(offered, "auroc", "argmin", by="dataset") == "a"
+    assert csv_value(offered, "dataset", "nunique") == 2 and csv_value(offered, "auroc", "count") == 4
+    assert csv_value(offered, "auroc", "max", where={"ratio": 0.5}) == 0.9
+    assert csv_value(offered, "auroc", "count", where={"layer": "7"}) == 0  # a count of nothing is 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"how": "median"}, "not in"), ({"where": {"layer": "9"}}, "no row"),
+                                                 ({"where": {"dataset": "a"}}, "exactly one"),
+                                                 ({"how": "argmax"}, "needs by"), ({"column": "p"}, "not in the table")])
+def test_csv_value_refuses_what_it_cannot_read(offered, kwargs, message):
+    from tad.page import csv_value
+
+    with pytest.raises(ValueError, match=message):
+        csv_value(offered, **({"column": "auroc"} | kwargs))
+
+
+def test_glue_csv_glues_the_value_read_from_the_pages_csv_and_its_rule(tmp_path, offered, monkeypatch):
+    import json
+
+    import tad.page as page_module
+
+    glued = {}
+    monkeypatch.setattr(page_module, "glue_text", lambda name, text: glued.setdefault(name, text))
+    offered.to_csv(tmp_path / "05_x.csv", index=False)
+    page = page_module.Page("05_x", [], None, 224, tmp_path, tmp_path / "r.jsonl", tmp_path, summary="")
+    assert page_module.glue_csv(page, "best", "auroc", "mean", layer="all") == "0.925"
+    assert json.loads(glued["best.csv_rule"]) == {"column": "auroc", "how": "mean", "kind": "auroc", "by": None,
+                                                  "where": {"layer": "all"}}
