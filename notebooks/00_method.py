@@ -392,8 +392,9 @@ plt.close(fig)
 # \end{aligned}
 # $$
 #
-# with $n_+$ defective and $n_-$ good test images: the share of (defective, good) pairs in the right order. It equals the area under the ROC curve, which
-# plots, for every threshold, the share of defects caught against the share of good images flagged.
+# with $n_+$ defective and $n_-$ good test images: the share of (defective, good) pairs in the right order.
+# It equals the area under the ROC curve, which plots, for every threshold, the share of defects caught
+# against the share of good images flagged.
 # Here are real scores:
 
 # %%

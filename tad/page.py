@@ -510,8 +510,9 @@ def csv_value(table: pd.DataFrame, column: str, how: str = "first", by: str | No
 
     The rows whose ``where`` columns equal the given values (compared as text, so 7 matches "7"), then
     ``how`` over ``column``: "first" (the only row's value; several rows are an error), "mean", "min",
-    "max", "sum", "count" (rows), "nunique" (the last three 0 when no row matches); or, with ``by``, "argmax" / "argmin": the ``by`` value whose
-    rows have the highest / lowest mean ``column`` (first in table order on a tie).
+    "max", "sum", "count" (rows), "nunique" (the last three 0 when no row matches); or, with ``by``,
+    "argmax" / "argmin": the ``by`` value whose rows have the highest / lowest mean ``column`` (first in
+    table order on a tie).
 
     Raises
     ------
@@ -658,8 +659,9 @@ def readable_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def show_table(df: pd.DataFrame, *, max_plain_rows: int = MAX_PLAIN_ROWS, **options) -> None:
-    """Display ``df`` as `readable_table` writes it: as a plain table up to ``max_plain_rows`` rows, else as an interactive one
-    (sortable, searchable) whose JavaScript is embedded in the notebook, so the built HTML needs no network.
+    """Display ``df`` as `readable_table` writes it: as a plain table up to ``max_plain_rows`` rows, else as an
+    interactive one (sortable, searchable) whose JavaScript is embedded in the notebook, so the built HTML
+    needs no network.
 
     ``options`` go to `itables.show` (e.g. ``pageLength``).
     """
