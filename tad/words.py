@@ -137,8 +137,10 @@ def data_sentence(mvtec: Sequence[str], own: Sequence[str], n_official: int, n_m
     elif own:
         parts.append("This run has no official MVTec AD class.")
     if own:
-        parts.append(f"It has your own {'class' if len(own) == 1 else 'classes'} {listing(own)} in MVTec AD "
-                     "layout: the later pages run on them as on MVTec AD's, and their counts and images follow.")
+        one = len(own) == 1
+        parts.append(f"It has your own {'class' if one else 'classes'} {listing(own)} in MVTec AD layout: the "
+                     f"later pages run on {'it' if one else 'them'} as on MVTec AD's classes, and "
+                     f"{'its' if one else 'their'} counts and images follow.")
     if not mvtec and not own:
         return ("This run has no MVTec AD class and no class of your own, so the book runs on ELPV solar cells "
                 "alone; the parts of later pages that need an MVTec AD class say so.")
