@@ -207,7 +207,7 @@ display(roc_figure(labels[name], main, name=f"{name}: {main_config}, {basis}"))
 # histograms overlap: the overlap is what the AUROC's distance from 1 counts.
 
 # %% tags=["remove-cell"]
-glue_text("csv_link", save_csv(grid.drop(columns=["cell"]), page))
+_ = glue_text("csv_link", save_csv(grid.drop(columns=["cell"]), page))
 
 # %% [markdown]
 # ```{glue:md} csv_link
