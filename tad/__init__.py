@@ -5,8 +5,9 @@ Pipeline: `tad.data` (images; `tad.download` fetches MVTec AD) -> `tad.backbones
 `tad.estimators` (MVG, k-NN, flow) -> `tad.evaluate` (AUROC, PRO, operating points). Around it: `tad.stats`
 (intervals, comparisons, verdicts), `tad.selection` (choices made from training images only), `tad.maps`
 (per-position scores), `tad.baselines`, `tad.analysis` (why NPCA works), `tad.cost`; `tad.sweep` runs
-trials and grids (on Dask) into `tad.results`; `tad.presets` holds the paper's study; `tad.page` and
-`tad.plots` serve the book's pages; `tad.cli` the shell.
+trials and grids (on Dask) into `tad.results`; `tad.presets` holds the paper's study; `tad.page`,
+`tad.plots` and `tad.words` (the sentences a page builds from its numbers) serve the book's pages;
+`tad.cli` the shell.
 """
 
 __version__ = "0.1.0"
