@@ -125,7 +125,7 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
     summary = "\n".join(lines)
     if verbose:
         details = [f"{s.name}: {len(s.train)} train (good), {len(s.test)} test ({int(s.test_labels.sum())} "
-                   f"anomalous); {s.source}" for s in splits]
+                   f"anomalous); {s.source.replace(str(root), shown_path(root))}" for s in splits]
         details.append(f"Paths: features cached in {shown_path(paths[0])}, results in {shown_path(paths[1])}, "
                        f"downloads in {shown_path(paths[2])}")
         for line in [*lines, *details]:
