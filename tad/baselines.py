@@ -178,13 +178,13 @@ def baseline_scores(split: Split, backbone: Backbone, random_backbone: Backbone,
         Keys "main", "random network", "pixels", "pre-logits", "max-softmax", "DFM residual",
         "fusion (Rippel)", "concatenation".
     """
-    features = {bb.name: split_features(split, bb, input_size=input_size, cache_dir=cache_dir, device=device,
-                                        progress=False) for bb in (backbone, random_backbone)}
-    X, Y = select_pair(features[backbone.name], layer, pooling, backbone)
-    Xr, Yr = select_pair(features[random_backbone.name], layer, pooling, random_backbone)
+    features, random_features = (split_features(split, bb, input_size=input_size, cache_dir=cache_dir,
+                                                device=device, progress=False) for bb in (backbone, random_backbone))
+    X, Y = select_pair(features, layer, pooling, backbone)
+    Xr, Yr = select_pair(random_features, layer, pooling, random_backbone)
     Ptr, _ = classifier_outputs(backbone, split.train_paths, input_size=input_size, cache_dir=cache_dir)
     Pte, msp = classifier_outputs(backbone, split.test_paths, input_size=input_size, cache_dir=cache_dir)
-    per_level = [select_pair(features[backbone.name], i, pooling, backbone) for i in parse_layers(backbone, "all")]
+    per_level = [select_pair(features, i, pooling, backbone) for i in parse_layers(backbone, "all")]
     main = {"reduction": reduction, "ratio": ratio, "estimator": estimator, "seed": seed}
     return {
         "main": score(X, Y, **main),
@@ -195,5 +195,5 @@ def baseline_scores(split: Split, backbone: Backbone, random_backbone: Backbone,
         "max-softmax": msp,
         "DFM residual": Reconstruction().fit(X).score_samples(Y),
         "fusion (Rippel)": fusion_scores([a for a, _ in per_level], [b for _, b in per_level]),
-        "concatenation": score(*select_pair(features[backbone.name], "all", pooling, backbone), "none", None, "mvg"),
+        "concatenation": score(*select_pair(features, "all", pooling, backbone), "none", None, "mvg"),
     }
