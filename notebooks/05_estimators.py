@@ -54,7 +54,7 @@ from tad.estimators import FLOW_PARAMS, Flow, make_estimator
 from tad.evaluate import auroc, rates_at_threshold, tpr_at_fpr
 from tad.features import select
 from tad.maps import PatchModel, extract_maps
-from tad.page import (auroc_entry, config_label, format_value, glue_text, glue_value, open_page, save_csv,
+from tad.page import (auroc_entry, config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv,
                       show_table)
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
@@ -296,9 +296,10 @@ _ = glue_value("kept_auroc", auroc(labels[split.name], kept.score_samples(W)))
 # {glue:md}`summary:myst`
 
 # %% tags=["remove-cell"]
-best = means.idxmax()
-lines = [f"Over the {format_value(len(page.splits), 'count')} data set(s) of this run, the highest mean AUROC "
-         f"is {config_label({'estimator': best}, parts=('estimator',))}'s ({format_value(means[best], 'auroc')})."]
+best = glue_csv(page, "best_estimator", "auroc", "argmax", "text", by="estimator")  # read back from the CSV
+lines = [f"Over the {glue_csv(page, 'n_sets', 'dataset', 'nunique', 'count')} data set(s) of this run, the highest "
+         f"mean AUROC is {config_label({'estimator': best}, parts=('estimator',))}'s "
+         f"({glue_csv(page, 'best_estimator_mean', 'auroc', 'mean', estimator=best)})."]
 label_of = {e: config_label({"estimator": e}, parts=("estimator",)) for e in estimators}
 lines += pairwise_summary([(label_of[a], label_of[b]) for a, b in pairs],
                           [(label_of[r.a], label_of[r.b], r.dataset, r.verdict) for r in verdicts.itertuples()])
