@@ -227,7 +227,7 @@ else:
                 "normalised is": cmp.verdict, "paper (table 3, k-NN)": paper_table(3).loc["screw", str(k)]}
         rows.append(row)
     shift = pd.DataFrame(rows).set_index("layer")
-    glue_text("screw_csv", save_csv(shift, page))
+    glue_text("screw_csv", save_csv(shift.reset_index(), page))  # layer as a column of the download
     glue_text("screw_table_intro", f"Image {{term}}`AUROC` of screw by layer ({page.backbone.name}, avg pooling, "
               f"NPCA {format_value(ratio, 'percent')}, {config_label({'estimator': estimator}, parts=('estimator',))}), as stored and normalised, each with its 95 % "
               "interval (`tad.stats.auroc_ci`); the difference with its simultaneous interval and Holm-adjusted "
