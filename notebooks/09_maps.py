@@ -51,7 +51,8 @@ from myst_nb import glue
 
 from tad.features import select
 from tad.maps import PATCH_ESTIMATORS, evaluate_maps
-from tad.page import auroc_entry, ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv
+from tad.page import (auroc_entry, ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv,
+                      show_table)
 from tad.plots import map_examples, roc_figure, score_histogram
 from tad.stats import auroc_ci, compare_pairs
 from tad.sweep import score, split_features
@@ -136,7 +137,7 @@ for split in page.splits:
 image_table = pd.DataFrame(rows).set_index("dataset")
 csv = maps_table.merge(image_table.reset_index(), on="dataset", how="outer")
 glue_text("csv_link", save_csv(csv, page))
-image_table
+show_table(image_table)
 
 # %% [markdown]
 # ```{glue:md} csv_link
