@@ -61,7 +61,6 @@ seed = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib_inline.backend_inline import set_matplotlib_formats
 from myst_nb import glue
 
 from tad.data import load_image
@@ -79,6 +78,10 @@ page = open_page("00_method", data_root=data_root, classes=[category], backbone=
                  seed=seed, cache_dir=cache_dir)
 (split,), bb, size = page.splits[:1], page.backbone, page.input_size
 rng = np.random.default_rng(seed)
+
+# %% tags=["remove-cell"]
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+
 set_matplotlib_formats("png")  # glue needs a PNG of tad.plots' figures before pyplot has drawn any
 
 # %% [markdown]
@@ -264,8 +267,13 @@ fig = plt.figure(figsize=(5, 4))
 ax = fig.add_subplot(projection="3d")
 ax.plot_surface(*plane, alpha=0.25, color="tab:green")
 ax.scatter(*points.T, s=50, color="tab:blue", label="3 good images")
-ax.scatter(*off_plane, marker="*", s=200, color="tab:red", label="test image off the plane")
-ax.plot(*np.stack([centre, off_plane]).T, color="tab:red", linestyle="--")
+ax.scatter(*centre, s=25, color="black", label="its foot on the plane")
+ax.plot(*np.stack([centre, off_plane]).T, color="tab:red", linestyle="--", linewidth=2,
+        label="its step out of the plane")
+ax.scatter(*off_plane, marker="*", s=90, color="tab:red", label="test image off the plane")
+# Look along the plane, tilted 25 degrees towards its normal: the step out of the plane is seen side on.
+view = np.cos(np.radians(25)) * u + np.sin(np.radians(25)) * axes[:, 2]
+ax.view_init(elev=np.degrees(np.arcsin(view[2])), azim=np.degrees(np.arctan2(view[1], view[0])))
 ax.legend(loc="upper left", fontsize=8)
 glue("fig_null", fig, display=False)
 plt.close(fig)
@@ -293,6 +301,8 @@ for name in (layer, "all"):
     null_dims[name] = Z.shape[1] - rank
     print(f"{split.name}, layer {name}, {pooling} pooling: n = {len(Z)} good images, d = {Z.shape[1]} "
           f"dimensions, rank {rank}, null space of {null_dims[name]} dimensions")
+
+# %% tags=["remove-cell"]
 glue("n_train", len(X), display=False)
 glue("d", X.shape[1], display=False)
 glue("d_all", Z.shape[1], display=False)  # Z: the last of the loop, all layers
@@ -329,19 +339,15 @@ glue("null_all", null_dims["all"], display=False)
 # `MVG`, on samples from a covariance that *is* the identity (every true eigenvalue is 1):
 
 # %%
-def ledoit_wolf_delta(X):
-    Xc = X - X.mean(axis=0)
-    n, dim = Xc.shape
-    S = Xc.T @ Xc / n
-    mu = np.trace(S) / dim
-    noise = sum(np.linalg.norm(np.outer(x, x) - S) ** 2 for x in Xc) / n**2
-    return min(1.0, noise / np.linalg.norm(S - mu * np.eye(dim)) ** 2)
-
-
 dim, sample_sizes = 100, (50, 400)
 white = {n: rng.normal(size=(n, dim)) for n in sample_sizes}
 for n, W in white.items():
-    print(f"n = {n:>3}, d = {dim}: delta by the formula {ledoit_wolf_delta(W):.4f}, by tad's MVG {MVG().fit(W).shrinkage_:.4f}")
+    Xc = W - W.mean(axis=0)
+    S = Xc.T @ Xc / n
+    mu = np.trace(S) / dim
+    noise = sum(np.linalg.norm(np.outer(x, x) - S) ** 2 for x in Xc) / n**2
+    delta = min(1.0, noise / np.linalg.norm(S - mu * np.eye(dim)) ** 2)
+    print(f"n = {n:>3}, d = {dim}: delta by the formula {delta:.4f}, by tad's MVG {MVG().fit(W).shrinkage_:.4f}")
 
 # %% tags=["hide-input"]
 fig, axs = plt.subplots(1, len(sample_sizes), figsize=(9, 3.4), sharey=True)
@@ -411,8 +417,9 @@ plt.close(fig)
 # \end{aligned}
 # $$
 #
-# with $n_+$ defective and $n_-$ good test images: # the share of (defective, good) pairs in the right order. It equals the area under the ROC curve, which
-# plots, for every threshold, the share of defects caught against the share of good images flagged.
+# with $n_+$ defective and $n_-$ good test images: the share of (defective, good) pairs in the right order.
+# It equals the area under the ROC curve, which plots, for every threshold, the share of defects caught
+# against the share of good images flagged.
 # Here are real scores:
 
 # %%
@@ -425,6 +432,8 @@ print(f"{split.name}, {backbone} layer {layer} {pooling}, {reduction.upper()} {r
       f"AUROC by counting pairs {pairs:.4f}, tad.evaluate.auroc {auroc(labels, scores):.4f}, "
       f"95 % interval (tad.stats.auroc_ci) [{low:.3f}, {high:.3f}]")
 config = f"{split.name}, layer {layer}, {reduction.upper()} {ratio:.0%}, {estimator.upper()}"
+
+# %% tags=["remove-cell"]
 glue("fig_hist", score_histogram(labels, scores), display=False)
 glue("fig_roc", roc_figure(labels, scores, name=config), display=False)
 glue("config", config, display=False)

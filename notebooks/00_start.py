@@ -52,6 +52,7 @@ from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
 from tad.reduce import kept_axes, null_axes, spectrum
 from tad.sweep import score
+from tad.words import deviation_sentence, versus_chance
 
 page = open_page("00_start", data_root=data_root, classes=classes, backbone=backbone, seed=seed,
                  cache_dir=cache_dir)
@@ -157,10 +158,10 @@ if null.start < null.stop:
 ax.set(xlabel="principal axis (largest variance first)", ylabel="squared value (log)")
 ax.legend(fontsize=8)
 plt.show()
+_ = glue_text("deviation_line", deviation_sentence(coordinates[kept] ** 2, variances[kept]))
 
 # %% [markdown]
-# Where the red line stands far above the grey one, the image departs from good images along a direction
-# they hardly vary in: the signal NPCA keeps. Past the dotted line, if there is one, good training images do
+# {glue:md}`deviation_line:myst` Past the dotted line, if there is one, good training images do
 # not vary at all (there are fewer of them than channels): that is the {term}`null space`.
 #
 # ## 5. The score, and all test images' scores
@@ -174,10 +175,7 @@ scores = score(X, Y, "npca", ratio, estimator)  # (n_test,): one score per test 
 labels = split.test_labels
 
 # %% tags=["hide-input"]
-fig = score_histogram(labels, scores)
-fig.axes[0].axvline(scores[ours], color="black", ls="--", label="our image")
-fig.axes[0].legend()
-fig
+score_histogram(labels, scores, marks={"our image": scores[ours]})
 
 # %% [markdown]
 # Good test images (blue) should score low and defective ones (red) high; the dashed line is the image we
@@ -188,15 +186,18 @@ fig
 roc_figure(labels, scores, name=f"layer {layer}, NPCA {format_value(ratio, 'percent')}, {estimator}")
 
 # %% tags=["remove-cell"]
-glue_text("start_auroc", auroc_entry(labels, scores)["interval"])
+entry = auroc_entry(labels, scores)
+glue_text("start_auroc", entry["interval"])
+glue_text("start_chance", versus_chance(entry["ci_low"], entry["ci_high"])
+          + (": it ranks the defective images as the more normal ones" if entry["ci_high"] < 0.5 else ""))
 glue_text("start_data", split.name)
 glue_value("start_rank", int((scores[labels == 0] < scores[ours]).sum()), "count")
 _ = glue_value("start_good", int((labels == 0).sum()), "count")
 
 # %% [markdown]
 # On {glue:text}`start_data` this configuration reaches an AUROC of {glue:text}`start_auroc` (95 %
-# interval, `tad.stats.auroc_ci`); the image we followed scores above {glue:text}`start_rank` of the
-# {glue:text}`start_good` good test images.
+# interval, `tad.stats.auroc_ci`), {glue:text}`start_chance`; the image we followed scores above
+# {glue:text}`start_rank` of the {glue:text}`start_good` good test images.
 #
 # ## Next
 #

@@ -54,6 +54,11 @@ with warnings.catch_warnings(record=True) as caught:
     present, missing = ensure_mvtec(root, list(MVTEC_CATEGORIES), download=download)
 print(download_notice(root, present, missing, " ".join(str(w.message) for w in caught)))
 
+# %% tags=["remove-cell"]
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
+
 # %% [markdown]
 # The setup: what this page runs on, as found.
 
@@ -62,72 +67,54 @@ from collections import Counter
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from PIL import Image
 
 from tad.analysis import grey_level_table, normalised_copies
-from tad.data import count_report, load_elpv, load_image, load_mask
+from tad.data import ELPV_CATEGORIES, count_report, image_format, load_elpv, load_image
 from tad.evaluate import auroc
 from tad.features import extract, select
-from tad.page import ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv
+from tad.page import (ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv,
+                      show_table)
 from tad.paper import paper_table
-from tad.stats import auroc_ci, compare_pairs, verdict
+from tad.plots import sample_grid
+from tad.stats import auroc_ci, compare_pairs
 from tad.sweep import score
+from tad.words import data_sentence, versus_chance
 
 page = open_page("01_data", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir)
 mvtec = [s for s in page.splits if s.name in MVTEC_CATEGORIES]
+own = [s for s in page.splits if s.name not in MVTEC_CATEGORIES and s.name not in ELPV_CATEGORIES]
+layout = mvtec + own  # every class in MVTec AD's folder layout: the official ones, then a user's own
 _ = glue_value("mvtec_n", len(mvtec), "count")
 
 # %% [markdown]
-# ## Which MVTec AD classes are here
+# ## Which classes in MVTec AD layout are here
 #
 # {glue:md}`mvtec_found:myst`
 
 # %% tags=["hide-input"]
-if mvtec:
-    counts = count_report(root).loc[[s.name for s in mvtec]]
-    glue_text("mvtec_found", f"This run has {format_value(len(mvtec), 'count')} of the "
-              f"{format_value(len(MVTEC_CATEGORIES), 'count')} MVTec AD classes; "
-              f"{format_value(int(counts.matches.sum()), 'count')} of them have the official split counts. "
-              "Every mean in this book is over these classes only, not the paper's 15.")
-    display(counts)
-else:
-    glue_text("mvtec_found", "This run has no MVTec AD class, so the book runs on ELPV solar cells alone; "
-              "the parts of later pages that need an MVTec AD class say so.")
+counts = count_report(root).loc[[s.name for s in layout]] if layout else None
+matching = int(counts.loc[[s.name for s in mvtec], "matches"].sum()) if mvtec else 0
+glue_text("mvtec_found", data_sentence([s.name for s in mvtec], [s.name for s in own], len(mvtec), matching,
+                                       len(MVTEC_CATEGORIES)))
+if layout:
+    counts["masks"] = [sum(t.mask is not None for t in s.test if t.label == 1) for s in layout]
+    display(counts.rename_axis("class").rename(columns={
+        "train_good": "train (good)", "test_good": "test good", "test_defective": "test defective",
+        "official_train_good": "official train", "official_test_good": "official test good",
+        "official_test_defective": "official test defective", "matches": "official counts",
+        "masks": "defects with a mask"}))
 
 # %% [markdown]
 # Defect types of the test sets (number of test images per type; `good` are the normal test images), and
 # one good test image beside one image of each of up to three defect types per class, the ground-truth
-# mask outlined in red:
+# mask outlined in red where the class has one:
 
 # %% tags=["hide-input"]
-if mvtec:
-    defects = pd.DataFrame([(s.name, t.defect) for s in mvtec for t in s.test], columns=["class", "defect"])
+if layout:
+    defects = pd.DataFrame([(s.name, t.defect) for s in layout for t in s.test], columns=["class", "defect"])
     display(pd.crosstab(defects["defect"], defects["class"], margins=True, margins_name="total"))
-
-
-def examples(split, n_defects=3):
-    good = next(t for t in split.test if t.label == 0)
-    first = {}
-    for t in split.test:
-        if t.label == 1 and t.defect not in first:
-            first[t.defect] = t
-    return [good, *list(first.values())[:n_defects]]
-
-
-if mvtec:
-    fig, axes = plt.subplots(len(mvtec), 4, figsize=(8, 2.1 * len(mvtec)), squeeze=False)
-    for row, split in zip(axes, mvtec):
-        for ax, sample in zip(row, examples(split)):
-            image = load_image(sample.path)
-            ax.imshow(image)
-            if sample.mask is not None:
-                ax.contour(load_mask(sample.mask, image.size), levels=[0.5], colors="red", linewidths=0.8)
-            ax.set_title(f"{split.name}: {sample.defect}", fontsize=9)
-        for ax in row:
-            ax.axis("off")
-    plt.tight_layout()
-    plt.show()
+    display(sample_grid(layout))
 
 # %% [markdown]
 # ## ELPV: solar cells
@@ -139,11 +126,6 @@ if mvtec:
 # left out; a quarter of the good cells, drawn with the page's seed, go to the test set.
 
 # %% tags=["hide-input"]
-def header(path):
-    with Image.open(path) as im:
-        return f"{im.size[0]}x{im.size[1]} px, {im.mode}"
-
-
 elpv, picks = [], {}
 for kind in ("mono", "poly"):
     split = load_elpv(kind, seed=seed)
@@ -151,7 +133,7 @@ for kind in ("mono", "poly"):
     elpv.append({"split": split.name, "train (good)": len(split.train),
                  "test good": int((split.test_labels == 0).sum()), "test anomalous": int(split.test_labels.sum()),
                  "left out (p = 1/3)": labels["possibly_defective"],
-                 "left out (p = 2/3)": labels["likely_defective"], "size, mode": header(split.train[0].path)})
+                 "left out (p = 2/3)": labels["likely_defective"], "size, mode": image_format(split.train[0].path)})
     glue_text(f"elpv_{kind}_counts", f"{len(split.train)} / {len(split.test)}")
     picks[kind] = [t for t in split.test if t.label == 0][:2] + [t for t in split.test if t.label == 1][:2]
 pd.DataFrame(elpv).set_index("split")
@@ -230,7 +212,6 @@ if screw is None:
     glue_text("screw_table_intro", "")
 else:
     labels = screw.test_labels
-    chance = {"lower": "below chance", "higher": "above chance", "within noise": "not distinguishable from chance"}
     layers = range(1, page.backbone.n_layers + 1)
     pairs = [(f"normalised, layer {k}", f"as stored, layer {k}") for k in layers]
     compared = compare_pairs(labels, scores, pairs)
@@ -241,18 +222,18 @@ else:
             a = auroc(labels, scores[f"{version}, layer {k}"])
             lo, hi = auroc_ci(labels, scores[f"{version}, layer {k}"])
             row |= {version: a, f"{version} low": lo, f"{version} high": hi,
-                    f"{version} vs chance": chance[verdict(a - 0.5, interval=(lo - 0.5, hi - 0.5))]}
+                    f"{version} vs chance": versus_chance(lo, hi)}
         row |= {"difference": cmp.diff, "diff low": cmp.ci_low, "diff high": cmp.ci_high, "p (Holm)": cmp.p_holm,
                 "normalised is": cmp.verdict, "paper (table 3, k-NN)": paper_table(3).loc["screw", str(k)]}
         rows.append(row)
     shift = pd.DataFrame(rows).set_index("layer")
-    glue_text("screw_csv", save_csv(shift, page))
+    glue_text("screw_csv", save_csv(shift.reset_index(), page))  # layer as a column of the download
     glue_text("screw_table_intro", f"Image {{term}}`AUROC` of screw by layer ({page.backbone.name}, avg pooling, "
               f"NPCA {format_value(ratio, 'percent')}, {config_label({'estimator': estimator}, parts=('estimator',))}), as stored and normalised, each with its 95 % "
               "interval (`tad.stats.auroc_ci`); the difference with its simultaneous interval and Holm-adjusted "
               "DeLong p-value over the layers (`tad.stats.compare_pairs`), and the paper's table 3 for screw "
               "(ENB5, k-NN). {glue:md}`screw_csv:myst`")
-    display(shift[["as stored", "as stored vs chance", "normalised", "normalised vs chance", "difference",
+    show_table(shift[["as stored", "as stored vs chance", "normalised", "normalised vs chance", "difference",
                    "p (Holm)", "normalised is", "paper (table 3, k-NN)"]].round(3))
 
 # %% tags=["hide-input"]
@@ -278,8 +259,8 @@ else:
     first, last = shift.iloc[0], shift.iloc[-1]
     helped = [str(k) for k, v in shift["normalised is"].items() if v == "higher"]
     hurt = [str(k) for k, v in shift["normalised is"].items() if v == "lower"]
-    glue_value("screw_layer1", first["as stored"])
-    glue_value("screw_layer1_normalised", first["normalised"])
+    glue_csv(page, "screw_layer1", "as stored", layer=shift.index[0])
+    glue_csv(page, "screw_layer1_normalised", "normalised", layer=shift.index[0])
     glue_text("screw_layer1_vs_chance", first["as stored vs chance"])
     glue_text("screw_reading", "**What this shows.** As stored, layer 1 scores "
               f"{ci_text(first['as stored'], first['as stored low'], first['as stored high'])}, {first['as stored vs chance']} (the paper's "

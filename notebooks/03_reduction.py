@@ -63,6 +63,7 @@ from tad.plots import roc_figure, score_histogram
 from tad.reduce import DEFAULT_BASIS, NullSpaceWarning, PrincipalAxes
 from tad.stats import BOOK_FAMILY, compare, gain_statement
 from tad.sweep import REDUCTIONS, run_grid, score, split_features
+from tad.words import listing, reduction_key, spread_cell
 
 page = open_page("03_reduction", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -74,13 +75,7 @@ X = {s.name: select(features[s.name][0], layer, pooling, bb) for s in page.split
 Y = {s.name: select(features[s.name][1], layer, pooling, bb) for s in page.splits}
 labels = {s.name: s.test_labels.astype(bool) for s in page.splits}
 warnings.simplefilter("ignore", NullSpaceWarning)  # the tables below mark basis-dependent cells instead
-
-
-def label(reduction, ratio):
-    return "none" if reduction == "none" else f"{reduction} {ratio:.0%}"
-
-
-order = [label(*r) for r in REDUCTIONS]
+order = [reduction_key(*r) for r in REDUCTIONS]
 
 # %% [markdown]
 # ## What a ratio keeps
@@ -106,7 +101,7 @@ for name in page.names:
     for reading in readings:
         for method, ratio in REDUCTIONS[1:]:
             view = axes.view(method, ratio, reading)
-            rows.append({"dataset": name, "basis": reading, "reduction": label(method, ratio),
+            rows.append({"dataset": name, "basis": reading, "reduction": reduction_key(method, ratio),
                          "d": X[name].shape[1], "n_train": len(X[name]), "null axes": view.n_null,
                          "kept": view.axes.stop - view.axes.start, "kept in null": view.n_null_kept,
                          "basis-dependent": view.basis_dependent})
@@ -128,7 +123,7 @@ grid = pd.concat([run_grid(page.splits, bb, page.results, layers=[layer], poolin
                            reductions=REDUCTIONS, estimators=[estimator], basis=reading, input_size=input_size,
                            cache_dir=page.cache_dir, device=device, seed=seed, progress=False)
                   for reading in readings], ignore_index=True)
-grid["reduction_ratio"] = [label(m, r) for m, r in zip(grid.reduction, grid.ratio)]
+grid["reduction_ratio"] = [reduction_key(m, r) for m, r in zip(grid.reduction, grid.ratio)]
 spread_low, spread_high = [], []
 for row in grid.itertuples():
     if row.basis_dependent:
@@ -140,14 +135,7 @@ for row in grid.itertuples():
         spread_low.append(np.nan)
         spread_high.append(np.nan)
 grid["spread_low"], grid["spread_high"] = spread_low, spread_high
-
-
-def cell(row):
-    text = f"{row.auroc:.3f}"
-    return text + f" * [{row.spread_low:.3f}, {row.spread_high:.3f}]" if row.basis_dependent else text
-
-
-grid["cell"] = [cell(r) for r in grid.itertuples()]
+grid["cell"] = [spread_cell(r.auroc, r.spread_low, r.spread_high, r.basis_dependent) for r in grid.itertuples()]
 per_class = grid.pivot_table(index="reduction_ratio", columns=["dataset", "basis"], values="cell",
                              aggfunc="first").loc[order]
 per_class
@@ -162,7 +150,7 @@ per_class
 
 # %% tags=["hide-input"]
 paper = paper_table(2)["auc"]
-paper.index = [label(m, r) for m, r in paper.index]
+paper.index = [reduction_key(m, r) for m, r in paper.index]
 means = grid.pivot_table(index="reduction_ratio", columns="basis", values="auroc", aggfunc="mean").loc[order]
 means = means[readings].add_prefix("ours, ")
 means["any basis-dependent"] = grid[grid.basis == basis].groupby("reduction_ratio").basis_dependent.any()
@@ -173,7 +161,7 @@ means.round(3)
 ratios = [r for m, r in REDUCTIONS if m == "pca"]
 fig, ax = plt.subplots(figsize=(7, 4))
 for method, colour in (("pca", "tab:blue"), ("npca", "tab:orange")):
-    rows = [label(method, r) for r in ratios]
+    rows = [reduction_key(method, r) for r in ratios]
     for reading, style in zip(readings, ("o-", "^:")):
         ax.plot(ratios, means.loc[rows, f"ours, {reading}"], style, color=colour,
                 label=f"{method.upper()}, ours ({reading})")
@@ -227,8 +215,8 @@ display(roc_figure(labels[name], main, name=f"{name}: {main_config}, {DEFAULT_BA
 # (above) and the ROC curve they give ({term}`AUROC` is the area under it). Look at how much the two
 # histograms overlap: the overlap is what the AUROC's distance from 1 counts.
 
-# %% tags=["hide-input"]
-glue_text("csv_link", save_csv(grid.drop(columns=["cell"]), page))
+# %% tags=["remove-cell"]
+_ = glue_text("csv_link", save_csv(grid.drop(columns=["cell"]), page))
 
 # %% [markdown]
 # ```{glue:md} csv_link
@@ -236,11 +224,6 @@ glue_text("csv_link", save_csv(grid.drop(columns=["cell"]), page))
 # ```
 
 # %% tags=["remove-cell"]
-def listing(items):
-    items = list(items)
-    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + (items[-1] if items else "")
-
-
 paper_cfg = grid[(grid.reduction == "npca") & ((grid.ratio - 0.5).abs() < 1e-9)].set_index(["dataset", "basis"])
 main_rows = grid[grid.basis == basis]
 dependent = main_rows[main_rows.basis_dependent]
@@ -293,7 +276,9 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # **The gain.** The paper's gain of NPCA 50 % over no reduction is {glue:text}`paper_npca_gain` (its table 2).
 # On the classes at hand, paired on the same test images:
 #
-# {glue:md}`gain_lines:myst`
+# ```{glue:md} gain_lines
+# :format: myst
+# ```
 #
 # A gain that is "neither established nor excluded" is not thereby shown: the interval is simply too wide to
 # rule it out.

@@ -55,7 +55,8 @@ from myst_nb import glue
 
 from tad.data import load_image
 from tad.features import POOLING_CHOICES, preprocess, select
-from tad.page import auroc_entry, config_label, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import (auroc_entry, config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv,
+                      show_table)
 from tad.paper import paper_table
 from tad.plots import pooling_figure, roc_figure, score_histogram
 from tad.stats import compare_pairs
@@ -163,11 +164,12 @@ glue_value("n_pairs", len(verdicts), "count")
 glue_value("n_higher", counts.get("higher", 0), "count")
 glue_value("n_lower", counts.get("lower", 0), "count")
 lines = []
-for est in estimators:
-    row = means.loc[est]
+for est in estimators:  # each number read from the page's CSV, so scripts/check_glue.py recomputes it
     name = config_label({"estimator": est}, parts=("estimator",))
-    lines.append(f"For {name}, the best mean here is {row.idxmax()} ({format_value(row.max(), 'auroc')}), "
-                 f"average pooling {format_value(row['avg'], 'auroc')}"
+    best = glue_csv(page, f"best_pooling_{est}", "auroc", "argmax", "text", by="pooling", estimator=est)
+    lines.append(f"For {name}, the best mean here is {best} "
+                 f"({glue_csv(page, f'best_mean_{est}', 'auroc', 'mean', estimator=est, pooling=best)}), "
+                 f"average pooling {glue_csv(page, f'avg_mean_{est}', 'auroc', 'mean', estimator=est, pooling='avg')}"
                  + (f"; the paper's best is {paper.loc[est].idxmax()} ({format_value(paper.loc[est].max(), 'auroc')})."
                     if est in paper.index and paper.loc[est].notna().all() else "."))
 higher = verdicts[verdicts.verdict == "higher"]

@@ -63,7 +63,7 @@ from tad.estimators import FLOW_PARAMS, Flow, make_estimator
 from tad.evaluate import auroc, rates_at_threshold, tpr_at_fpr
 from tad.features import select
 from tad.maps import PatchModel, extract_maps
-from tad.page import (auroc_entry, config_label, format_value, glue_text, glue_value, open_page, save_csv,
+from tad.page import (auroc_entry, config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv,
                       show_table)
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
@@ -71,6 +71,7 @@ from tad.reduce import Reducer
 from tad.selection import good_threshold, out_of_fold_scores
 from tad.stats import compare_pairs
 from tad.sweep import score, split_features
+from tad.words import pairwise_summary
 
 page = open_page("05_estimators", data_root=data_root, classes=classes, backbone=backbone,
                  input_size=input_size, seed=seed, cache_dir=cache_dir, results=results)
@@ -304,16 +305,13 @@ _ = glue_value("kept_auroc", auroc(labels[split.name], kept.score_samples(W)))
 # {glue:md}`summary:myst`
 
 # %% tags=["remove-cell"]
-best = means.idxmax()
-lines = [f"Over the {format_value(len(page.splits), 'count')} data set(s) of this run, the highest mean AUROC "
-         f"is {config_label({'estimator': best}, parts=('estimator',))}'s ({format_value(means[best], 'auroc')})."]
-for a, b in pairs:
-    v = verdicts[(verdicts.a == a) & (verdicts.b == b)].verdict
-    clear = v[v != "within noise"]
-    lines.append(f"{config_label({'estimator': a}, parts=('estimator',))} against "
-                 f"{config_label({'estimator': b}, parts=('estimator',))}: "
-                 + ("within noise on every data set" if clear.empty else
-                    ", ".join(f"{w} on {d}" for w, d in zip(clear, verdicts.loc[clear.index, 'dataset']))) + ".")
+best = glue_csv(page, "best_estimator", "auroc", "argmax", "text", by="estimator")  # read back from the CSV
+lines = [f"Over the {glue_csv(page, 'n_sets', 'dataset', 'nunique', 'count')} data set(s) of this run, the highest "
+         f"mean AUROC is {config_label({'estimator': best}, parts=('estimator',))}'s "
+         f"({glue_csv(page, 'best_estimator_mean', 'auroc', 'mean', estimator=best)})."]
+label_of = {e: config_label({"estimator": e}, parts=("estimator",)) for e in estimators}
+lines += pairwise_summary([(label_of[a], label_of[b]) for a, b in pairs],
+                          [(label_of[r.a], label_of[r.b], r.dataset, r.verdict) for r in verdicts.itertuples()])
 lines.append("A difference called within noise is not shown to be zero: the intervals above say how large a "
              "difference each comparison leaves open.")
 glue_text("summary", " ".join(lines))

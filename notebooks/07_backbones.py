@@ -56,7 +56,7 @@ import pandas as pd
 
 from tad.backbones import WeightsUnavailable, load_backbone
 from tad.features import select
-from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import auroc_entry, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram, stage_shapes
 from tad.stats import compare_pairs
@@ -72,6 +72,11 @@ for name in backbones:
     except WeightsUnavailable as err:
         skipped[name] = str(err)
         print(f"SKIPPED {name}: {err}")
+
+# %% tags=["remove-cell"]
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
 
 # %% [markdown]
 # ## What each backbone hands over
@@ -165,10 +170,9 @@ show_table(last[["dataset", "backbone", "interval", "minus reference", "vs refer
 first = page.splits[0]
 fig = score_histogram(first.test_labels, scores[first.name][page.backbone.name])
 fig.axes[0].set_title(f"{first.name}: {page.backbone.name}, layer {page.backbone.n_layers}", fontsize=10)
-plt.show()
-fig = roc_figure(first.test_labels, scores[first.name][page.backbone.name],
-                 name=f"{first.name}: {page.backbone.name}, layer {page.backbone.n_layers}")
-plt.show()
+display(fig)
+display(roc_figure(first.test_labels, scores[first.name][page.backbone.name],
+                   name=f"{first.name}: {page.backbone.name}, layer {page.backbone.n_layers}"))
 
 # %% [markdown]
 # The reference backbone's last-layer scores of good and defective test images of the first data set, and
@@ -190,7 +194,7 @@ rising = [n.removeprefix("tf_efficientnet_") for n in table.index if table.loc[n
 glue_text("rising", ", ".join(rising) if rising else "none of them")
 others = last[last["vs reference"] != "reference"]
 glue_value("n_cmp", len(others), "count")
-glue_value("n_noise", int((others["vs reference"] == "within noise").sum()), "count")
+glue_csv(page, "n_noise", "backbone", "count", "count", **{"vs reference": "within noise"})
 glue_text("reference", page.backbone.name.removeprefix("tf_efficientnet_"))
 if present:
     gap = mean_last[page.backbone.name] - paper_mean["7"]

@@ -54,18 +54,22 @@ seed = 0
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from tad.backbones import load_backbone, parse_layers
-from tad.baselines import Reconstruction, classifier_outputs, fusion_scores, pixel_features
-from tad.features import select
-from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.backbones import load_backbone
+from tad.baselines import baseline_scores
+from tad.page import auroc_entry, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
 from tad.plots import roc_figure, score_histogram
 from tad.stats import compare_pairs
-from tad.sweep import score, split_features
+from tad.words import verdict_list
 
 page = open_page("07b_baselines", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
 random_bb = load_backbone(backbone, weights="random")
 print(f"Random baseline: {random_bb.name} with {random_bb.weights['source']} weights, same layers.")
+
+# %% tags=["remove-cell"]
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
 
 # %% [markdown]
 # ## The baselines
@@ -89,37 +93,9 @@ print(f"Random baseline: {random_bb.name} with {random_bb.weights['source']} wei
 #   distance`s summed (Rippel et al., 2020), beside **concatenation**: all layers in one vector, one MVG.
 
 # %% tags=["hide-input"]
-def all_scores(split):
-    """Every baseline's scores of one split's test images."""
-    train, test = split_features(split, page.backbone, input_size=input_size, cache_dir=page.cache_dir,
-                                 device=device, progress=False)
-    rtrain, rtest = split_features(split, random_bb, input_size=input_size, cache_dir=page.cache_dir,
-                                   device=device, progress=False)
-    X, Y = select(train, layer, pooling, page.backbone), select(test, layer, pooling, page.backbone)
-    Xr, Yr = select(rtrain, layer, pooling, random_bb), select(rtest, layer, pooling, random_bb)
-    Ptr, _ = classifier_outputs(page.backbone, split.train_paths, input_size=input_size, cache_dir=page.cache_dir)
-    Pte, msp = classifier_outputs(page.backbone, split.test_paths, input_size=input_size, cache_dir=page.cache_dir)
-    levels = parse_layers(page.backbone, "all")
-    per_level = [(select(train, i, pooling, page.backbone), select(test, i, pooling, page.backbone)) for i in levels]
-
-    def main_config(A, B):
-        return score(A, B, reduction, ratio, estimator, seed=seed)
-
-    return {
-        "main": main_config(X, Y),
-        "random network": main_config(Xr, Yr),
-        "pixels": main_config(pixel_features(split.train_paths, pixel_size),
-                              pixel_features(split.test_paths, pixel_size)),
-        "pre-logits": main_config(Ptr, Pte),
-        "max-softmax": msp,
-        "DFM residual": Reconstruction().fit(X).score_samples(Y),
-        "fusion (Rippel)": fusion_scores([a for a, _ in per_level], [b for _, b in per_level]),
-        "concatenation": score(select(train, "all", pooling, page.backbone),
-                               select(test, "all", pooling, page.backbone), "none", None, "mvg"),
-    }
-
-
-scores = {s.name: all_scores(s) for s in page.splits}
+scores = {s.name: baseline_scores(s, page.backbone, random_bb, layer=layer, pooling=pooling, reduction=reduction,
+                                  ratio=ratio, estimator=estimator, pixel_size=pixel_size, input_size=input_size,
+                                  cache_dir=page.cache_dir, device=device, seed=seed) for s in page.splits}
 
 # %% [markdown]
 # Each baseline's image {term}`AUROC` per data set, with its 95 % interval from `tad.stats.auroc_ci` (a
@@ -171,9 +147,8 @@ plt.show()
 first = page.splits[0]
 fig = score_histogram(first.test_labels, scores[first.name]["main"])
 fig.axes[0].set_title(f"{first.name}: main configuration", fontsize=10)
-plt.show()
-fig = roc_figure(first.test_labels, scores[first.name]["main"], name=f"{first.name}: main configuration")
-plt.show()
+display(fig)
+display(roc_figure(first.test_labels, scores[first.name]["main"], name=f"{first.name}: main configuration"))
 
 # %% [markdown]
 # The main configuration's scores of good and defective test images of the first data set, and its ROC
@@ -187,16 +162,7 @@ glue_text("main_range", ", ".join(f"{d} {format_value(a, 'auroc')}" for d, a in 
 cmp_all = pd.concat(comparisons).reset_index()
 glue_value("n_cmp", len(cmp_all), "count")
 for word in ("higher", "lower", "within noise"):
-    glue_value(f"n_{word.replace(' ', '_')}", int((cmp_all.verdict == word).sum()), "count")
-
-
-def verdict_line(name):
-    """One sentence per data set: how a baseline fared against the main configuration."""
-    parts = [f"{d}: {r['vs main']} ({format_value(r['minus main'], 'diff')})"
-             for d, r in table[table.baseline == name].set_index("dataset").iterrows()]
-    return "; ".join(parts)
-
-
+    glue_csv(page, f"n_{word.replace(' ', '_')}", "baseline", "count", "count", **{"vs main": word})
 below = table[table.ci_high < 0.5]
 glue_text("below_chance", ("Some scorings rank good images above defective ones beyond noise (their interval lies "
                            "below chance): "
@@ -210,7 +176,8 @@ glue_text("below_chance", ("Some scorings rank good images above defective ones 
 
 for name in ("random network", "pixels", "pre-logits", "max-softmax", "DFM residual", "fusion (Rippel)",
              "concatenation"):
-    glue_text(f"v_{name.split()[0].replace('-', '_').lower()}", verdict_line(name))
+    glue_text(f"v_{name.split()[0].replace('-', '_').lower()}", verdict_list(
+        (r.dataset, r["vs main"], r["minus main"]) for _, r in table[table.baseline == name].iterrows()))
 
 # %% [markdown]
 # ## What this shows

@@ -53,10 +53,8 @@ results = None                      # None means results.jsonl in that cache
 seed = 0
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from tad.analysis import null_basis_spread
 from tad.backbones import load_backbone
@@ -66,6 +64,7 @@ from tad.features import select
 from tad.page import (config_label, format_value, glue_text, glue_value,
                       open_page, rank_configs, save_csv, select_trials, show_table)
 from tad.paper import PAPER_TRIALS, paper_table
+from tad.plots import grid_heatmap
 from tad.reduce import DEFAULT_BASIS
 from tad.sweep import REDUCTIONS, run_grid, split_features
 from tad.trial import layer_names, resolve_layer
@@ -76,6 +75,11 @@ reductions = REDUCTIONS if reductions is None else [tuple(r) for r in reductions
 flow_params = FLOW_PARAMS if flow_params is None else flow_params
 flow_reductions = [tuple(r) for r in flow_reductions]
 nets = {name: load_backbone(name) for name in backbones}
+
+# %% tags=["remove-cell"]
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
 
 # %% [markdown]
 # ## The grid
@@ -113,7 +117,7 @@ glue_text("seconds_here", format_duration(df.seconds.sum()))
 glue_text("paper_hours", format_duration(cost.seconds.sum()))
 glue_text("slowest", cost.mean_seconds.idxmax())
 glue_text("slowest_share", format_value(cost.seconds.max() / cost.seconds.sum(), "percent"))
-cost.round(2)
+show_table(cost.round(2))
 
 # %% [markdown]
 # This run: {glue:text}`n_trials` trials on {glue:text}`n_sets` data set(s), {glue:text}`n_configs`
@@ -206,24 +210,22 @@ else:
 df["red"] = [config_label(r, parts=("reduction",)) for _, r in df.iterrows()]
 red_order = [r for r in dict.fromkeys(df.sort_values(["reduction", "ratio"]).red)]
 shown = [e for e in estimators if e in set(df.estimator)]
-fig, axes = plt.subplots(len(nets), len(shown), figsize=(2.6 * len(shown) + 1, 3.0 * len(nets)),
-                         sharex=True, sharey=True, squeeze=False)
-for i, (name, net) in enumerate(nets.items()):
+blocks = []
+for name, net in nets.items():
     lay_order = [resolve_layer(net, x) for x in (layers or layer_names(net))]
-    for j, est in enumerate(shown):
+    for est in shown:
+        group = config_label({"estimator": est}, parts=("estimator",))
+        group = f"{name.replace('tf_efficientnet_', '')} / {group}" if len(nets) > 1 else group
         g = df[(df.backbone == name) & (df.estimator == est)]
         heat = g.pivot_table(index="layer", columns="red", values="auroc").reindex(index=lay_order, columns=red_order)
-        sns.heatmap(heat, vmin=0.5, vmax=1, cmap="viridis", ax=axes[i, j], cbar=j == len(shown) - 1,
-                    cbar_kws={"label": "mean AUROC"})
-        axes[i, j].set(title=f"{name.replace('tf_efficientnet_', '')} / {est}", xlabel="",
-                       ylabel="layer" if j == 0 else "")
-fig.tight_layout()
-plt.show()
+        blocks.append(heat.set_axis(pd.MultiIndex.from_product([[group], lay_order]), axis=0))
+grid_heatmap(pd.concat(blocks))
 
 # %% [markdown]
-# Mean AUROC over the data sets, layer (rows) x reduction (columns), one panel per estimator: look for where
-# the grid is weak (the early layers) rather than for the single brightest cell, which the ranking above shows
-# to be one of many ties. Blank cells are trials not run (the flow outside its subset).
+# Mean AUROC over the data sets, one row per estimator and layer, one column per reduction; below chance
+# (one half) the colour turns red. Look for where the grid is weak (the early layers) rather than for the single
+# brightest cell, which the ranking above shows to be one of many ties. Blank cells are trials not run (the
+# flow outside its subset).
 #
 # Per data set, the best configuration and the paper's, with `tad.stats.auroc_ci` intervals:
 

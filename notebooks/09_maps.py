@@ -53,17 +53,16 @@ results = None                      # None means results.jsonl in the cache
 seed = 0
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 from myst_nb import glue
 
-from tad.data import load_image
 from tad.features import select
 from tad.maps import PATCH_ESTIMATORS, evaluate_maps
-from tad.page import auroc_entry, ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv
-from tad.plots import roc_figure, score_histogram
+from tad.page import (auroc_entry, ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv,
+                      show_table)
+from tad.plots import map_examples, roc_figure, score_histogram
 from tad.stats import auroc_ci, compare_pairs
 from tad.sweep import score, split_features
 
@@ -147,7 +146,7 @@ for split in page.splits:
 image_table = pd.DataFrame(rows).set_index("dataset")
 csv = maps_table.merge(image_table.reset_index(), on="dataset", how="outer")
 glue_text("csv_link", save_csv(csv, page))
-image_table
+show_table(image_table)
 
 # %% [markdown]
 # ```{glue:md} csv_link
@@ -186,37 +185,8 @@ glue("fig_roc", roc_figure(first.test_labels, main_scores, name=what), display=F
 # maximum (the clearest and the hardest detection).
 
 # %% tags=["hide-input"]
-def example_maps(res: dict) -> plt.Figure:
-    """Image, ground truth and map over the image for three picked test images of one data set."""
-    maps, masks, labels = res["maps"], res["masks"], res["labels"].astype(bool)
-    peak = maps.max(axis=(1, 2))
-    good, bad = np.flatnonzero(~labels), np.flatnonzero(labels)
-    picks = {"good, highest max": good[peak[good].argmax()], "defective, highest max": bad[peak[bad].argmax()],
-             "defective, lowest max": bad[peak[bad].argmin()]}
-    vmin, vmax = np.median(maps[good]), maps[good].max()
-    fig, axes = plt.subplots(3, 3, figsize=(7, 7.3))
-    for row, (label, i) in zip(axes, picks.items()):
-        image = load_image(res["paths"][i]).resize((resolution, resolution))
-        row[0].imshow(image)
-        row[1].imshow(masks[i], cmap="gray", vmin=0, vmax=1)
-        row[2].imshow(image)
-        row[2].imshow(maps[i], cmap="inferno", vmin=vmin, vmax=vmax, alpha=0.5)
-        if masks[i].any():
-            row[2].contour(masks[i], levels=[0.5], colors="cyan", linewidths=0.8)
-        row[0].set_ylabel(label, fontsize=9)
-    for ax, title in zip(axes[0], ["image", "ground truth", "map (cyan: truth)"]):
-        ax.set_title(title, fontsize=9)
-    for ax in axes.flat:
-        ax.set(xticks=[], yticks=[])
-    fig.suptitle(f"{res['category']}: pixel AUROC {res['pixel_auroc']:.3f}, PRO {res['pro']:.3f}", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 for name, res in runs.items():
-    fig = example_maps(res)
-    glue(f"fig_maps_{name}", fig, display=False)
-    plt.close(fig)
+    glue(f"fig_maps_{name}", map_examples(res), display=False)
 figures = "\n\n".join(
     f"```{{glue:figure}} fig_maps_{name}\n:name: fig-maps-{name}\n\n{name}: **look at** whether the bright spots "
     f"of the last column fall inside the cyan outline of the defect. The colour scale runs from the median pixel "

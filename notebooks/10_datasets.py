@@ -56,7 +56,7 @@ from matplotlib_inline.backend_inline import set_matplotlib_formats
 from myst_nb import glue
 
 from tad.data import ELPV_CATEGORIES, resolve_root
-from tad.features import select
+from tad.features import select_pair
 from tad.page import (ci_text, config_label, format_value, glue_text, glue_value, open_page, resolve_data, save_csv,
                       show_table)
 from tad.paper import paper_table, side_by_side
@@ -66,6 +66,7 @@ from tad.reduce import DEFAULT_BASIS
 from tad.stats import BOOK_FAMILY, compare, defect_aurocs, gain_statement
 from tad.sweep import REDUCTIONS, run_grid, score, split_features
 from tad.trial import layer_names
+from tad.words import layer_name
 
 warnings.simplefilter("ignore", NullSpaceWarning)  # said once in prose below; 11_why_npca treats it
 set_matplotlib_formats("png")  # glue needs a PNG of tad.plots' figures before pyplot has drawn any
@@ -80,13 +81,6 @@ feats = {s.name: split_features(s, bb, input_size=input_size, cache_dir=page.cac
                                 progress=False) for s in page.splits}
 grid_kw = dict(basis=DEFAULT_BASIS, input_size=input_size, cache_dir=page.cache_dir, device=device, seed=seed,
                progress=False)
-
-
-def scores_of(name: str, lay: int | str, reduction: str, ratio: float | None, estimator: str) -> np.ndarray:
-    """Test scores of one data set under one configuration (average pooling)."""
-    train, test = feats[name]
-    return score(select(train, lay, "avg", bb), select(test, lay, "avg", bb), reduction, ratio, estimator,
-                 seed=seed)
 
 
 # %% [markdown]
@@ -164,18 +158,15 @@ npca, none_, pca = (config_label({"reduction": m, "ratio": r}, parts=("reduction
 best = table3.idxmax(axis=1)
 
 
-def at(lay: int | str) -> str:
-    """A layer as the book writes it: "layer 7", "all layers"."""
-    return config_label({"layer": lay}, parts=("layer",))
-
-
 families = []
 for name in page.names:
-    cand = {at(lay): scores_of(name, lay, "npca", 0.5, "knn1") for lay in dict.fromkeys([best[name], "1", str(layer)])}
-    cand |= {f"MVG, {npca}": scores_of(name, layer, "npca", 0.5, "mvg"),
-             f"MVG, {none_}": scores_of(name, layer, "none", None, "mvg"),
-             f"MVG, {pca}": scores_of(name, layer, "pca", 0.5, "mvg"), f"1-NN, {npca}": cand[at(layer)]}
-    pairs = [(at(best[name]), at(lay)) for lay in dict.fromkeys(["1", str(layer)]) if lay != best[name]]
+    cand = {layer_name(lay): score(*select_pair(feats[name], lay, "avg", bb), "npca", 0.5, "knn1", seed=seed)
+            for lay in dict.fromkeys([best[name], "1", str(layer)])}
+    X, Y = select_pair(feats[name], layer, "avg", bb)
+    cand |= {f"MVG, {npca}": score(X, Y, "npca", 0.5, "mvg", seed=seed),
+             f"MVG, {none_}": score(X, Y, "none", None, "mvg", seed=seed),
+             f"MVG, {pca}": score(X, Y, "pca", 0.5, "mvg", seed=seed), f"1-NN, {npca}": cand[layer_name(layer)]}
+    pairs = [(layer_name(best[name]), layer_name(lay)) for lay in dict.fromkeys(["1", str(layer)]) if lay != best[name]]
     pairs += [(f"MVG, {npca}", f"MVG, {none_}"), (f"MVG, {npca}", f"MVG, {pca}"), (f"MVG, {npca}", f"1-NN, {npca}")]
     for a, b in pairs:
         c = compare(labels[name], cand[a], cand[b])
@@ -195,7 +186,7 @@ comparisons[["dataset", "a", "b", "difference", "p", "verdict"]].set_index(["dat
 # hard types.
 
 # %% tags=["hide-input"]
-main_scores = {n: scores_of(n, layer, "npca", 0.5, "mvg") for n in page.names}
+main_scores = {n: score(*select_pair(feats[n], layer, "avg", bb), "npca", 0.5, "mvg", seed=seed) for n in page.names}
 defects = pd.concat({s.name: defect_aurocs(s.test, main_scores[s.name]) for s in page.splits},
                     names=["dataset", "defect"]).reset_index()
 defects["interval"] = [ci_text(a, lo, hi) for a, lo, hi in zip(defects.auroc, defects.ci_low, defects.ci_high)]
@@ -234,26 +225,22 @@ glue("fig_roc", roc_figure(labels[first], main_scores[first], name=what), displa
 # ```
 
 # %% tags=["remove-cell"]
-def verdict_of(name: str, a: str, b: str) -> pd.Series:
-    """The comparison row of one data set and pair."""
-    return comparisons[(comparisons.dataset == name) & (comparisons.a == a) & (comparisons.b == b)].iloc[0]
-
-
+by_pair = comparisons.set_index(["dataset", "a", "b"])
 paper_gain = paper2.loc[("npca", 0.5)] - paper2.loc["none"].iloc[0]
 depth, npca_lines, est_lines = [], [], []
 for name in page.names:
-    top = at(best[name])
+    top = layer_name(best[name])
     parts = [f"against {r.b}: {r.verdict} ({ci_text(r['diff'], r.ci_low, r.ci_high)})"
              for _, r in comparisons[(comparisons.dataset == name) & (comparisons.a == top)].iterrows()]
     depth.append(f"- **{name}**: the highest AUROC is at {top} "
                  f"({format_value(table3.loc[name, best[name]], 'auroc')})"
                  + ("; " + ", ".join(parts) if parts else "") + ".")
-    r = verdict_of(name, f"MVG, {npca}", f"MVG, {none_}")
-    q = verdict_of(name, f"MVG, {npca}", f"MVG, {pca}")
+    r = by_pair.loc[name, f"MVG, {npca}", f"MVG, {none_}"]
+    q = by_pair.loc[name, f"MVG, {npca}", f"MVG, {pca}"]
     npca_lines.append(f"- **{name}**: NPCA 50 % against no reduction is {r.verdict}, and "
                       f"{gain_statement((r.ci_low, r.ci_high), paper_gain, level=r.level)}; against PCA 50 % it is "
                       f"{q.verdict} ({BOOK_FAMILY.describe()}).")
-    e = verdict_of(name, f"MVG, {npca}", f"1-NN, {npca}")
+    e = by_pair.loc[name, f"MVG, {npca}", f"1-NN, {npca}"]
     est_lines.append(f"{name} {e.verdict} ({ci_text(e['diff'], e.ci_low, e.ci_high)})")
 glue_text("depth_lines", "\n".join(depth))
 glue_text("npca_lines", "\n".join(npca_lines))
@@ -319,13 +306,13 @@ from tad import teach
 target = (elpv or page.names)[0]
 row = by_layer[(by_layer.dataset == target) & (by_layer.layer.astype(str) == best[target])].iloc[0]
 glue_text("takeaways", teach.takeaways([
-    teach.auroc_sentence(f"On {target}, its best layer ({at(best[target])}, 1-NN, NPCA 50 %)", row.auroc,
-                         row.low, row.high),
+    teach.auroc_sentence(f"On {target}, its best layer ({layer_name(best[target])}, 1-NN, NPCA 50 %)", row.auroc,
+                         row.ci_low, row.ci_high),
     teach.tally_sentence(list(comparisons.verdict), what="depth, reduction and estimator, per data set",
                          higher="with the first-named higher", lower="lower"),
     teach.extremes_sentence({f"{r.dataset}: {r.defect}": r.auroc for r in defects.itertuples()},
                             what="the per-defect-type AUROC")]))
-r = verdict_of(target, f"MVG, {npca}", f"MVG, {none_}")
+r = by_pair.loc[target, f"MVG, {npca}", f"MVG, {none_}"]
 glue_text("ex_npca", f"On {target}: " + teach.comparison_sentence("NPCA 50 %", "no reduction", r["diff"], r.ci_low,
                                                                   r.ci_high, r.verdict))
 worst = defects.loc[defects.auroc.idxmin()]

@@ -58,10 +58,11 @@ import pandas as pd
 
 from tad.analysis import axis_groups, deviation_by_axes, shrinkage_aurocs, subsample_aurocs
 from tad.evaluate import auroc
-from tad.features import select
-from tad.page import format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.features import select_pair
+from tad.page import format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
 from tad.reduce import NullSpaceWarning, spectrum
 from tad.sweep import score, split_features
+from tad.words import listing
 
 page = open_page("11_why_npca", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -71,16 +72,6 @@ features = {s.name: split_features(s, bb, input_size=input_size, cache_dir=page.
                                    progress=False) for s in page.splits}
 labels = {s.name: s.test_labels.astype(bool) for s in page.splits}
 warnings.simplefilter("ignore", NullSpaceWarning)  # the tables count null-space axes instead
-
-
-def pair(name, lay):
-    train, test = features[name]
-    return select(train, lay, pooling, bb), select(test, lay, pooling, bb)
-
-
-def listing(items):
-    items = list(items)
-    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + (items[-1] if items else "none")
 
 # %% [markdown]
 # ## The spectrum of the good training features
@@ -96,7 +87,7 @@ fig, axes = plt.subplots(1, len(page.splits), figsize=(3.6 * len(page.splits), 3
 rows = []
 for ax, s in zip(axes[0], page.splits):
     for lay in layers:
-        X, _ = pair(s.name, lay)
+        X, _ = select_pair(features[s.name], lay, pooling, bb)
         values = spectrum(X)[1]
         d, n = len(values), len(X)
         rel = np.maximum(values / values[0], 1e-18)
@@ -132,13 +123,15 @@ spec = pd.DataFrame(rows).set_index(["dataset", "layer"])
 # (`tad.analysis.deviation_by_axes`), and score each image by each group's sum alone: the distance to the mean
 # within that group. The null group's sum is the distance to the affine span of the training features, the
 # feature reconstruction error of DFM (Ahuja et al., 2019), or SPE / Q statistic of a PCA on all non-zero axes.
+# Where a layer has no null space (no more dimensions than training images can span), there is no null group
+# to score by, and its column is empty (NaN).
 
 # %% tags=["hide-input"]
 rows = []
 for s in page.splits:
     y = labels[s.name]
     for lay in layers:
-        dev = deviation_by_axes(*pair(s.name, lay), ratio)
+        dev = deviation_by_axes(*select_pair(features[s.name], lay, pooling, bb), ratio)
         share = dev[["smallest"]].div(dev["total"], axis=0).smallest
         has_null = spec.loc[(s.name, str(lay)), "null axes"] > 0
         rows.append({"dataset": s.name, "layer": str(lay), "smallest share, good": share[~y].mean(),
@@ -156,14 +149,14 @@ show_table(shares.round(3).reset_index())
 # with no reduction, with NPCA 50 % under the default `"block"` reading (the null space kept whole, beside the
 # quietest non-null axes) and under the `"rank"` reading (half of the non-null axes, the null space left out).
 # Where the two NPCA columns differ, the difference is what the null space adds; the residual column is the
-# null space alone.
+# null space alone, empty (NaN) where the layer has no null space.
 
 # %% tags=["hide-input"]
 rows = []
 for s in page.splits:
     y = labels[s.name]
     for lay in layers:
-        X, Y = pair(s.name, lay)
+        X, Y = select_pair(features[s.name], lay, pooling, bb)
         row = {"dataset": s.name, "layer": str(lay), "n_train": len(X), "d": X.shape[1],
                "null axes": spec.loc[(s.name, str(lay)), "null axes"],
                "none": auroc(y, score(X, Y, "none", None, estimator, seed=seed))}
@@ -173,8 +166,8 @@ for s in page.splits:
         rows.append(row)
 null_table = pd.DataFrame(rows)
 null_table["null adds"] = null_table["npca block"] - null_table["npca rank"]
-show_table(null_table.round(3))
 glue_text("csv_link", save_csv(null_table.merge(shares.reset_index(), on=["dataset", "layer"]), page))
+show_table(null_table.round(3))
 
 # %% [markdown]
 # ```{glue:md} csv_link
@@ -196,7 +189,7 @@ glue_text("csv_link", save_csv(null_table.merge(shares.reset_index(), on=["datas
 parts = []
 for s in page.splits:
     for lay in shrink_layers:
-        X, Y = pair(s.name, lay)
+        X, Y = select_pair(features[s.name], lay, pooling, bb)
         part = shrinkage_aurocs(X, Y, labels[s.name], [("none", None), ("npca", ratio)], shrinkages)
         parts.append(part.assign(dataset=s.name, layer=str(lay)))
 shrink = pd.concat(parts, ignore_index=True)
@@ -216,10 +209,10 @@ shrink_wide.round(3)
 # stays open at AUROC 1 where a percentile bootstrap collapses) and the null-space dimension of the subset.
 
 # %% tags=["hide-input"]
-sub_name = max(page.names, key=lambda n: len(pair(n, subsample_layers[0])[0]))  # the most training images
+sub_name = max(page.splits, key=lambda s: len(s.train)).name  # the most training images
 parts = []
 for lay in subsample_layers:
-    X, Y = pair(sub_name, lay)
+    X, Y = select_pair(features[sub_name], lay, pooling, bb)
     sizes = [n for n in subsample_sizes if n < len(X)] + [len(X)]
     for method, r in (("none", None), ("npca", ratio)):
         part = subsample_aurocs(X, Y, labels[sub_name], sizes, reduction=method, ratio=r, estimator=estimator,
@@ -246,11 +239,11 @@ plt.show()
 # reduction, if any, shrinks as the training set passes $D$ and the null space disappears.
 
 # %% tags=["remove-cell"]
-glue_value("n_pairs", len(shares), "count")
+glue_csv(page, "n_pairs", "layer", "count", "count")
 glue_value("n_small_wins", int((shares["auroc smallest"] > shares["auroc largest"]).sum()), "count")
 glue_value("n_share_up", int((shares["smallest share, anomalous"] > shares["smallest share, good"]).sum()), "count")
-glue_value("mean_small", shares["auroc smallest"].mean())
-glue_value("mean_large", shares["auroc largest"].mean())
+glue_csv(page, "mean_small", "auroc smallest", "mean")
+glue_csv(page, "mean_large", "auroc largest", "mean")
 with_null = null_table[null_table["null axes"] > 0]
 glue_value("n_with_null", len(with_null), "count")
 glue_text("null_where", listing(f"{r.dataset} layer {r.layer}" for r in with_null.itertuples()))
@@ -302,7 +295,9 @@ glue_text("sub_lines", "\n".join(
 #
 # **Training-set size** on {glue:text}`sub_name` (AUROC, with the widest interval over the subsets):
 #
-# {glue:md}`sub_lines:myst`
+# ```{glue:md} sub_lines
+# :format: myst
+# ```
 #
 # ## Try it
 #

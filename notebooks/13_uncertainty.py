@@ -90,6 +90,11 @@ with warnings.catch_warnings():
         folds[s.name] = fold_scores(select(train, lay, pooling, bb), select(test, lay, pooling, bb), red, ratio,
                                     est, n_folds=n_folds, seed=seed)
 
+# %% tags=["remove-cell"]
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
+
 # %% [markdown]
 # ## An interval at perfect separation
 #
@@ -128,10 +133,10 @@ intervals.round(3)
 
 # %% tags=["hide-input"]
 first = page.splits[0].name
-score_histogram(labels[first], scores[first, MAIN]).suptitle(f"{first}: {MAIN}")
-plt.show()
-roc_figure(labels[first], scores[first, MAIN], name=MAIN)
-plt.show()
+fig = score_histogram(labels[first], scores[first, MAIN])
+fig.suptitle(f"{first}: {MAIN}")
+display(fig)
+display(roc_figure(labels[first], scores[first, MAIN], name=MAIN))
 
 # %% [markdown]
 # Where the two histograms do not overlap, the ROC curve runs through the top-left corner: that is the case

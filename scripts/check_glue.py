@@ -1,15 +1,18 @@
-"""Check that a built page's glued sentences agree with the results it offers as CSV.
+"""Check that every built page's glued values agree with the results it offers as CSV.
 
-For each page with a rule below, the glued values are read from the executed notebook
-(book/generated/NAME.ipynb) and recomputed independently from the page's CSV download
-(book/generated/data/NAME.csv). Exit 1 naming the page, the glued name, its text and the recomputed value
-on any disagreement; pages that did not run are skipped, and said.
+A page glues a value read from its CSV download with `tad.page.glue_csv`, which glues beside it the rule it
+followed (column, aggregate, filter, format). For every executed notebook in book/generated/, each such value
+is recomputed from the page's CSV (book/generated/data/NAME.csv) by that rule and compared with the glued
+text; 02_layers's sentences have their own rules below, written independently of the page. Exit 1 naming
+the page, the glued name, its text and the recomputed value on any disagreement; pages that did not run or
+offer no CSV are skipped, and said.
 
     python scripts/check_glue.py
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tad.page import read_glued  # noqa: E402
+from tad.page import CSV_SUFFIX, csv_value, format_value, read_glued  # noqa: E402
 
 GENERATED = ROOT / "book" / "generated"
 
@@ -40,15 +43,35 @@ def layers_rules(csv: pd.DataFrame) -> dict[str, Callable[[str], bool]]:
 RULES = {"02_layers": layers_rules}
 
 
+def recorded_rules(glued: dict[str, str], csv: pd.DataFrame) -> dict[str, Callable[[str], bool]]:
+    """The checks for every value the page glued with `tad.page.glue_csv`: its text must be the recomputed
+    value written the same way."""
+    checks = {}
+    for key, text in glued.items():
+        if not key.endswith(CSV_SUFFIX):
+            continue
+        rule = json.loads(text)
+        value = csv_value(csv, rule["column"], rule["how"], rule["by"], rule["where"])
+        expected = str(value) if rule["kind"] == "text" else format_value(value, rule["kind"])
+        checks[key.removesuffix(CSV_SUFFIX)] = lambda t, expected=expected: t == expected
+    return checks
+
+
 def main(generated: Path = GENERATED) -> int:
     failures = 0
-    for page, rules in RULES.items():
-        notebook, table = generated / f"{page}.ipynb", generated / "data" / f"{page}.csv"
-        if not notebook.exists() or not table.exists():
-            print(f"{page}: not built, skipped")
-            continue
+    for notebook in sorted(generated.glob("*.ipynb")):
+        page, table = notebook.stem, generated / "data" / f"{notebook.stem}.csv"
         glued = read_glued(notebook)
-        for name, holds in rules(pd.read_csv(table)).items():
+        if not table.exists():
+            if any(k.endswith(CSV_SUFFIX) for k in glued) or page in RULES:
+                print(f"FAIL {page}: glues values from a CSV that is not in {table.parent}")
+                failures += 1
+            continue
+        csv = pd.read_csv(table)
+        rules = recorded_rules(glued, csv) | (RULES[page](csv) if page in RULES else {})
+        if not rules:
+            print(f"{page}: glues no value from its CSV, skipped")
+        for name, holds in rules.items():
             if name not in glued:
                 print(f"FAIL {page}: glued value {name!r} is missing")
                 failures += 1

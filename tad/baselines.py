@@ -14,12 +14,13 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from tad.backbones import Backbone
+from tad.backbones import Backbone, parse_layers
 from tad.cache import cached_arrays
-from tad.data import load_image
+from tad.data import Split, load_image
 from tad.estimators import MVG
-from tad.features import cache_key, preprocess
+from tad.features import cache_key, preprocess, select_pair, split_features
 from tad.reduce import spectrum
+from tad.sweep import score
 
 
 def pixel_features(paths: Sequence[str | Path], size: int = 16) -> np.ndarray:
@@ -156,3 +157,43 @@ def fusion_scores(train: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> np
         raise ValueError(f"train and test must hold the same, non-zero number of levels; got {len(train)} "
                          f"and {len(test)}")
     return np.sum([MVG().fit(X).score_samples(Y) for X, Y in zip(train, test)], axis=0)
+
+
+def baseline_scores(split: Split, backbone: Backbone, random_backbone: Backbone, *, layer: int | str,
+                    pooling: str, reduction: str, ratio: float | None, estimator: str, pixel_size: int = 16,
+                    input_size: int | None = None, cache_dir: str | Path | None = None, device: str = "cpu",
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """Every baseline's test scores of one split beside the main configuration's.
+
+    The main configuration is ``backbone``'s ``layer`` and ``pooling`` features, ``reduction`` at ``ratio``
+    and ``estimator`` (`tad.sweep.score`). The same reduction and estimator score the same layer of
+    ``random_backbone`` (untrained weights), raw pixels downsampled to ``pixel_size`` (`pixel_features`)
+    and the classifier's pre-logits (`classifier_outputs`); the classifier's maximum softmax, the DFM
+    residual of the main features (`Reconstruction`), Rippel's fusion over every layer (`fusion_scores`)
+    and one MVG on every layer concatenated score without them.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_test,)
+        Keys "main", "random network", "pixels", "pre-logits", "max-softmax", "DFM residual",
+        "fusion (Rippel)", "concatenation".
+    """
+    features, random_features = (split_features(split, bb, input_size=input_size, cache_dir=cache_dir,
+                                                device=device, progress=False) for bb in (backbone, random_backbone))
+    X, Y = select_pair(features, layer, pooling, backbone)
+    Xr, Yr = select_pair(random_features, layer, pooling, random_backbone)
+    Ptr, _ = classifier_outputs(backbone, split.train_paths, input_size=input_size, cache_dir=cache_dir)
+    Pte, msp = classifier_outputs(backbone, split.test_paths, input_size=input_size, cache_dir=cache_dir)
+    per_level = [select_pair(features, i, pooling, backbone) for i in parse_layers(backbone, "all")]
+    main = {"reduction": reduction, "ratio": ratio, "estimator": estimator, "seed": seed}
+    return {
+        "main": score(X, Y, **main),
+        "random network": score(Xr, Yr, **main),
+        "pixels": score(pixel_features(split.train_paths, pixel_size), pixel_features(split.test_paths, pixel_size),
+                        **main),
+        "pre-logits": score(Ptr, Pte, **main),
+        "max-softmax": msp,
+        "DFM residual": Reconstruction().fit(X).score_samples(Y),
+        "fusion (Rippel)": fusion_scores([a for a, _ in per_level], [b for _, b in per_level]),
+        "concatenation": score(*select_pair(features, "all", pooling, backbone), "none", None, "mvg"),
+    }

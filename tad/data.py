@@ -408,6 +408,23 @@ def load_mvtec(root: str | Path | None, category: str, *, require_masks: bool = 
     return Split(category, tuple(train), tuple(test), f"MVTec AD layout at {folder}")
 
 
+def example_samples(split: Split, n_defects: int = 3) -> list[Sample]:
+    """The first good test image of ``split``, then the first test image of each of up to ``n_defects``
+    defect types, in the order the test set lists them."""
+    good = [t for t in split.test if t.label == 0][:1]
+    first: dict[str, Sample] = {}
+    for t in split.test:
+        if t.label == 1 and t.defect not in first:
+            first[t.defect] = t
+    return [*good, *list(first.values())[:n_defects]]
+
+
+def image_format(path: str | Path) -> str:
+    """An image file's size and mode as the book writes them, ``"512x512 px, RGB"``, read from its header."""
+    with Image.open(path) as im:
+        return f"{im.size[0]}x{im.size[1]} px, {im.mode}"
+
+
 def count_report(root: str | Path | None = None) -> pd.DataFrame:
     """Split counts of every category under ``root`` next to the official ones.
 

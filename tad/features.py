@@ -193,6 +193,14 @@ def select(features: Features, layer: int | str, pooling: str, backbone: Backbon
     return out
 
 
+def select_pair(features: tuple[Features, Features], layer: int | str, pooling: str,
+                backbone: Backbone) -> tuple[np.ndarray, np.ndarray]:
+    """`select` applied to a split's (train, test) features, as `tad.sweep.split_features` returns them:
+    the training matrix X and the test matrix Y of one layer and pooling."""
+    train, test = features
+    return select(train, layer, pooling, backbone), select(test, layer, pooling, backbone)
+
+
 def cache_key(backbone: Backbone, paths: Sequence[str | Path], size: int, noise_std: float, noise_seed: int) -> str:
     """SHA-256 over everything that determines the features (file contents, not their names)."""
     return content_key(paths, {

@@ -128,8 +128,9 @@ def open_page(name: str, *, data_root: str | Path | None = None, classes: Sequen
     summary = "\n".join(lines)
     if verbose:
         details = [f"{s.name}: {len(s.train)} train (good), {len(s.test)} test ({int(s.test_labels.sum())} "
-                   f"anomalous); {s.source}" for s in splits]
-        details.append(f"Paths: features cached in {paths[0]}, results in {paths[1]}, downloads in {paths[2]}")
+                   f"anomalous); {s.source.replace(str(root), shown_path(root))}" for s in splits]
+        details.append(f"Paths: features cached in {shown_path(paths[0])}, results in {shown_path(paths[1])}, "
+                       f"downloads in {shown_path(paths[2])}")
         for line in [*lines, *details]:
             print(textwrap.fill(line, width=_WIDTH, subsequent_indent="    ", break_on_hyphens=False,
                                 break_long_words=False))
@@ -148,6 +149,16 @@ def output_dir() -> Path:
     """
     env = os.environ.get(OUTPUT_ENV)
     return Path(env) if env else Path.cwd()
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as a page prints it: relative to the working directory when under it or its parent (a book
+    page runs in ``notebooks/``), else under ``~`` when in the home folder, else as given."""
+    path, here = Path(path).resolve(), Path.cwd().resolve()
+    for base, prefix in ((here, ""), (here.parent, "../")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return f"~/{path.relative_to(Path.home())}" if path.is_relative_to(Path.home()) else str(path)
 
 
 def resolve_data(data_root: str | Path | None, classes: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
@@ -208,17 +219,27 @@ def download_notice(root: str | Path, present: Sequence[str], missing: Sequence[
     """One line on the MVTec AD classes present and, when some are missing, how to place MVTec AD by hand.
 
     ``present`` and ``missing`` as `tad.download.ensure_mvtec` returns them; ``reason`` why the download did not
-    bring them (its warning's text, or "" when it was not tried).
+    bring them (its warning's text, or "" when it was not tried), of which the line keeps only the cause
+    (e.g. ``[Errno -2] Name or service not known``), not the warning's lists and instructions.
     """
     from tad.download import MVTEC_URL
 
     have = f"MVTec AD under {root}: {len(present)} of {len(present) + len(missing)} classes present"
     if not missing:
         return f"{have}."
-    why = f" (the download did not bring them: {reason})" if reason else " (the download was not tried)"
-    return (f"{have}{why}. To place MVTec AD by hand: download {MVTEC_URL} or the archive from "
-            f"https://www.mvtec.com/company/research/datasets/mvtec-ad, extract it so that "
+    why = f"the download failed ({_cause(reason)})" if reason else "the download was not tried"
+    return (f"{have}; {why}. To place MVTec AD by hand: download {MVTEC_URL}, extract it so that "
             f"{root}/<class>/train/good/*.png exist, and set TAD_DATA={root}.")
+
+
+def _cause(reason: str) -> str:
+    """The cause in a failed download's warning: the URL error's text, else the warning's first clause."""
+    found = re.search(r"<urlopen error (.*?)>", reason)
+    if found:
+        return found.group(1)
+    text = reason.split("To place MVTec AD by hand")[0]
+    text = text.split("download failed: ", 1)[-1].strip(" .;()")
+    return textwrap.shorten(text, 120, placeholder=" ...")
 
 
 def data_line(splits: Sequence[Split]) -> str:
@@ -468,6 +489,69 @@ def glue_text(name: str, text: str) -> str:
     return text
 
 
+AGGREGATES = ("first", "mean", "min", "max", "sum", "count", "nunique", "argmax", "argmin")
+CSV_SUFFIX = ".csv_rule"  # the glue name under which `glue_csv` records how a value follows from the CSV
+
+
+def csv_value(table: pd.DataFrame, column: str, how: str = "first", by: str | None = None,
+              where: Mapping[str, object] | None = None) -> object:
+    """One value of a page's CSV table, as `glue_csv` derives it and `scripts/check_glue.py` recomputes it.
+
+    The rows whose ``where`` columns equal the given values (compared as text, so 7 matches "7"), then
+    ``how`` over ``column``: "first" (the only row's value; several rows are an error), "mean", "min",
+    "max", "sum", "count" (rows), "nunique" (the last three 0 when no row matches); or, with ``by``,
+    "argmax" / "argmin": the ``by`` value whose rows have the highest / lowest mean ``column`` (first in
+    table order on a tie).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``how`` or column, no matching row (but for a count or sum), several rows for "first", or
+        argmax without ``by``.
+    """
+    if how not in AGGREGATES:
+        raise ValueError(f"how {how!r} not in {AGGREGATES}")
+    where = dict(where or {})
+    missing = sorted({column, *where, *([by] if by else [])} - set(table.columns))
+    if missing:
+        raise ValueError(f"columns {missing} not in the table; it has {list(table.columns)}")
+    rows = table
+    for col, want in where.items():
+        rows = rows[rows[col].astype(str) == str(want)]
+    if rows.empty and how not in ("count", "nunique", "sum"):
+        raise ValueError(f"no row has {where}")
+    values = rows[column]
+    if how in ("argmax", "argmin"):
+        if by is None:
+            raise ValueError(f"how={how!r} needs by=")
+        means = values.groupby(rows[by].astype(str), sort=False).mean()
+        return means.idxmax() if how == "argmax" else means.idxmin()
+    if how == "first":
+        if len(values) != 1:
+            raise ValueError(f"{len(values)} rows have {where}; 'first' needs exactly one")
+        return values.iloc[0]
+    return {"count": len, "nunique": pd.Series.nunique}.get(how, lambda v: getattr(v, how)())(values)
+
+
+def glue_csv(page: Page, name: str, column: str, how: str = "first", kind: str = "auroc", *,
+             by: str | None = None, **where: object) -> str:
+    """Glue a value read from the page's own CSV download (`save_csv`), and record how it was read.
+
+    The value is `csv_value` of ``download_dir/<page>.csv`` (so the CSV must be saved first), written by
+    `format_value` with ``kind`` (``kind="text"`` pastes it as is, e.g. a layer found by argmax). The rule
+    is glued too, under ``name + CSV_SUFFIX`` (JSON), so `scripts/check_glue.py` recomputes every such value
+    from the built book's CSV and fails on a disagreement. Returns the text glued.
+    """
+    import json
+
+    table = pd.read_csv(page.download_dir / f"{page.name}.csv")
+    value = csv_value(table, column, how, by, where)
+    text = str(value) if kind == "text" else format_value(value, kind)
+    rule = {"column": column, "how": how, "kind": kind, "by": by, "where": {k: str(v) for k, v in where.items()}}
+    glue_text(name + CSV_SUFFIX, json.dumps(rule))
+    return glue_text(name, text)
+
+
 def read_glued(notebook: str | Path) -> dict[str, str]:
     """The values an executed notebook glued (MyST-NB / scrapbook outputs), by name, as their plain text.
 
@@ -533,14 +617,41 @@ def restate(template: str, glued: Mapping[str, Mapping[str, str]]) -> str | None
 # --------------------------------------------------------------------------------------------- tables
 
 
+# Result-table columns as a reader reads them; other snake_case names lose their underscores.
+HEADERS = {"ci_low": "95 % low", "ci_high": "95 % high", "p_holm": "p (Holm)", "p_value": "p", "within_noise":
+           "within noise", "worst_class": "lowest AUROC of a data set", "basis_dependent": "basis dependent",
+           "n_train": "training images", "n_test": "test images", "trials_here": "trials run here",
+           "mean_seconds": "mean seconds per trial", "se": "standard error", "auroc": "AUROC"}
+
+
+def readable_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as a page shows it: readable headers (`HEADERS`, else underscores as spaces), counts stored as
+    floats shown as integers (2310.0 -> 2310; a column of whole numbers reaching 2 or more, so an AUROC of
+    1.0 stays a float), and p-values (a column named ``p``, ``p (...)``, ``p_...``)
+    as text with 2 significant digits (0.300159 -> "0.30")."""
+    out = df.copy()
+    for col in out.columns:
+        values = out[col]
+        if pd.api.types.is_float_dtype(values) and str(col).split(" ")[0].split("_")[0] in ("p",):
+            out[col] = [f"{v:#.2g}".rstrip(".") if pd.notna(v) else "" for v in values]
+        elif pd.api.types.is_float_dtype(values) and values.notna().any() \
+                and np.all(np.mod(values.dropna(), 1) == 0) and 2 <= values.dropna().abs().max() < 2 ** 53:
+            out[col] = values.astype("Int64")
+    names = {c: HEADERS.get(c, c.replace("_", " ")) for c in out.columns if isinstance(c, str)}
+    return out.rename(columns=names).rename_axis(index=[HEADERS.get(n, n.replace("_", " ")) if isinstance(n, str)
+                                                        else n for n in out.index.names])
+
+
 def show_table(df: pd.DataFrame, *, max_plain_rows: int = MAX_PLAIN_ROWS, **options) -> None:
-    """Display ``df``: as a plain table up to ``max_plain_rows`` rows, else as an interactive one
-    (sortable, searchable) whose JavaScript is embedded in the notebook, so the built HTML needs no network.
+    """Display ``df`` as `readable_table` writes it: as a plain table up to ``max_plain_rows`` rows, else as an
+    interactive one (sortable, searchable) whose JavaScript is embedded in the notebook, so the built HTML
+    needs no network.
 
     ``options`` go to `itables.show` (e.g. ``pageLength``).
     """
     from IPython.display import display
 
+    df = readable_table(df)
     if len(df) <= max_plain_rows:
         display(df)
         return

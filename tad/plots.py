@@ -6,23 +6,45 @@ so nothing is shown until a page displays or glues it; captions are the page's, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib import colormaps as plt_colormaps
+from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from numpy.typing import ArrayLike
+from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
 from tad.backbones import Backbone
+from tad.data import Split, example_samples, load_image, load_mask
 from tad.evaluate import auroc
 
 GOOD, DEFECTIVE = "tab:blue", "tab:red"
+HEAVY = 100.0  # a spread of scores beyond which a histogram leaves the linear axis (see `score_scale`)
 
 
-def score_histogram(labels: ArrayLike, scores: ArrayLike, *, bins: int = 30) -> Figure:
+def score_scale(scores: ArrayLike) -> str:
+    """The axis a histogram of ``scores`` reads best on: "linear", "log" or "rank".
+
+    Heavy-tailed scores (a Mahalanobis distance along null axes reaches 1e6 or more while most images
+    score near 1) put nearly every image in the first of equal-width bins. Positive scores whose largest
+    is over `HEAVY` times their smallest go on a log axis; other scores whose range is over `HEAVY` times
+    their interquartile range go on a rank axis; the rest stay linear.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    low, high = scores.min(), scores.max()
+    if low > 0 and high / low > HEAVY:
+        return "log"
+    q1, q3 = np.percentile(scores, [25, 75])
+    return "rank" if high - low > HEAVY * max(q3 - q1, np.finfo(float).tiny) else "linear"
+
+
+def score_histogram(labels: ArrayLike, scores: ArrayLike, *, bins: int = 30, scale: str = "auto",
+                    marks: Mapping[str, float] | None = None) -> Figure:
     """Histograms of the good and the defective test images' scores on shared bins.
 
     Parameters
@@ -33,20 +55,46 @@ def score_histogram(labels: ArrayLike, scores: ArrayLike, *, bins: int = 30) -> 
         Anomaly scores, higher meaning more anomalous.
     bins : int
         Number of bins spanning all scores.
+    scale : "auto", "linear", "log" or "rank"
+        The score axis: "log" bins evenly on a log axis (positive scores only), "rank" replaces each score
+        by its rank among all test images (1 = lowest, ties averaged; a mark takes the rank its score would
+        have); "auto" chooses by `score_scale`.
+    marks : mapping of label to score, optional
+        Scores to mark with a dashed vertical line each (on the same axis as the histograms).
 
     Returns
     -------
     Figure
-        One axes with two histograms labelled ``good (n=...)`` and ``defective (n=...)``.
+        One axes with two histograms labelled ``good (n=...)`` and ``defective (n=...)``, the x label saying
+        the scale.
     """
     labels, scores = _check_scores(labels, scores)
-    edges = np.histogram_bin_edges(scores, bins=bins)
+    scale = score_scale(scores) if scale == "auto" else scale
+    marks = dict(marks or {})
+    if scale == "log":
+        if scores.min() <= 0:
+            raise ValueError("scale='log' needs positive scores; use 'rank' or 'linear'")
+        edges = np.geomspace(scores.min(), scores.max(), bins + 1)
+    elif scale == "rank":
+        marks = {k: (scores < v).sum() + ((scores == v).sum() + 1) / 2 for k, v in marks.items()}
+        scores = rankdata(scores)
+        edges = np.histogram_bin_edges(scores, bins=bins)
+    elif scale == "linear":
+        edges = np.histogram_bin_edges(scores, bins=bins)
+    else:
+        raise ValueError(f"scale {scale!r} not in ('auto', 'linear', 'log', 'rank')")
     fig = Figure(figsize=(6, 3.2), layout="constrained")
     ax = fig.add_subplot()
     for value, name, colour in ((0, "good", GOOD), (1, "defective", DEFECTIVE)):
         part = scores[labels == value]
         ax.hist(part, bins=edges, alpha=0.6, color=colour, label=f"{name} (n={len(part)})")
-    ax.set_xlabel("anomaly score (higher = more anomalous)")
+    for name, value in marks.items():
+        ax.axvline(value, color="black", linestyle="--", label=name)
+    if scale == "log":
+        ax.set_xscale("log")
+    ax.set_xlabel({"linear": "anomaly score (higher = more anomalous)",
+                   "log": "anomaly score, log scale (higher = more anomalous)",
+                   "rank": "rank of the anomaly score among the test images (higher = more anomalous)"}[scale])
     ax.set_ylabel("test images")
     ax.legend()
     return fig
@@ -120,6 +168,114 @@ def pooling_figure(feature_map: ArrayLike) -> Figure:
     right.set_ylim(-1, 1)
     right.set_xlabel("activation at each position")
     right.legend(loc="upper right")
+    return fig
+
+
+def sample_grid(splits: Sequence[Split], n_defects: int = 3) -> Figure:
+    """One row per split: its first good test image and one image per defect type (`tad.data.example_samples`),
+    the ground-truth mask outlined in red where the sample has one; each titled "class: defect"."""
+    if not splits:
+        raise ValueError("sample_grid needs at least one split")
+    fig = Figure(figsize=(2 * (n_defects + 1), 2.1 * len(splits)), layout="constrained")
+    axes = fig.subplots(len(splits), n_defects + 1, squeeze=False)
+    for row, split in zip(axes, splits):
+        for ax, sample in zip(row, example_samples(split, n_defects)):
+            image = load_image(sample.path)
+            ax.imshow(image)
+            if sample.mask is not None:
+                ax.contour(load_mask(sample.mask, image.size), levels=[0.5], colors="red", linewidths=0.8)
+            ax.set_title(f"{split.name}: {sample.defect}", fontsize=9)
+        for ax in row:
+            ax.axis("off")
+    return fig
+
+
+def map_examples(result: Mapping) -> Figure:
+    """Image, ground truth and map over the image for three test images of one data set's anomaly maps.
+
+    The three: the good image whose map has the highest maximum (the nearest thing to a false alarm), and
+    the defective images whose maps have the highest and the lowest maximum. The colour scale runs from
+    the median pixel of the good images' maps to their highest pixel.
+
+    Parameters
+    ----------
+    result : mapping
+        `tad.maps.evaluate_maps`'s result: ``maps`` (n, H, W), ``masks`` (n, H, W), ``labels``, ``paths``,
+        ``category``, ``pixel_auroc`` and ``pro``; both labels must occur.
+    """
+    maps, masks, labels = result["maps"], result["masks"], np.asarray(result["labels"]).astype(bool)
+    if labels.all() or not labels.any():
+        raise ValueError("map_examples needs good and defective test images")
+    peak = maps.max(axis=(1, 2))
+    good, bad = np.flatnonzero(~labels), np.flatnonzero(labels)
+    picks = {"good, highest max": good[peak[good].argmax()], "defective, highest max": bad[peak[bad].argmax()],
+             "defective, lowest max": bad[peak[bad].argmin()]}
+    vmin, vmax = np.median(maps[good]), maps[good].max()
+    side = maps.shape[1:][::-1]
+    fig = Figure(figsize=(7, 7.3), layout="constrained")
+    axes = fig.subplots(3, 3)
+    for row, (label, i) in zip(axes, picks.items()):
+        image = load_image(result["paths"][i]).resize(side)
+        row[0].imshow(image)
+        row[1].imshow(masks[i], cmap="gray", vmin=0, vmax=1)
+        row[2].imshow(image)
+        row[2].imshow(maps[i], cmap="inferno", vmin=vmin, vmax=vmax, alpha=0.5)
+        if masks[i].any():
+            row[2].contour(masks[i], levels=[0.5], colors="cyan", linewidths=0.8)
+        row[0].set_ylabel(label, fontsize=9)
+    for ax, title in zip(axes[0], ["image", "ground truth", "map (cyan: truth)"]):
+        ax.set_title(title, fontsize=9)
+    for ax in axes.flat:
+        ax.set(xticks=[], yticks=[])
+    fig.suptitle(f"{result['category']}: pixel AUROC {result['pixel_auroc']:.3f}, PRO {result['pro']:.3f}",
+                 fontsize=10)
+    return fig
+
+
+def chance_colormap() -> tuple[ListedColormap, TwoSlopeNorm]:
+    """A colour scale for AUROCs from 0 to 1 that keeps chance visible: reds below 0.5 (darker further below),
+    viridis from 0.5 to 1, so a below-chance cell never looks like a weak above-chance one."""
+    below = plt_colormaps["Reds_r"](np.linspace(0.1, 0.75, 128))
+    above = plt_colormaps["viridis"](np.linspace(0, 1, 128))
+    return ListedColormap(np.vstack([below, above]), name="auroc_chance"), TwoSlopeNorm(0.5, 0.0, 1.0)
+
+
+def grid_heatmap(means: pd.DataFrame, *, width: float = 7.0) -> Figure:
+    """One heatmap of a grid's mean AUROCs, one row per (group, layer), one column per reduction.
+
+    Parameters
+    ----------
+    means : DataFrame
+        Index: a two-level MultiIndex (group, layer) in display order, a group being e.g. an estimator or
+        "backbone / estimator"; columns: reductions in display order; values: mean AUROC, NaN where not run.
+        Rows with no value are left out (a flow run on a few layers takes only those rows).
+    width : float
+        Figure width in inches (a book's text column holds about 7).
+
+    Returns
+    -------
+    Figure
+        Every row and column labelled; groups separated by white lines; colours by `chance_colormap`, with a
+        colour bar.
+    """
+    if means.index.nlevels != 2:
+        raise ValueError(f"means needs a (group, layer) index, got {means.index.nlevels} level(s)")
+    means = means.dropna(how="all")
+    if means.empty:
+        raise ValueError("means holds no value to draw")
+    cmap, norm = chance_colormap()
+    fig = Figure(figsize=(width, 1.4 + 0.19 * len(means)), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(means.to_numpy(float), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(means.shape[1]), [str(c) for c in means.columns], rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(len(means)), [f"{g}, {'all layers' if str(l) == 'all' else f'layer {l}'}"
+                                      for g, l in means.index], fontsize=8)
+    groups = means.index.get_level_values(0)
+    for row in np.flatnonzero(groups[1:] != groups[:-1]):
+        ax.axhline(row + 0.5, color="white", linewidth=3)
+    ax.set_xlabel("reduction")
+    bar = fig.colorbar(image, ax=ax, ticks=[0, 0.25, 0.5, 0.75, 1])
+    bar.set_label("mean AUROC (red: below chance)")
     return fig
 
 

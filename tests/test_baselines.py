@@ -70,3 +70,33 @@ def test_classifier_outputs_match_the_full_forward_pass(tmp_path):
     np.testing.assert_allclose(score, 1 - probs.max(axis=1), atol=1e-6)
     again = classifier_outputs(bb, paths, input_size=64, cache_dir=tmp_path / "cache")  # from the cache
     np.testing.assert_array_equal(again[1], score)
+
+
+def test_baseline_scores_are_each_baseline_computed_on_its_own(synthetic_root, lite0, tmp_path):
+    from tad.baselines import baseline_scores, pixel_features
+    from tad.data import load_split
+    from tad.features import select, split_features
+    from tad.sweep import score
+
+    split = load_split("toy", synthetic_root)
+    random_bb = load_backbone("tf_efficientnet_lite0", weights="random")
+    kw = {"input_size": 64, "cache_dir": tmp_path / "cache"}
+    got = baseline_scores(split, lite0, random_bb, layer=5, pooling="avg", reduction="npca", ratio=0.5,
+                          estimator="knn1", pixel_size=8, **kw)
+    train, test = split_features(split, lite0, progress=False, **kw)
+    rtrain, rtest = split_features(split, random_bb, progress=False, **kw)
+    X, Y = select(train, 5, "avg", lite0), select(test, 5, "avg", lite0)
+    expected = {
+        "main": score(X, Y, "npca", 0.5, "knn1"),
+        "random network": score(select(rtrain, 5, "avg", random_bb), select(rtest, 5, "avg", random_bb),
+                                "npca", 0.5, "knn1"),
+        "pixels": score(pixel_features(split.train_paths, 8), pixel_features(split.test_paths, 8), "npca", 0.5,
+                        "knn1"),
+        "DFM residual": Reconstruction().fit(X).score_samples(Y),
+        "concatenation": score(select(train, "all", "avg", lite0), select(test, "all", "avg", lite0), "none", None,
+                               "mvg"),
+    }
+    assert set(got) == {*expected, "pre-logits", "max-softmax", "fusion (Rippel)"}
+    for name, scores in expected.items():
+        np.testing.assert_allclose(got[name], scores, err_msg=name)
+    assert all(len(s) == len(split.test) for s in got.values())

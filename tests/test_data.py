@@ -418,3 +418,18 @@ def test_count_report_leaves_own_category_unjudged(synthetic):
     row = count_report(synthetic.parent).loc["toy"]
     assert row.matches is pd.NA and row.official_train_good is pd.NA
     assert (row.train_good, row.test_good, row.test_defective) == (5, 3, 4)
+
+
+def test_example_samples_are_the_first_good_then_one_per_defect_type(tmp_path):
+    from conftest import make_synthetic_mvtec
+
+    from tad.data import example_samples, image_format, load_split
+
+    make_synthetic_mvtec(tmp_path, "toy", n_train=3, n_test_good=2, n_test_defective=3, size=32)
+    split = load_split("toy", tmp_path)
+    picked = example_samples(split)
+    first_good = next(t for t in split.test if t.label == 0)
+    first_blob = next(t for t in split.test if t.defect == "blob")
+    assert picked == [first_good, first_blob]  # one defect type, so one defective sample
+    assert example_samples(split, n_defects=0) == [first_good]
+    assert image_format(split.train[0].path) == "32x32 px, RGB"

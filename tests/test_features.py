@@ -169,3 +169,18 @@ def test_split_features_augments_training_set_only(lite0, split, tmp_path):
     assert not np.allclose(noisy[0][3], noisy[1][3], atol=1e-4)
     with pytest.raises(ValueError, match="n_augment=1 needs noise_std > 0"):
         split_features(split, lite0, n_augment=1)
+
+
+def test_select_pair_is_select_on_train_and_test():
+    from tad.features import select, select_pair
+
+    class Net:  # what select reads of a backbone
+        n_layers = 2
+
+    rng = np.random.default_rng(0)
+    train = {1: rng.normal(size=(4, 3, 5)).astype(np.float32), 2: rng.normal(size=(4, 3, 2)).astype(np.float32)}
+    test = {k: v[:2] for k, v in train.items()}
+    expected = (select(train, "all", "avg", Net()), select(test, "all", "avg", Net()))
+    X, Y = select_pair((train, test), "all", "avg", Net())
+    np.testing.assert_array_equal(X, expected[0])
+    np.testing.assert_array_equal(Y, expected[1])

@@ -327,6 +327,32 @@ def test_download_notice_says_how_to_place_the_data_only_when_classes_are_missin
     assert "not tried" in download_notice("/data", [], ["screw"])
 
 
+def test_pages_print_paths_relative_to_their_folder_or_home(tmp_path, monkeypatch):
+    from tad.page import shown_path
+
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(repo / "notebooks")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert shown_path(repo / "notebooks" / "out.csv") == "out.csv"
+    assert shown_path(repo / "book" / "generated" / "data") == "../book/generated/data"
+    assert shown_path(tmp_path / "home" / ".cache" / "tad") == "~/.cache/tad"
+    assert shown_path("/elsewhere/x") == "/elsewhere/x"
+
+
+def test_download_notice_keeps_only_the_cause_of_a_failed_download():
+    from tad.download import MVTEC_URL
+
+    warning = (f"MVTec AD categories ['cable', 'screw'] unavailable under /data (download failed: could not "
+               f"download MVTec AD from {MVTEC_URL}: <urlopen error [Errno -2] Name or service not known>. To "
+               f"place MVTec AD by hand: download {MVTEC_URL} (or the archive), extract it so that ...); "
+               "continuing with ['bottle']")
+    line = download_notice("/data", ["bottle"], ["cable", "screw"], warning)
+    assert "; the download failed ([Errno -2] Name or service not known). To place" in line
+    assert "urlopen" not in line and "['cable'" not in line
+    assert line.count("place MVTec AD by hand") == 1 and line.count(MVTEC_URL) == 1
+
+
 def test_restate_fills_references_from_each_page():
     glued = {"02_layers": {"best_mean": "0.956", "best_layer": "all layers"}, "01_data": {}}
     assert restate("{02_layers/best_layer} gives {02_layers/best_mean}.", glued) == "all layers gives 0.956."
@@ -355,3 +381,60 @@ def test_auroc_entry_gives_the_auroc_its_interval_and_their_text():
     assert entry["auroc"] == auroc(labels, scores) == 13 / 16  # one positive (0.2) outranks one negative only
     assert (entry["ci_low"], entry["ci_high"]) == (low, high) and low < entry["auroc"] < high
     assert entry["interval"] == ci_text(13 / 16, low, high)
+
+
+def test_readable_table_writes_headers_counts_and_p_values_for_readers():
+    from tad.page import readable_table
+
+    df = pd.DataFrame({"trials_here": [2310.0, 4.0], "mean_seconds": [0.5, 1.25], "p (Holm)": [0.300159, 0.00041234],
+                       "p_holm": [1.0, np.nan], "auroc": [1.0, 1.0], "worst_class": [0.5, 0.75]},
+                      index=pd.Index(["mvg", "knn1"], name="estimator"))
+    out = readable_table(df)
+    assert list(out.columns) == ["trials run here", "mean seconds per trial", "p (Holm)", "p (Holm)", "AUROC",
+                                 "lowest AUROC of a data set"]
+    assert out.iloc[:, 0].tolist() == [2310, 4] and str(out.iloc[:, 0].dtype) == "Int64"
+    assert out.iloc[:, 2].tolist() == ["0.30", "0.00041"] and out.iloc[:, 3].tolist() == ["1.0", ""]
+    assert out["AUROC"].dtype == float and out.iloc[:, 1].tolist() == [0.5, 1.25]
+    assert out.index.name == "estimator"
+
+
+@pytest.fixture
+def offered():
+    return pd.DataFrame({"dataset": ["a", "a", "b", "b"], "layer": ["1", "all", "1", "all"],
+                         "auroc": [0.6, 0.9, 0.7, 0.95], "ratio": [0.5, 0.5, np.nan, np.nan]})
+
+
+def test_csv_value_filters_as_text_and_aggregates(offered):
+    from tad.page import csv_value
+
+    assert csv_value(offered, "auroc", where={"dataset": "a", "layer": 1}) == 0.6
+    assert csv_value(offered, "auroc", "mean", where={"layer": "all"}) == pytest.approx(0.925)
+    assert csv_value(offered, "auroc", "argmax", by="layer") == "all"  # means: 1 -> 0.65, all -> 0.925
+    assert csv_value(offered, "auroc", "argmin", by="dataset") == "a"
+    assert csv_value(offered, "dataset", "nunique") == 2 and csv_value(offered, "auroc", "count") == 4
+    assert csv_value(offered, "auroc", "max", where={"ratio": 0.5}) == 0.9
+    assert csv_value(offered, "auroc", "count", where={"layer": "7"}) == 0  # a count of nothing is 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"how": "median"}, "not in"), ({"where": {"layer": "9"}}, "no row"),
+                                                 ({"where": {"dataset": "a"}}, "exactly one"),
+                                                 ({"how": "argmax"}, "needs by"), ({"column": "p"}, "not in the table")])
+def test_csv_value_refuses_what_it_cannot_read(offered, kwargs, message):
+    from tad.page import csv_value
+
+    with pytest.raises(ValueError, match=message):
+        csv_value(offered, **({"column": "auroc"} | kwargs))
+
+
+def test_glue_csv_glues_the_value_read_from_the_pages_csv_and_its_rule(tmp_path, offered, monkeypatch):
+    import json
+
+    import tad.page as page_module
+
+    glued = {}
+    monkeypatch.setattr(page_module, "glue_text", lambda name, text: glued.setdefault(name, text))
+    offered.to_csv(tmp_path / "05_x.csv", index=False)
+    page = page_module.Page("05_x", [], None, 224, tmp_path, tmp_path / "r.jsonl", tmp_path, summary="")
+    assert page_module.glue_csv(page, "best", "auroc", "mean", layer="all") == "0.925"
+    assert json.loads(glued["best.csv_rule"]) == {"column": "auroc", "how": "mean", "kind": "auroc", "by": None,
+                                                  "where": {"layer": "all"}}

@@ -43,6 +43,37 @@ def test_histogram_counts_each_group_on_shared_bins(scored):
     assert ax.get_xlabel().startswith("anomaly score")
 
 
+def test_heavy_tailed_positive_scores_are_binned_on_a_log_axis():
+    labels = np.array([0] * 20 + [1] * 8)
+    scores = np.r_[np.linspace(1, 3, 20), 10.0 ** np.arange(1, 9)]  # good near 1, defects up to 1e8
+    ax = score_histogram(labels, scores, bins=8).axes[0]
+    assert ax.get_xscale() == "log" and "log scale" in ax.get_xlabel()
+    # by hand: 8 bins of one decade each from 1 to 1e8; the 20 good images all fall in the first decade,
+    # the defects 10, 100, ..., 1e8 one per decade from the second on (1e8 closes the last bin)
+    good = [p.get_height() for p in ax.containers[0]]
+    defective = [p.get_height() for p in ax.containers[1]]
+    assert good == [20, 0, 0, 0, 0, 0, 0, 0]
+    assert defective == [0, 1, 1, 1, 1, 1, 1, 2]
+
+
+def test_heavy_tailed_scores_with_negatives_are_shown_by_rank_and_marks_follow():
+    labels = np.array([0, 0, 0, 1, 1])
+    scores = np.array([-1.0, 0.0, 1.0, 2.0, 1e9])
+    fig = score_histogram(labels, scores, bins=5, marks={"ours": 2.0})
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("rank")
+    assert [p.get_height() for p in ax.containers[0]] == [1, 1, 1, 0, 0]
+    assert [p.get_height() for p in ax.containers[1]] == [0, 0, 0, 1, 1]
+    assert ax.lines[0].get_xdata()[0] == 4  # 2.0 is the 4th lowest of the scores
+
+
+def test_histogram_scale_can_be_forced_and_log_needs_positive_scores(scored):
+    labels, scores = scored
+    assert score_histogram(labels, scores, scale="rank").axes[0].get_xlabel().startswith("rank")
+    with pytest.raises(ValueError, match="positive"):
+        score_histogram(labels, scores - 0.5, scale="log")
+
+
 def test_scores_without_both_labels_are_rejected():
     with pytest.raises(ValueError, match="both 0"):
         roc_figure([0, 0], [0.1, 0.2])
@@ -87,3 +118,46 @@ def test_pipeline_figure_labels_every_stage_and_step(lite0):
         assert f"layer {i}" in texts and f"{row.channels} x {row.height}\nx {row.width}" in texts
     with pytest.raises(ValueError, match="layer 9"):
         pipeline_figure(shapes, 64, layer=9)
+
+
+def test_map_examples_shows_the_loudest_good_and_the_loudest_and_quietest_defective(tmp_path):
+    from PIL import Image
+
+    from tad.plots import map_examples
+
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(paths[-1])
+    maps = np.zeros((4, 8, 8))
+    for i, peak in enumerate([1.0, 3.0, 9.0, 5.0]):  # good: 0, 1; defective: 2 (loudest), 3 (quietest)
+        maps[i, i, i] = peak
+    masks = np.zeros((4, 8, 8), bool)
+    masks[2, :2], masks[3, -2:] = True, True
+    result = {"maps": maps, "masks": masks, "labels": np.array([0, 0, 1, 1]), "paths": paths,
+              "category": "toy", "pixel_auroc": 0.5, "pro": 0.25}
+    fig = map_examples(result)
+    rows = np.array(fig.axes).reshape(3, 3)
+    assert [ax.get_ylabel() for ax in rows[:, 0]] == ["good, highest max", "defective, highest max",
+                                                       "defective, lowest max"]
+    for row, picked in zip(rows, [1, 2, 3]):
+        np.testing.assert_array_equal(row[1].images[0].get_array(), masks[picked])
+    assert fig._suptitle.get_text() == "toy: pixel AUROC 0.500, PRO 0.250"
+
+
+def test_grid_heatmap_labels_every_row_and_column_and_shows_below_chance_in_red():
+    import pandas as pd
+
+    from tad.plots import chance_colormap, grid_heatmap
+
+    index = pd.MultiIndex.from_tuples([("MVG", "1"), ("MVG", "all"), ("flow", "1"), ("flow", "all")])
+    means = pd.DataFrame([[0.3, 0.9, 0.95], [0.6, 0.8, 1.0], [np.nan] * 3, [0.7, np.nan, 0.9]], index=index,
+                         columns=["none", "NPCA 10 %", "NPCA 50 %"])
+    ax = grid_heatmap(means).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "NPCA 10 %", "NPCA 50 %"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["MVG, layer 1", "MVG, all layers", "flow, all layers"]
+    cmap, norm = chance_colormap()
+    red, green, blue, _ = cmap(norm(0.3))
+    assert red > green and red > blue  # below chance reads red
+    assert cmap(norm(0.49))[0] > cmap(norm(0.49))[2] and cmap(norm(0.51))[2] > cmap(norm(0.51))[0]
+    assert np.allclose(cmap(norm(1.0)), cmap(1.0)) and norm(0.5) == pytest.approx(0.5)
