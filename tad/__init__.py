@@ -5,11 +5,13 @@ Pipeline: `tad.data` (images; `tad.download` fetches MVTec AD) -> `tad.backbones
 `tad.estimators` (MVG, k-NN, flow) -> `tad.evaluate` (AUROC, PRO, operating points). Around it: `tad.stats`
 (intervals, comparisons, verdicts), `tad.selection` (choices made from training images only), `tad.maps`
 (per-position scores), `tad.baselines`, `tad.analysis` (why NPCA works), `tad.cost`; `tad.trial` turns
-configurations into scores and result rows, `tad.sweep` runs grids of them (on Dask) into `tad.results`; `tad.presets` holds the paper's study; `tad.page`,
-`tad.plots` and `tad.words` (the sentences a page builds from its numbers) serve the book's pages; `tad.cli` the shell. `tad.Detector` (`tad.detector`, thresholds from
-`tad.calibrate`) fits once, saves and scores new images.
+configurations into scores and result rows, `tad.sweep` runs grids of them (on Dask) into `tad.results`;
+`tad.presets` holds the paper's study; `tad.page`, `tad.plots`, `tad.words` and `tad.teach` (the sentences a
+page builds from its numbers) serve the book's pages; `tad.cli` the shell. `tad.Detector` (`tad.detector`,
+thresholds from `tad.calibrate`) fits once, saves and scores new images.
 """
 
+__all__ = ["Detector", "__version__"]
 __version__ = "0.1.0"
 
 

@@ -30,6 +30,10 @@ from tad.reduce import DEFAULT_BASIS, NullSpaceWarning, PrincipalAxes, kept_axes
 from tad.stats import auroc_ci
 from tad.trial import score
 
+__all__ = ["axis_groups", "deviation_by_axes", "grey_levels", "grey_level_table", "normalise_grey",
+           "normalised_copies", "null_basis_spread", "shrunk_mahalanobis", "shrinkage_aurocs",
+           "subsample_aurocs"]
+
 
 def axis_groups(eigenvalues: np.ndarray, ratio: float = 0.5) -> dict[str, slice]:
     """The axis groups of a descending spectrum, as slices into its eigenvectors' columns.

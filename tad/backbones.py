@@ -18,6 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+__all__ = ["BackboneSpec", "BACKBONES", "WeightsUnavailable", "Backbone", "load_backbone", "parse_layers",
+           "lukemelas_to_timm"]
+
 
 @dataclass(frozen=True)
 class BackboneSpec:

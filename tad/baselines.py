@@ -22,6 +22,8 @@ from tad.features import cache_key, preprocess, select_pair, split_features
 from tad.reduce import spectrum
 from tad.sweep import score
 
+__all__ = ["pixel_features", "classifier_outputs", "Reconstruction", "fusion_scores", "baseline_scores"]
+
 
 def pixel_features(paths: Sequence[str | Path], size: int = 16) -> np.ndarray:
     """Raw pixels of each image, downsampled to ``size`` x ``size`` (bicubic, antialiased) and flattened.

@@ -17,6 +17,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import beta
 
+__all__ = ["conformal_rank", "conformal_threshold", "expected_fpr", "fpr_upper_bound", "calibration_percentile",
+           "clopper_pearson"]
+
 
 def conformal_rank(n: int, fpr: float) -> int:
     """``k = ceil((n + 1)(1 - fpr))``: which smallest calibration score is the threshold.

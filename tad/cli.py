@@ -14,6 +14,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+__all__ = ["main", "COMMANDS", "MAX_INPUT_SIZE", "MIN_INPUT_SIZE", "SCORE_COLUMNS", "UsageError"]
+
 MAX_INPUT_SIZE = 1024  # px; activations grow with its square: 2000 px took 22 GB on one CPU batch of 32
 MIN_INPUT_SIZE = 32
 COMMANDS = {

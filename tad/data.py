@@ -18,6 +18,12 @@ from PIL import Image
 
 from tad.cache import file_sha256
 
+__all__ = ["MVTEC_CATEGORIES", "ELPV_CATEGORIES", "MAX_IMAGE_PIXELS", "IMAGE_SUFFIXES", "DataError",
+           "DatasetUnavailable", "DataWarning", "Sample", "Split", "default_root", "default_cache",
+           "resolve_root", "check_category", "load_image", "load_mask", "available_categories",
+           "check_disjoint", "load_mvtec", "example_samples", "image_format", "count_report", "load_elpv",
+           "load_split"]
+
 MVTEC_CATEGORIES: dict[str, tuple[int, int, int]] = {
     "bottle": (209, 20, 63),
     "cable": (224, 58, 92),

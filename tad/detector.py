@@ -33,6 +33,9 @@ from tad.features import FEATURE_VERSION, POOLING_CHOICES, backbone_outputs, ext
 from tad.maps import MAPS_VERSION, PatchModel, concatenated_maps, extract_maps, upsample_maps
 from tad.reduce import DEFAULT_BASIS, Reducer, View, check_reduction
 
+__all__ = ["FORMAT_VERSION", "RECOMMENDED", "MAP_CONFIG", "DetectorFileError", "Detector", "weights_sha256",
+           "overlay"]
+
 FORMAT_VERSION = 1
 # The book's configuration: the paper's best (ENB5 layer 7, NPCA 50 %, MVG, average pooling; tables 2-4) on the
 # backbone every page runs offline, EfficientNet-Lite0, whose last layer is also its layer 7; the null space

@@ -22,6 +22,8 @@ from tqdm import tqdm
 
 from tad.data import DataError, DatasetUnavailable, DataWarning, available_categories, resolve_root
 
+__all__ = ["MVTEC_URL", "MVTEC_SHA256", "download_mvtec", "ensure_mvtec", "sha256_file"]
+
 MVTEC_URL = (
     "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f282/download/"
     "420938113-1629952094/mvtec_anomaly_detection.tar.xz"

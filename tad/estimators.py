@@ -15,6 +15,9 @@ from sklearn.base import BaseEstimator
 from scipy.linalg import cho_factor, cho_solve
 from sklearn.utils.validation import check_array, check_is_fitted
 
+__all__ = ["ESTIMATORS", "FLOW_PARAMS", "MVG", "KNN", "Flow", "make_estimator", "n_neighbours",
+           "ledoit_wolf_precision", "mahalanobis_sq", "knn_distance"]
+
 ESTIMATORS = ("mvg", "knn1", "knn5", "knn10", "flow")
 # The one flow configuration every page uses (pass as ``flow_params``), so pages and results rows agree.
 FLOW_PARAMS = {"transforms": 2, "hidden": 64, "epochs": 100, "null_rtol": 1e-6}

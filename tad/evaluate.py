@@ -13,6 +13,9 @@ from scipy import ndimage
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
+__all__ = ["check_1d", "auroc", "tpr_at_fpr", "rates_at_threshold", "bootstrap_ci", "paired_bootstrap",
+           "pixel_auroc", "pro_score"]
+
 # 8-connectivity within each image and none across images, as in the MVTec AD
 # evaluation code (``scipy.ndimage.label`` with ``np.ones((3, 3))``).
 _REGION_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)

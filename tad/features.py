@@ -21,6 +21,9 @@ from tad.backbones import Backbone, parse_layers
 from tad.cache import cached_arrays, content_key
 from tad.data import Split, load_image
 
+__all__ = ["POOLINGS", "POOLING_CHOICES", "FEATURE_VERSION", "Features", "extract", "split_features",
+           "backbone_outputs", "resolve_input_size", "select", "select_pair", "cache_key", "preprocess", "pool"]
+
 POOLINGS = ("avg", "max", "min")
 # Concatenations in the paper's order (table 4).
 POOLING_CHOICES = ("min", "max", "avg", "min+max", "min+avg", "max+avg", "min+max+avg")

@@ -29,6 +29,9 @@ from tad.evaluate import auroc, pixel_auroc, pro_score
 from tad.features import backbone_outputs, cache_key, resolve_input_size
 from tad.reduce import DEFAULT_BASIS, PrincipalAxes, check_reduction
 
+__all__ = ["MAPS_VERSION", "PATCH_ESTIMATORS", "extract_maps", "PatchModel", "upsample_maps", "evaluate_maps",
+           "concatenated_maps"]
+
 # Bump when anything that changes map values changes (layer resizing, dtype).
 MAPS_VERSION = 1
 PATCH_ESTIMATORS = tuple(name for name in ESTIMATORS if name != "flow")  # the flow has no batched form here

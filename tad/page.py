@@ -24,6 +24,13 @@ from tad.backbones import BACKBONES, Backbone, load_backbone
 from tad.data import (ELPV_CATEGORIES, MVTEC_CATEGORIES, Split, available_categories, default_cache, load_split,
                       resolve_root)
 
+__all__ = ["PAPER_BACKBONE", "FALLBACK", "NEEDS", "MAX_PLAIN_ROWS", "Page", "open_page", "OUTPUT_ENV",
+           "output_dir", "shown_path", "resolve_data", "keep_needed", "download_notice", "data_line",
+           "weights_line", "input_line", "select_trials", "config_label", "format_value", "ci_text",
+           "auroc_entry", "CONFIG_COLUMNS", "rank_configs", "Glued", "glue_value", "glue_text", "AGGREGATES",
+           "CSV_SUFFIX", "csv_value", "glue_csv", "read_glued", "restate", "HEADERS", "readable_table",
+           "show_table", "save_csv"]
+
 PAPER_BACKBONE = "tf_efficientnet_b5"
 FALLBACK = "elpv_mono"  # the data set every installation has (the elpv-dataset package)
 NEEDS = ("masks", "mvtec")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+__all__ = ["PAPER_TRIALS", "paper_table", "beside_paper", "side_by_side"]
+
 # Trials of the paper's grid: 15 classes x (6 ResNet-18 + 8 ENB5 layer choices) x 11 reductions x 5 estimators.
 PAPER_TRIALS = 15 * (6 + 8) * 11 * 5
 

@@ -23,6 +23,9 @@ from tad.backbones import Backbone
 from tad.data import Split, example_samples, load_image, load_mask
 from tad.evaluate import auroc
 
+__all__ = ["HEAVY", "score_scale", "score_histogram", "roc_figure", "pooling_figure", "sample_grid",
+           "map_examples", "chance_colormap", "grid_heatmap", "stage_shapes", "pipeline_figure"]
+
 GOOD, DEFECTIVE = "tab:blue", "tab:red"
 HEAVY = 100.0  # a spread of scores beyond which a histogram leaves the linear axis (see `score_scale`)
 

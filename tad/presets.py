@@ -25,6 +25,10 @@ from tad.reduce import DEFAULT_BASIS
 from tad.paper import beside_paper, paper_table, side_by_side
 from tad.sweep import REDUCTIONS, run_grid
 
+__all__ = ["Preset", "PAPER", "PRESETS", "PresetUnavailable", "get_preset", "preset_layers", "grid_trials",
+           "pooling_trials", "Plan", "plan", "estimate_seconds", "check", "run_preset", "book_parameters",
+           "paper_tables"]
+
 
 @dataclass(frozen=True)
 class Preset:

@@ -16,6 +16,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
+__all__ = ["METHODS", "BASES", "DEFAULT_BASIS", "NullSpaceWarning", "check_reduction", "spectrum", "null_axes",
+           "kept_axes", "View", "warn_basis_dependent", "PrincipalAxes", "Reducer"]
+
 METHODS = ("pca", "npca", "none")
 BASES = ("block", "rank", "dims")
 # The null space is kept or dropped as one block: the same axes as the paper's reading ("dims") wherever

@@ -22,6 +22,9 @@ from tad.evaluate import auroc
 from tad.reduce import DEFAULT_BASIS
 from tad.trial import score
 
+__all__ = ["Candidate", "pseudo_anomaly_images", "validation_auroc", "select_config", "validation_ties",
+           "out_of_fold_scores", "good_threshold"]
+
 Candidate = tuple[np.ndarray, np.ndarray, str, "float | None", str]  # train, pseudo, reduction, ratio, estimator
 
 

@@ -22,6 +22,10 @@ from scipy.stats import norm
 
 from tad.evaluate import auroc, check_1d
 
+__all__ = ["VERDICTS", "GAIN_OUTCOMES", "Family", "HEADLINE_COMPARISONS", "BOOK_FAMILY", "auroc_ci",
+           "score_interval", "defect_aurocs", "delong_test", "holm", "compare_pairs", "Comparison", "compare",
+           "verdict", "gain_outcome", "gain_statement", "mean_sem"]
+
 VERDICTS = ("higher", "lower", "within noise")
 GAIN_OUTCOMES = ("established", "excluded", "neither established nor excluded")
 

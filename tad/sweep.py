@@ -30,6 +30,10 @@ from tad.stats import score_interval
 from tad.trial import (CI_METHOD, Trial, evaluate_config, fold_scores, layer_names,  # noqa: F401 - re-exported
                        resolve_layer, score, score_group, with_model_columns)
 
+__all__ = ["RATIOS", "REDUCTIONS", "run_grid", "local_cluster",
+           # re-exported: where pages and scripts have always found them
+           "KEY", "score", "fold_scores", "score_group", "evaluate_config", "split_features"]
+
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
 # The paper's 11 reductions: PCA and NPCA at 10-50 %, and none.
 REDUCTIONS: tuple[tuple[str, float | None], ...] = (

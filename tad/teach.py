@@ -13,6 +13,10 @@ from collections.abc import Mapping, Sequence
 from tad.page import ci_text, format_value
 from tad.stats import VERDICTS
 
+__all__ = ["CHANCE", "takeaways", "takeaway_items", "chance_phrase", "auroc_sentence", "extremes_sentence",
+           "tally_sentence", "paper_sentence", "resolution_sentence", "comparison_sentence", "gap_sentence",
+           "restate_list"]
+
 CHANCE = 0.5  # the AUROC of a random ranking
 
 

@@ -40,3 +40,30 @@ def test_the_checker_finds_both_forms():
 def test_no_module_uses_another_modules_private_names():
     found = {p.name: private_uses(p.read_text()) for p in sorted(PACKAGE.rglob("*.py"))}
     assert {name: uses for name, uses in found.items() if uses} == {}
+
+
+def public_definitions(source: str) -> list[str]:
+    """Names a module defines at its top level (functions, classes, assignments) that do not start with ``_``."""
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.append(node.target.id)
+    return [n for n in names if not n.startswith("_")]
+
+
+def test_every_module_declares_all_its_public_names_and_nothing_it_lacks():
+    import importlib
+
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.stem in ("__init__", "__main__"):
+            continue
+        module = importlib.import_module(f"tad.{path.stem}")
+        declared = getattr(module, "__all__", None)
+        assert declared is not None, f"tad.{path.stem} has no __all__"
+        assert [n for n in declared if not hasattr(module, n)] == [], f"tad.{path.stem}.__all__ names what it lacks"
+        unlisted = sorted(set(public_definitions(path.read_text())) - set(declared) - {"__all__"})
+        assert unlisted == [], f"tad.{path.stem} defines public names missing from __all__: {unlisted}"
