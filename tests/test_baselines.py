@@ -30,6 +30,45 @@ def test_reconstruction_with_one_axis_keeps_the_line_of_largest_variance():
         Reconstruction(n_components=3).fit(X)
 
 
+def test_dfm_keeps_the_fewest_leading_axes_reaching_the_variance_share():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(9, 14)) * np.linspace(3, 0.2, 14)  # 9 images in R^14: rank 8, a null space of 6
+    Xc = X - X.mean(axis=0)
+    values = np.linalg.svd(Xc, compute_uv=False) ** 2  # independent of eigh: singular values, descending
+    shares = [values[:k].sum() / values.sum() for k in range(1, len(values) + 1)]
+    for variance in (0.3, 0.5, 0.8, 0.95, 0.99, 0.999):
+        brute = next(k for k, share in enumerate(shares, start=1) if share >= variance)
+        assert Reconstruction(variance=variance).fit(X).n_components_ == brute, variance
+    assert Reconstruction(variance=1.0).fit(X).n_components_ == 8  # every non-null axis, none of the null space
+    assert Reconstruction().fit(X).n_components_ == 8
+
+
+def test_dfm_counts_tied_axes_by_their_variance_share():
+    # Covariance diag(4, 1, 1, 0) up to a factor: shares 4/6, 5/6, 1 after 1, 2, 3 axes; the 4th is null.
+    X = np.array([[2.0, 0, 0, 0], [-2, 0, 0, 0], [0, 1, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 0, -1, 0]])
+    for variance, k in ((0.6, 1), (0.7, 2), (0.9, 3), (1.0, 3)):
+        assert Reconstruction(variance=variance).fit(X).n_components_ == k, variance
+    for bad in (0.0, 1.5, True):
+        with pytest.raises(ValueError, match="variance"):
+            Reconstruction(variance=bad).fit(X)
+    with pytest.raises(ValueError, match="not both"):
+        Reconstruction(n_components=1, variance=0.9).fit(X)
+
+
+def test_dfm_score_is_the_residual_after_the_leading_singular_vectors():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(30, 10)) * np.linspace(2, 0.1, 10)
+    Y = rng.normal(size=(7, 10))
+    model = Reconstruction(variance=0.95).fit(X)
+    k = model.n_components_
+    assert 0 < k < 10
+    # Independent: right singular vectors of the centred training data; the residual by Pythagoras.
+    _, _, Vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)
+    D = Y - X.mean(axis=0)
+    expected = (D ** 2).sum(axis=1) - ((D @ Vt[:k].T) ** 2).sum(axis=1)
+    np.testing.assert_allclose(model.score_samples(Y), expected, rtol=1e-9)
+
+
 def test_fusion_is_sum_of_per_level_mahalanobis_distances():
     rng = np.random.default_rng(1)
     train = [rng.normal(size=(30, 4)), rng.normal(size=(30, 7)) * 3]
@@ -81,8 +120,8 @@ def test_baseline_scores_are_each_baseline_computed_on_its_own(synthetic_root, l
     split = load_split("toy", synthetic_root)
     random_bb = load_backbone("tf_efficientnet_lite0", weights="random")
     kw = {"input_size": 64, "cache_dir": tmp_path / "cache"}
-    got = baseline_scores(split, lite0, random_bb, layer=5, pooling="avg", reduction="npca", ratio=0.5,
-                          estimator="knn1", pixel_size=8, **kw)
+    got, kept = baseline_scores(split, lite0, random_bb, layer=5, pooling="avg", reduction="npca", ratio=0.5,
+                                estimator="knn1", pixel_size=8, dfm_variances=(0.9,), **kw)
     train, test = split_features(split, lite0, progress=False, **kw)
     rtrain, rtest = split_features(split, random_bb, progress=False, **kw)
     X, Y = select(train, 5, "avg", lite0), select(test, 5, "avg", lite0)
@@ -92,7 +131,8 @@ def test_baseline_scores_are_each_baseline_computed_on_its_own(synthetic_root, l
                                 "npca", 0.5, "knn1"),
         "pixels": score(pixel_features(split.train_paths, 8), pixel_features(split.test_paths, 8), "npca", 0.5,
                         "knn1"),
-        "DFM residual": Reconstruction().fit(X).score_samples(Y),
+        "DFM 90 %": Reconstruction(variance=0.9).fit(X).score_samples(Y),
+        "SPE (full-rank residual)": Reconstruction().fit(X).score_samples(Y),
         "concatenation": score(select(train, "all", "avg", lite0), select(test, "all", "avg", lite0), "none", None,
                                "mvg"),
     }
@@ -100,3 +140,5 @@ def test_baseline_scores_are_each_baseline_computed_on_its_own(synthetic_root, l
     for name, scores in expected.items():
         np.testing.assert_allclose(got[name], scores, err_msg=name)
     assert all(len(s) == len(split.test) for s in got.values())
+    assert kept == {"DFM 90 %": Reconstruction(variance=0.9).fit(X).n_components_,
+                    "SPE (full-rank residual)": np.linalg.matrix_rank(X - X.mean(axis=0))}
