@@ -267,9 +267,9 @@ glue_text("paper_npca_gain", format_value(paper_gain["npca"], "diff"))
 # {glue:md}`only_null:myst` Such a reduction ignores every direction the good images vary in: every training
 # image projects to the same point, and the score measures how far a test image leaves the affine span of the
 # training features, along `round(r * d)` of the `d - rank` directions that leave it, chosen by `eigh`. Taken
-# whole (any basis), that distance is a known detector under other names: the feature reconstruction error of
-# DFM (Ahuja et al., 2019), and in process monitoring the residual of a PCA model on all non-zero axes, the
-# squared prediction error (SPE, or Q statistic). Under `"dims"` such a reduction appears whenever
+# whole (any basis), that distance is a known detector: in process monitoring the residual of a PCA model on
+# all non-zero axes, the squared prediction error (SPE, or Q statistic). DFM (Ahuja et al., 2019) scores the
+# same kind of residual with fewer axes, chosen by retained variance. Under `"dims"` such a reduction appears whenever
 # `round(r * d)` does not exceed the null space's dimension, which a reader of table 2 could not have guessed;
 # the page {doc}`11_why_npca` measures the residual alone.
 #
@@ -350,6 +350,6 @@ glue_text("ex_dependent", f"Under {basis!r}: {len(dependent)} of {len(main_rows)
 #
 # ```{dropdown} Solution
 # "rank" leaves the null space out, so NPCA keeps only quiet axes with non-zero training variance. If
-# NPCA's gain came from the null space (the residual of {term}`DFM`), it shrinks under "rank"; compare the
+# NPCA's gain came from the null space (the full-rank residual, see {term}`DFM`), it shrinks under "rank"; compare the
 # new gains table with exercise 1's numbers and see {doc}`11_why_npca`.
 # ```

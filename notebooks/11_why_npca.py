@@ -122,7 +122,8 @@ spec = pd.DataFrame(rows).set_index(["dataset", "layer"])
 # $D/2$ of all $D$) and the *null* space
 # (`tad.analysis.deviation_by_axes`), and score each image by each group's sum alone: the distance to the mean
 # within that group. The null group's sum is the distance to the affine span of the training features, the
-# feature reconstruction error of DFM (Ahuja et al., 2019), or SPE / Q statistic of a PCA on all non-zero axes.
+# SPE / Q statistic of a PCA on all non-zero axes (DFM, Ahuja et al. 2019, scores the same kind of residual
+# with fewer axes, chosen by retained variance).
 # Where a layer has no null space (no more dimensions than training images can span), there is no null group
 # to score by, and its column is empty (NaN).
 
@@ -351,7 +352,7 @@ else:
 # ```
 #
 # **2. The null space alone.** Where it exists, how well does the residual (the distance to the span of the
-# training features, {term}`DFM`'s score) do by itself?
+# training features, the full-rank residual or SPE; see {term}`DFM`) do by itself?
 #
 # ```{dropdown} Solution
 # Read the "null residual" column where "null axes" is positive. {glue:md}`ex_residual:myst` A residual close

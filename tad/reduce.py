@@ -101,8 +101,9 @@ def kept_axes(method: str, ratio: float | None, eigenvalues: np.ndarray, basis: 
       variance; the null space is left out.
 
     ``"none"`` keeps every axis. The null-space part of an NPCA reduction measures the distance of a test
-    image to the affine span of the training features: the feature reconstruction error of DFM (Ahuja et
-    al., 2019), i.e. the residual of a PCA on every non-zero axis (the SPE or Q statistic). With the null
+    image to the affine span of the training features: the residual of a PCA on every non-zero axis (the
+    SPE or Q statistic), which DFM (Ahuja et al., 2019) computes with fewer axes, chosen by retained
+    variance (`tad.baselines.Reconstruction`). With the null
     space alone, k-NN scores exactly that distance (every training image projects to the same point);
     with the null block whole beside other axes, the shrunk Gaussian adds that squared distance divided by
     its shrinkage variance, the same for any basis of the block.
