@@ -298,8 +298,8 @@ points = [f"A detector fitted once on {line.n_fit_} good images of {split.name} 
 glue_text("takeaways", teach.takeaways(points))
 glue_text("ex_target", f"The table's row for a target of {format_value(alt.name, 'percent')} is that run: threshold "
           f"{alt['threshold']:.4g} (against {main['threshold']:.4g}), promised rate {100 * alt['promised FPR']:.2f} "
-          f"%, {int(alt['false alarms'])} false alarms and {int(alt['detected'])} of {n_bad} defective images "
-          f"flagged (against {int(main['false alarms'])} and {int(main['detected'])}).")
+          f"%, an alarm on {int(alt['false alarms'])} of {n_good} good test images and on {int(alt['detected'])} "
+          f"of {n_bad} defective ones (against {int(main['false alarms'])} and {int(main['detected'])}).")
 glue_text("ex_smallest", f"Here {n_cal} good images were held out, so the smallest target this calibration can "
           f"meet is 1/({n_cal} + 1) = {100 / (n_cal + 1):.2f} %; a target of 0.1 % needs at least 999 held-out "
           f"good images.")
