@@ -23,6 +23,15 @@
 # class's good training images, saves and reloads the detector, scores the test set as if it were new images,
 # and compares the false-alarm rate it realises with the calibration's promise.
 
+# %% [markdown]
+# ````{admonition} Key takeaways
+# :class: tip
+#
+# ```{glue:md} takeaways
+# :format: myst
+# ```
+# ````
+
 # %% tags=["parameters"]
 data_root = None                    # MVTec-layout root; None means $TAD_DATA
 classes = ["bottle"]                # one class; ELPV (elpv_mono) when it is not present
@@ -36,7 +45,9 @@ estimator = "mvg"                   # ... mvg, knn1/5/10 or flow
 fpr = 0.01                          # target false-alarm rate on good images
 targets = [0.01, 0.05, 0.1]         # further targets read off the same calibration for the table
 calibration_fraction = 0.5          # share of the good training images held out to set the threshold
+maps = True                         # also fit the anomaly-map model and show overlays; False leaves them out
 n_overlays = 4                      # anomaly-map overlays shown
+n_same = None                       # test images the fitted detector scores too, against the loaded one; None: all
 device = "cpu"
 cache_dir = None                    # None means the library's default feature cache
 seed = 0
@@ -81,7 +92,7 @@ folder = Path(tempfile.mkdtemp(prefix="tad_line_"))
 start = time.perf_counter()
 detector = Detector(backbone=backbone, layer=layer, pooling=pooling, reduction=reduction, ratio=ratio,
                     estimator=estimator, input_size=input_size, fpr=fpr, calibration_fraction=calibration_fraction,
-                    seed=seed, device=device, cache_dir=page.cache_dir).fit(split)
+                    seed=seed, device=device, cache_dir=page.cache_dir, maps=maps).fit(split)
 fit_s = time.perf_counter() - start
 print(detector.describe())
 
@@ -107,14 +118,16 @@ print(f"{path.name}: {path.stat().st_size / 2**20:.1f} MiB")
 # ## 3. Score the test set as new images
 #
 # The loaded detector scores every test image, good and defective, without knowing its label: per image a
-# score, its percentile among the held-out good scores, and pass or fail.
+# score, its percentile among the held-out good scores, and pass or fail. The fitted detector scores them too
+# (or the first `n_same` of them), to show that the file gives back the same scores.
 
 # %%
 start = time.perf_counter()
 verdicts = line.score(split.test_paths)
 score_s = time.perf_counter() - start
 labels = split.test_labels.astype(bool)
-same = float(np.abs(verdicts.score.to_numpy() - detector.score_samples(split.test_paths)).max())
+n_same = len(split.test_paths) if n_same is None else min(n_same, len(split.test_paths))
+same = float(np.abs(verdicts.score.to_numpy()[:n_same] - detector.score_samples(split.test_paths[:n_same])).max())
 verdicts.assign(label=np.where(labels, "defective", "good")).head()
 
 # %% tags=["hide-input"]
@@ -183,19 +196,21 @@ rates.round(4)
 # ## 5. Where: anomaly-map overlays
 #
 # The detector also holds the anomaly-map model of the maps page (layers 3 and 4 kept per position, NPCA and a
-# Gaussian at each position, fitted on the same good images). An overlay colours the image where its map rises
-# above the hottest point of a typical held-out good image, in full colour beyond the hottest of them all. The
-# highest-scoring defective test images and the lowest-scoring good one:
+# Gaussian at each position, fitted on the same good images) unless the page's parameter `maps` leaves it out.
+# An overlay colours the image where its map rises above the hottest point of a typical held-out good image, in
+# full colour beyond the hottest of them all. The highest-scoring defective test images and the lowest-scoring
+# good one:
 
 # %% tags=["hide-input"]
 order = np.argsort(-scores)
 shown = [i for i in order if labels[i]][:max(n_overlays - 1, 0)] + [i for i in order[::-1] if not labels[i]][:1]
+shown = shown if maps else []
 start = time.perf_counter()
-maps = line.anomaly_maps([split.test_paths[i] for i in shown])
+maps_of_shown = line.anomaly_maps([split.test_paths[i] for i in shown]) if shown else []
 maps_s = time.perf_counter() - start
-fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3.3), squeeze=False)
+fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(3 * max(len(shown), 1), 3.3), squeeze=False)
 n_masks = 0
-for ax, i, amap in zip(axes[0], shown, maps):
+for ax, i, amap in zip(axes[0], shown, maps_of_shown):
     sample = split.test[i]
     picture = load_image(sample.path)
     ax.imshow(overlay(picture, amap, line.map_scale_))
@@ -206,9 +221,17 @@ for ax, i, amap in zip(axes[0], shown, maps):
         n_masks += 1
     ax.set_title(f"{sample.defect}: {'fail' if verdicts.anomalous[i] else 'pass'}", fontsize=9)
     ax.axis("off")
+if not shown:
+    axes[0, 0].text(0.5, 0.5, "no overlays in this run" if maps else "no map model fitted in this run",
+                    ha="center", va="center")
+    axes[0, 0].axis("off")
 fig.tight_layout()
-glue_text("line_masks", "The cyan outlines are the ground-truth defect masks." if n_masks else
-          f"{split.name} has no ground-truth masks, so the overlays cannot be checked against a defect outline here.")
+glue_text("line_masks", ("This run fitted no map model (parameter `maps` false), so it shows no overlays; the "
+                         "page's defaults fit it and show them." if not maps else
+                         "This run shows no overlays (parameter `n_overlays` is 0)." if not shown else
+                         "The cyan outlines are the ground-truth defect masks." if n_masks else
+                         f"{split.name} has no ground-truth masks, so the overlays cannot be checked against a "
+                         "defect outline here."))
 fig
 
 # %% [markdown]
@@ -229,21 +252,24 @@ cost = pd.DataFrame([
     {"step": "save", "images": 1, "seconds": save_s, "ms per image": np.nan},
     {"step": "load and check", "images": 1, "seconds": load_s, "ms per image": np.nan},
     {"step": "score (no maps)", "images": n_test, "seconds": score_s, "ms per image": 1000 * score_s / n_test},
-    {"step": "score + map", "images": len(shown), "seconds": maps_s, "ms per image": 1000 * maps_s / len(shown)},
+    *([{"step": "score + map", "images": len(shown), "seconds": maps_s, "ms per image": 1000 * maps_s / len(shown)}]
+      if shown else []),
 ]).set_index("step")
 glue_text("line_device", where)
 glue_text("line_ms", f"{1000 * score_s / n_test:.0f} ms")
-glue_text("line_ms_maps", f"{1000 * maps_s / len(shown):.0f} ms")
+glue_text("line_ms_maps", f", and {1000 * maps_s / len(shown):.0f} ms with its anomaly map" if shown else
+          " (this run timed no anomaly map)")
 glue_text("line_peak", f"{peak:.0f} MiB")
-glue_text("line_size", f"{path.stat().st_size / 2**20:.1f} MiB")
-glue_text("line_same", f"{same:.1e}")
+glue_text("line_size", f"{path.stat().st_size / 2**20:.1f} MiB" + (
+    " (most of it the per-position Gaussians of the map model; `tad fit --no-maps` leaves them out)" if maps else
+    " (without the map model, as `tad fit --no-maps` writes it)"))
+glue_text("line_same", f"{same:.1e} on the {n_same} test images both scored (of {n_test})")
 cost.round(3)
 
 # %% [markdown]
-# On {glue:text}`line_device`, scoring takes {glue:text}`line_ms` per image, and {glue:text}`line_ms_maps` with
-# its anomaly map; the process's peak resident memory over the whole page is {glue:text}`line_peak`, and the
-# detector file {glue:text}`line_size` (most of it the per-position Gaussians of the map model; `tad fit
-# --no-maps` leaves them out). The loaded detector's scores differ from the fitted one's by at most
+# On {glue:text}`line_device`, scoring takes {glue:text}`line_ms` per image{glue:text}`line_ms_maps`; the
+# process's peak resident memory over the whole page is {glue:text}`line_peak`, and the detector file
+# {glue:text}`line_size`. The loaded detector's scores differ from the fitted one's by at most
 # {glue:text}`line_same`.
 #
 # ## On your line
@@ -256,3 +282,55 @@ cost.round(3)
 # `tad score` reads files and folders, shows a progress bar, appends one row per image to the CSV (rerun
 # after an interruption, it skips the images already there) and reports an unreadable image by name without
 # stopping. A target of one percent needs at least 99 held-out good images; with fewer, `tad fit` says how many.
+
+# %% tags=["remove-cell"]
+from tad import teach
+
+looser = [t for t in rates.index if t > fpr]
+alt = rates.loc[0.05 if 0.05 in looser else min(looser)] if looser else main
+points = [f"A detector fitted once on {line.n_fit_} good images of {split.name} ({n_cal} more held out to set its "
+          f"threshold), saved and reloaded, scores each new image in {1000 * score_s / n_test:.0f} ms on this "
+          f"machine, as the fitted one does (largest difference {same:.1e} over {n_same} test images)",
+          teach.promise_sentence(fpr, main["promised FPR"], int(main["false alarms"]), n_good, main["FPR low"],
+                                 main["FPR high"]),
+          f"At that threshold it flags {int(main['detected'])} of the {n_bad} defective test images, "
+          f"{100 * main['realised TPR']:.1f} % [{100 * main['TPR low']:.1f} %, {100 * main['TPR high']:.1f} %]"]
+glue_text("takeaways", teach.takeaways(points))
+glue_text("ex_target", f"The table's row for a target of {format_value(alt.name, 'percent')} is that run: threshold "
+          f"{alt['threshold']:.4g} (against {main['threshold']:.4g}), promised rate {100 * alt['promised FPR']:.2f} "
+          f"%, an alarm on {int(alt['false alarms'])} of {n_good} good test images and on {int(alt['detected'])} "
+          f"of {n_bad} defective ones (against {int(main['false alarms'])} and {int(main['detected'])}).")
+glue_text("ex_smallest", f"Here {n_cal} good images were held out, so the smallest target this calibration can "
+          f"meet is 1/({n_cal} + 1) = {100 / (n_cal + 1):.2f} %; a target of 0.1 % needs at least 999 held-out "
+          f"good images.")
+glue_text("ex_split", f"This run fitted on {line.n_fit_} good images and held {n_cal} out.")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. A looser target.** Rerun the page with `-p fpr 0.05` (or read that row of the table above, if it has
+# one). How do the threshold, the false alarms and the detections change?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_target:myst` A larger target lowers the threshold to a lower rank among the held-out good
+# scores, so more good images raise an alarm and more defective ones are caught: the line trades false alarms
+# for misses, and the calibration says in advance at what rate.
+# ```
+#
+# **2. How small a target?** What is the smallest false-alarm rate this calibration can promise, and how many
+# held-out good images would a rate of one in a thousand need?
+#
+# ```{dropdown} Solution
+# The threshold is the $k$-th smallest of $n$ held-out scores with $k = \lceil (n+1)(1-\alpha) \rceil$, which
+# must not exceed $n$: so $\alpha \ge 1/(n+1)$. {glue:md}`ex_smallest:myst`
+# ```
+#
+# **3. More images for the calibration.** Rerun with `-p calibration_fraction 0.8`. What does the detector gain
+# and what does it give up?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_split:myst` Holding more out lets the calibration meet smaller targets and makes the realised
+# rate of its threshold vary less from one calibration set to the next (a tighter 95 % bound in the table);
+# the model is then fitted on fewer good images, so its Gaussian is estimated less well and its detections
+# may drop.
+# ```

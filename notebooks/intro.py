@@ -89,6 +89,7 @@ QUESTIONS = {  # page: its question, as its title asks it (the answer is that pa
     "11_why_npca": "Why do the smallest-variance axes work?",
     "12_resolution": "Does reading the images larger help?",
     "13_uncertainty": "How much of a difference in AUROC is noise?",
+    "14_line": "How do I fit a detector once and score my line's images?",
 }
 ANSWERS = {"01_data": "{01_data/mvtec_found}"}  # pages without a takeaways box: the sentence that answers
 

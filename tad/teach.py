@@ -154,6 +154,26 @@ def comparison_sentence(a: str, b: str, diff: float, low: float, high: float, ve
     return f"{a} scores {verdict} than {b}: the difference is {interval}."
 
 
+def promise_sentence(target: float, promised: float, false_alarms: int, n_good: int, low: float,
+                     high: float) -> str:
+    """A calibration's promise against the false-alarm rate realised on good test images: ``"At a target of
+    1 %, the calibration promises 0.95 %; 2 false alarms on 80 good test images, 2.5 % [0.3 %, 8.7 %], an
+    interval that holds the promise."`` (else "lies above" or "lies below the promise").
+
+    ``low`` and ``high`` are the realised rate's 95 % interval (e.g. `tad.calibrate.clopper_pearson`).
+    """
+    if not 0 <= false_alarms <= n_good or n_good < 1:
+        raise ValueError(f"false_alarms must lie in [0, n_good] with n_good >= 1; got {false_alarms}, {n_good}")
+    if low > high:
+        raise ValueError(f"interval ({low}, {high}) must be ordered low <= high")
+    where = ("holds the promise" if low <= promised <= high else
+             "lies above the promise" if low > promised else "lies below the promise")
+    rate = f"{100 * false_alarms / n_good:.1f} % [{100 * low:.1f} %, {100 * high:.1f} %]"
+    return (f"At a target of {format_value(target, 'percent')}, the calibration promises a false-alarm rate of "
+            f"{100 * promised:.2f} %; {_count(false_alarms, 'false alarm')} on {n_good} good test images, "
+            f"{rate}, an interval that {where}.")
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 

@@ -66,6 +66,20 @@ def test_gap_sentence_compares_the_gap_with_the_half_width_on_either_sign():
         teach.gap_sentence("x", 0.1, float("nan"))
 
 
+@pytest.mark.parametrize("fp, n, words", [(1, 100, "holds the promise"), (10, 100, "lies above the promise"),
+                                           (0, 2000, "lies below the promise")])
+def test_promise_sentence_says_where_the_realised_rates_interval_lies_against_the_promise(fp, n, words):
+    from scipy.stats import beta
+
+    low = beta.ppf(0.025, fp, n - fp + 1) if fp else 0.0  # Clopper-Pearson, computed here from its definition
+    high = beta.ppf(0.975, fp + 1, n - fp) if fp < n else 1.0
+    text = teach.promise_sentence(0.01, 0.0099, fp, n, low, high)
+    assert text.endswith(f"an interval that {words}.")
+    assert f"{fp} false alarm" in text and f"{100 * fp / n:.1f} %" in text and "0.99 %" in text
+    with pytest.raises(ValueError):
+        teach.promise_sentence(0.01, 0.0099, 5, 4, 0.1, 0.9)
+
+
 def test_takeaway_items_reads_back_what_takeaways_wrote():
     sentences = ["One thing.", "Another, with - a dash."]
     assert teach.takeaway_items(teach.takeaways(sentences)) == sentences
@@ -83,7 +97,7 @@ def test_restate_list_fills_templates_and_leaves_out_what_was_not_computed():
 
 RESULT_PAGES = ["00_start", "02_layers", "03_reduction", "04_pooling", "05_estimators", "06_augmentation",
                 "07_backbones", "07b_baselines", "08_grid", "08b_selection", "09_maps", "10_datasets",
-                "11_why_npca", "12_resolution", "13_uncertainty"]
+                "11_why_npca", "12_resolution", "13_uncertainty", "14_line"]
 
 
 @pytest.mark.parametrize("page", RESULT_PAGES)
