@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tad.calibrate import (calibration_percentile, calibration_split, clopper_pearson, conformal_rank,
-                           conformal_threshold, expected_fpr, fpr_upper_bound)
+                           conformal_threshold, expected_fpr, fpr_upper_bound, min_calibration_size)
 
 
 def test_threshold_is_the_hand_computed_order_statistic():
@@ -96,3 +96,12 @@ def test_calibration_split_is_a_seeded_partition_with_round_fraction_n_calibrati
         calibration_split(25, 1.0)
     with pytest.raises(ValueError, match="need at least 2 and 1"):
         calibration_split(2, 0.5)
+
+
+@pytest.mark.parametrize("fpr", [0.01, 0.05, 0.1, 0.3])
+def test_min_calibration_size_is_the_smallest_n_that_conformal_rank_accepts(fpr):
+    brute = next(n for n in range(1, 1000) if math.ceil((n + 1) * (1 - fpr) - 1e-9) <= n)
+    assert min_calibration_size(fpr) == brute
+    conformal_rank(brute, fpr)
+    with pytest.raises(ValueError, match=f"needs at least {brute}"):
+        conformal_rank(brute - 1, fpr)
