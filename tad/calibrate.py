@@ -17,8 +17,30 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import beta
 
-__all__ = ["conformal_rank", "conformal_threshold", "expected_fpr", "fpr_upper_bound", "calibration_percentile",
-           "clopper_pearson"]
+__all__ = ["calibration_split", "conformal_rank", "min_calibration_size", "conformal_threshold", "expected_fpr",
+           "fpr_upper_bound", "calibration_percentile", "clopper_pearson"]
+
+
+def calibration_split(n: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fitting and calibration rows of ``n`` good images: a seeded permutation, the first ``round(fraction * n)``
+    calibrate, the rest fit.
+
+    Returns
+    -------
+    (fit, calibration) : tuple of sorted int arrays, disjoint, together ``0..n-1``
+
+    Raises
+    ------
+    ValueError
+        ``fraction`` not in (0, 1), or fewer than 2 rows left to fit or 1 to calibrate.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"calibration_fraction {fraction!r} must lie in (0, 1)")
+    n_cal = round(fraction * n)
+    if n_cal < 1 or n - n_cal < 2:
+        raise ValueError(f"{n} good images leave {n - n_cal} to fit and {n_cal} to calibrate: need at least 2 and 1")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_cal:]), np.sort(order[:n_cal])
 
 
 def conformal_rank(n: int, fpr: float) -> int:
@@ -38,10 +60,17 @@ def conformal_rank(n: int, fpr: float) -> int:
         raise ValueError(f"fpr {fpr!r} must lie in (0, 1)")
     k = math.ceil((n + 1) * (1 - fpr) - 1e-9)  # 1e-9: (99 + 1) * 0.99 is 98.99999999999999 in floats
     if k > n:
-        need = math.ceil(1 / fpr - 1 - 1e-9)
+        need = min_calibration_size(fpr)
         raise ValueError(f"{n} good calibration images cannot promise a false-positive rate of {fpr:g}: that "
                          f"needs at least {need}; with {n} the smallest target is 1/(n+1) = {1 / (n + 1):.4g}")
     return k
+
+
+def min_calibration_size(fpr: float) -> int:
+    """The fewest good calibration images that can promise ``fpr``: ``ceil(1 / fpr - 1)`` (99 for 1 %)."""
+    if not 0 < fpr < 1:
+        raise ValueError(f"fpr {fpr!r} must lie in (0, 1)")
+    return math.ceil(1 / fpr - 1 - 1e-9)
 
 
 def conformal_threshold(scores: ArrayLike, fpr: float) -> float:

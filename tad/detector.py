@@ -25,8 +25,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from tad import __version__
 from tad.backbones import Backbone, load_backbone, parse_layers
-from tad.calibrate import (calibration_percentile, conformal_rank, conformal_threshold, expected_fpr,
-                           fpr_upper_bound)
+from tad.calibrate import (calibration_percentile, calibration_split, conformal_rank, conformal_threshold,
+                           expected_fpr, fpr_upper_bound)
 from tad.data import DataError, Split, load_image
 from tad.estimators import ESTIMATORS, FLOW_PARAMS, KNN, MVG, Flow, make_estimator
 from tad.features import FEATURE_VERSION, POOLING_CHOICES, backbone_outputs, extract, pool, resolve_input_size, select
@@ -176,18 +176,12 @@ class Detector(BaseEstimator):
 
     def _split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Fitting and calibration rows: a seeded permutation, the first ``round(fraction * n)`` calibrate."""
-        if not 0 < self.calibration_fraction < 1:
-            raise ValueError(f"calibration_fraction {self.calibration_fraction!r} must lie in (0, 1)")
-        n_cal = round(self.calibration_fraction * n)
-        if n_cal < 1 or n - n_cal < 2:
-            raise ValueError(f"{n} good images leave {n - n_cal} to fit and {n_cal} to calibrate: need at least "
-                             "2 and 1")
+        fit, cal = calibration_split(n, self.calibration_fraction, self.seed)
         try:
-            conformal_rank(n_cal, self.fpr)
+            conformal_rank(len(cal), self.fpr)
         except ValueError as err:
             raise ValueError(f"calibration_fraction {self.calibration_fraction} of {n} good images: {err}") from err
-        order = np.random.default_rng(self.seed).permutation(n)
-        return np.sort(order[n_cal:]), np.sort(order[:n_cal])
+        return fit, cal
 
     def _calibrate(self, scores: np.ndarray, n_fit: int) -> None:
         self.calibration_scores_ = np.sort(scores)

@@ -11,19 +11,21 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 from sklearn.model_selection import KFold
 
+from tad.calibrate import calibration_split, conformal_rank, conformal_threshold
 from tad.data import load_image
 from tad.evaluate import auroc
 from tad.reduce import DEFAULT_BASIS
 from tad.trial import score
 
 __all__ = ["Candidate", "pseudo_anomaly_images", "validation_auroc", "select_config", "validation_ties",
-           "out_of_fold_scores", "good_threshold"]
+           "out_of_fold_scores", "ConformalPoints", "conformal_points", "good_threshold"]
 
 Candidate = tuple[np.ndarray, np.ndarray, str, "float | None", str]  # train, pseudo, reduction, ratio, estimator
 
@@ -183,6 +185,57 @@ def out_of_fold_scores(train: np.ndarray, reduction: str, ratio: float | None, e
         out[held] = score(train[fit], train[held], reduction, ratio, estimator, basis=basis, seed=seed,
                           flow_params=flow_params)
     return out
+
+
+class ConformalPoints(NamedTuple):
+    """One fitted model's split-conformal thresholds and its test scores (`conformal_points`)."""
+
+    thresholds: dict[float, float | None]
+    """Target false-positive rate -> threshold (flag ``score > threshold``); None where the calibration images
+    are too few for the target (``n_calibration < 1 / fpr - 1``)."""
+    test_scores: np.ndarray
+    calibration_scores: np.ndarray
+    n_fit: int
+
+
+def conformal_points(train: np.ndarray, test: np.ndarray, reduction: str, ratio: float | None, estimator: str,
+                     fprs: Sequence[float], *, calibration_fraction: float = 0.5, basis: str = DEFAULT_BASIS,
+                     seed: int = 0, flow_params: dict | None = None) -> ConformalPoints:
+    """Split-conformal thresholds that belong to the model scoring the test images.
+
+    The good training rows are split as `tad.detector.Detector` splits them (`tad.calibrate.calibration_split`):
+    the configuration is fitted once on the fitting rows, and that one fitted model scores both the held-out
+    calibration rows and the test rows; each threshold is `tad.calibrate.conformal_threshold` of the
+    calibration scores. A new good image exchangeable with the calibration rows is then flagged with
+    probability at most the target (`tad.calibrate.expected_fpr`).
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_train, d)
+        Good training rows.
+    test : ndarray of shape (n_test, d)
+    reduction, ratio, estimator, basis, seed, flow_params
+        The configuration, as `tad.trial.score`.
+    fprs : sequence of float
+        Target false-positive rates, each in (0, 1).
+    calibration_fraction : float
+        Share of the training rows held out to calibrate, in (0, 1).
+    """
+    fit, cal = calibration_split(len(train), calibration_fraction, seed)
+    scores = score(train[fit], np.concatenate([train[cal], test]), reduction, ratio, estimator, basis=basis,
+                   seed=seed, flow_params=flow_params)
+    cal_scores, test_scores = scores[:len(cal)], scores[len(cal):]
+    thresholds = {}
+    for f in fprs:
+        if not 0 < f < 1:
+            raise ValueError(f"fpr {f!r} must lie in (0, 1)")
+        try:
+            conformal_rank(len(cal), f)  # refuses n_calibration < 1 / f - 1
+        except ValueError:
+            thresholds[f] = None
+        else:
+            thresholds[f] = conformal_threshold(cal_scores, f)
+    return ConformalPoints(thresholds, test_scores, cal_scores, len(fit))
 
 
 def good_threshold(train_scores: np.ndarray, fpr: float = 0.01) -> float:

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from tad.calibrate import (calibration_percentile, clopper_pearson, conformal_rank, conformal_threshold,
-                           expected_fpr, fpr_upper_bound)
+from tad.calibrate import (calibration_percentile, calibration_split, clopper_pearson, conformal_rank,
+                           conformal_threshold, expected_fpr, fpr_upper_bound, min_calibration_size)
 
 
 def test_threshold_is_the_hand_computed_order_statistic():
@@ -85,3 +85,23 @@ def test_clopper_pearson_zero_successes_has_the_closed_form_upper_bound():
 def test_percentile_counts_calibration_scores_at_or_below():
     cal = [1.0, 2.0, 3.0, 4.0]
     assert calibration_percentile(cal, [0.5, 2.0, 2.5, 9.0]).tolist() == [0.0, 50.0, 50.0, 100.0]
+
+
+def test_calibration_split_is_a_seeded_partition_with_round_fraction_n_calibrating():
+    fit, cal = calibration_split(25, 0.3, seed=3)
+    order = np.random.default_rng(3).permutation(25)
+    np.testing.assert_array_equal(cal, np.sort(order[:8]))  # round(0.3 * 25) = 8
+    np.testing.assert_array_equal(np.sort(np.concatenate([fit, cal])), np.arange(25))
+    with pytest.raises(ValueError, match="must lie in"):
+        calibration_split(25, 1.0)
+    with pytest.raises(ValueError, match="need at least 2 and 1"):
+        calibration_split(2, 0.5)
+
+
+@pytest.mark.parametrize("fpr", [0.01, 0.05, 0.1, 0.3])
+def test_min_calibration_size_is_the_smallest_n_that_conformal_rank_accepts(fpr):
+    brute = next(n for n in range(1, 1000) if math.ceil((n + 1) * (1 - fpr) - 1e-9) <= n)
+    assert min_calibration_size(fpr) == brute
+    conformal_rank(brute, fpr)
+    with pytest.raises(ValueError, match=f"needs at least {brute}"):
+        conformal_rank(brute - 1, fpr)

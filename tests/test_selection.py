@@ -10,8 +10,9 @@ from sklearn.model_selection import KFold
 import tad.selection as selection
 from conftest import make_synthetic_mvtec
 from tad.data import load_image, load_mvtec
-from tad.selection import (good_threshold, out_of_fold_scores, pseudo_anomaly_images, select_config,
-                           validation_auroc)
+from tad.calibrate import expected_fpr
+from tad.selection import (conformal_points, good_threshold, out_of_fold_scores, pseudo_anomaly_images,
+                           select_config, validation_auroc)
 
 
 def nn_distance(fit: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -75,6 +76,38 @@ def test_out_of_fold_scores_never_score_a_row_with_a_fit_that_holds_it():
         expected[held] = nn_distance(train[fit], train[held])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert (got > 0).all()
+
+
+def test_conformal_points_calibrate_and_test_on_the_one_model_fitted_on_the_other_rows():
+    rng = np.random.default_rng(6)
+    train, test = rng.normal(size=(30, 3)), rng.normal(size=(7, 3))
+    got = conformal_points(train, test, "none", None, "knn1", [0.05, 0.1], calibration_fraction=1 / 3, seed=2)
+    order = np.random.default_rng(2).permutation(30)
+    cal, fit = order[:10], np.sort(order[10:])
+    cal_scores = np.sort(nn_distance(train[fit], train[cal]))
+    np.testing.assert_allclose(got.test_scores, nn_distance(train[fit], test), rtol=1e-12)
+    np.testing.assert_allclose(np.sort(got.calibration_scores), cal_scores, rtol=1e-12)
+    assert got.n_fit == 20
+    assert got.thresholds[0.1] == cal_scores[9]  # k = ceil(11 * 0.9) = 10: the largest of 10
+    assert got.thresholds[0.05] is None  # 10 < 1 / 0.05 - 1 = 19 calibration images: no threshold keeps 5 %
+
+
+@pytest.mark.parametrize("estimator", ["mvg", "knn1"])
+def test_conformal_threshold_realises_its_target_fpr_on_fresh_gaussian_good_images(estimator):
+    # Over many calibration draws the mean false-positive rate on fresh good images is expected_fpr (<= target);
+    # a threshold from scores the model was fitted on (in-sample) would flag far more.
+    rng = np.random.default_rng(7)
+    targets, n_reps, n_fresh = (0.01, 0.05), 60, 4000
+    realised = {f: [] for f in targets}
+    for rep in range(n_reps):
+        train, fresh = rng.normal(size=(200, 20)), rng.normal(size=(n_fresh, 20))
+        got = conformal_points(train, fresh, "none", None, estimator, targets, seed=rep)
+        for f in targets:
+            realised[f].append(np.mean(got.test_scores > got.thresholds[f]))
+    for f in targets:
+        mean, expected = np.mean(realised[f]), expected_fpr(100, f)
+        sd = np.sqrt(f * (1 - f) / 100 / n_reps)  # spread of the mean of Beta-distributed rates
+        assert abs(mean - expected) < 4 * sd, (f, mean, expected)
 
 
 @pytest.mark.parametrize("fpr", [0.0, 0.01, 0.05, 0.1, 0.29, 0.5])
