@@ -133,7 +133,7 @@ def rates_at_threshold(labels: ArrayLike, scores: ArrayLike, threshold: float) -
     scores : array of float, shape (n,)
         Anomaly scores; higher means more anomalous.
     threshold : float
-        E.g. `tad.selection.good_threshold` of training scores.
+        E.g. a split-conformal threshold (`tad.calibrate.conformal_threshold`).
 
     Returns
     -------

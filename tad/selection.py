@@ -2,8 +2,8 @@
 
 Pseudo-anomalous images are made from training images (`pseudo_anomaly_images`); configurations are
 ranked by how well they separate held-out good training images from pseudo-anomalies made from those same
-held-out images (`select_config`); a threshold is a quantile of out-of-fold training scores
-(`out_of_fold_scores`, `good_threshold`). Nothing here takes a test image or a test label.
+held-out images (`select_config`); an alarm threshold is set split-conformally on good training images held
+out from the very model that is thresholded (`conformal_points`, with `tad.calibrate`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tad.reduce import DEFAULT_BASIS
 from tad.trial import score
 
 __all__ = ["Candidate", "pseudo_anomaly_images", "validation_auroc", "select_config", "validation_ties",
-           "out_of_fold_scores", "ConformalPoints", "conformal_points", "good_threshold"]
+           "ConformalPoints", "conformal_points"]
 
 Candidate = tuple[np.ndarray, np.ndarray, str, "float | None", str]  # train, pseudo, reduction, ratio, estimator
 
@@ -163,30 +163,6 @@ def validation_ties(validation: pd.Series, *, tol: float = 1e-9) -> list[Hashabl
     return [key for key, value in validation.items() if best - value <= tol]
 
 
-def out_of_fold_scores(train: np.ndarray, reduction: str, ratio: float | None, estimator: str, *,
-                       n_folds: int = 5, basis: str = DEFAULT_BASIS, seed: int = 0,
-                       flow_params: dict | None = None) -> np.ndarray:
-    """Each training row's score from a fit on the other folds (cross-fitted), for `good_threshold`.
-
-    A row scored by a fit that contains it scores too low (for 1-NN exactly 0), so a threshold from
-    in-sample scores would flag far more good test images than intended. Fits on ``(n_folds - 1) /
-    n_folds`` of the rows score slightly higher than the full fit would, so the threshold errs towards
-    fewer false alarms. Where the score depends on null-space axes (NPCA with more feature dimensions
-    than training images), a held-out good image lies off the fit's affine span just as a test image
-    does, but the smaller fit has more null axes: the threshold can then sit far above the test scores
-    (on bottle, layer 7, NPCA 50 %, MVG: realised test TPR 0.03 at FPR 0). Report the realised rates.
-
-    Returns
-    -------
-    ndarray of shape (n_train,)
-    """
-    out = np.empty(len(train))
-    for fit, held in _folds(train, n_folds, seed):
-        out[held] = score(train[fit], train[held], reduction, ratio, estimator, basis=basis, seed=seed,
-                          flow_params=flow_params)
-    return out
-
-
 class ConformalPoints(NamedTuple):
     """One fitted model's split-conformal thresholds and its test scores (`conformal_points`)."""
 
@@ -236,29 +212,6 @@ def conformal_points(train: np.ndarray, test: np.ndarray, reduction: str, ratio:
         else:
             thresholds[f] = conformal_threshold(cal_scores, f)
     return ConformalPoints(thresholds, test_scores, cal_scores, len(fit))
-
-
-def good_threshold(train_scores: np.ndarray, fpr: float = 0.01) -> float:
-    """The smallest training score ``t`` with at most a fraction ``fpr`` of training scores above it.
-
-    Flagging ``score > t`` (`tad.evaluate.rates_at_threshold`) then flags at most ``fpr`` of the good
-    training images (``floor(fpr * n)`` of them); its false-positive rate on good test images is what
-    the threshold realises, to be reported beside it.
-
-    Parameters
-    ----------
-    train_scores : ndarray of shape (n,)
-        Out-of-fold scores of good training images (`out_of_fold_scores`).
-    fpr : float
-        Target false-positive rate, in [0, 1).
-    """
-    s = np.sort(np.asarray(train_scores, dtype=np.float64))
-    if s.ndim != 1 or s.size == 0 or not np.isfinite(s).all():
-        raise ValueError(f"train_scores must be a non-empty 1-D array of finite values; got shape {s.shape}")
-    if not 0 <= fpr < 1:
-        raise ValueError(f"fpr must lie in [0, 1); got {fpr!r}")
-    n_above = int(np.floor(fpr * s.size + 1e-9))  # 1e-9: 0.29 * 100 is 28.999...
-    return float(s[s.size - 1 - n_above])
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from tad.stats import VERDICTS
 
 __all__ = ["CHANCE", "takeaways", "takeaway_items", "chance_phrase", "auroc_sentence", "extremes_sentence",
            "tally_sentence", "paper_sentence", "resolution_sentence", "comparison_sentence", "gap_sentence",
-           "restate_list"]
+           "restate_list", "promise_sentence"]
 
 CHANCE = 0.5  # the AUROC of a random ranking
 

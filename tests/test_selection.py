@@ -11,7 +11,7 @@ import tad.selection as selection
 from conftest import make_synthetic_mvtec
 from tad.data import load_image, load_mvtec
 from tad.calibrate import expected_fpr
-from tad.selection import (conformal_points, good_threshold, out_of_fold_scores, pseudo_anomaly_images,
+from tad.selection import (conformal_points, pseudo_anomaly_images,
                            select_config, validation_auroc)
 
 
@@ -67,17 +67,6 @@ def test_select_config_picks_the_configuration_that_separates_pseudo_anomalies()
     assert table["strong"] == pytest.approx(1.0) and table["weak"] < 0.9
 
 
-def test_out_of_fold_scores_never_score_a_row_with_a_fit_that_holds_it():
-    rng = np.random.default_rng(4)
-    train = rng.normal(size=(25, 3))
-    got = out_of_fold_scores(train, "none", None, "knn1", n_folds=5, seed=1)
-    expected = np.empty(25)
-    for fit, held in KFold(5, shuffle=True, random_state=1).split(train):
-        expected[held] = nn_distance(train[fit], train[held])
-    np.testing.assert_allclose(got, expected, rtol=1e-12)
-    assert (got > 0).all()
-
-
 def test_conformal_points_calibrate_and_test_on_the_one_model_fitted_on_the_other_rows():
     rng = np.random.default_rng(6)
     train, test = rng.normal(size=(30, 3)), rng.normal(size=(7, 3))
@@ -108,14 +97,6 @@ def test_conformal_threshold_realises_its_target_fpr_on_fresh_gaussian_good_imag
         mean, expected = np.mean(realised[f]), expected_fpr(100, f)
         sd = np.sqrt(f * (1 - f) / 100 / n_reps)  # spread of the mean of Beta-distributed rates
         assert abs(mean - expected) < 4 * sd, (f, mean, expected)
-
-
-@pytest.mark.parametrize("fpr", [0.0, 0.01, 0.05, 0.1, 0.29, 0.5])
-def test_good_threshold_is_the_smallest_score_with_at_most_fpr_above(fpr):
-    rng = np.random.default_rng(5)
-    scores = np.round(rng.normal(size=100), 1)  # ties
-    brute = min(t for t in scores if np.sum(scores > t) <= fpr * 100 + 1e-9)
-    assert good_threshold(scores, fpr) == brute
 
 
 class TrainOnly:
@@ -149,7 +130,7 @@ def test_selection_protocol_runs_from_training_images_alone(tmp_path):
     assert key in candidates and table.between(0, 1).all()
     with pytest.raises(AssertionError, match="touched split.test_labels"):
         split.test_labels  # the guard works
-    for func in (pseudo_anomaly_images, validation_auroc, select_config, out_of_fold_scores, good_threshold):
+    for func in (pseudo_anomaly_images, validation_auroc, select_config):
         assert not {"test", "labels", "test_labels", "split"} & set(inspect.signature(func).parameters)
     assert "test_labels" not in inspect.getsource(selection)
 
@@ -187,6 +168,3 @@ def test_validated_and_tested_models_keep_the_same_axes(monkeypatch):
         tad.trial.score(train[fit], pseudo[:5], "npca", 0.5, "mvg")
     tested = [(v.axes.start, v.axes.stop) for v in kept]
     assert validated == tested == [(46, 120)] * 5  # rank 47 of 48 rows: the null block and one axis more
-    kept.clear()
-    selection.out_of_fold_scores(train, "npca", 0.5, "mvg")
-    assert [(v.axes.start, v.axes.stop) for v in kept] == tested
