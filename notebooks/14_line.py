@@ -63,6 +63,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from PIL import Image
 
 from tad import Detector
@@ -72,6 +73,7 @@ from tad.detector import overlay
 from tad.page import format_value, glue_text, glue_value, open_page, save_csv
 from tad.plots import score_histogram
 
+set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
 page = open_page("14_line", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir)
 split = page.splits[0]
