@@ -65,8 +65,14 @@ done
 exercises="$html/book/generated/02_layers.html"
 rm -f artifacts/exercise.png
 if grep -q 'id="exercises"' "$exercises"; then
+  # A copy beside the page (its assets resolve) that starts at the Exercises section with every solution open:
+  # headless Chromium paints nothing when it jumps to an anchor.
+  view="${exercises%.html}.exercise-view.html"
+  sed 's#</body>#<script>document.addEventListener("DOMContentLoaded", () => { const ex = document.getElementById("exercises"); for (const el of [...ex.parentElement.children]) { if (el === ex) break; el.remove(); } document.querySelectorAll("details").forEach(d => d.open = true); });</script></body>#' \
+    "$exercises" > "$view"
   "${chrome[@]/--window-size=1280,2400/--window-size=1280,1400}" --user-data-dir="$(mktemp -d)" \
-    --screenshot="artifacts/exercise.png" "file://$PWD/$exercises#exercises" >/dev/null 2>&1 || true
+    --screenshot="artifacts/exercise.png" "file://$PWD/$view" >/dev/null 2>&1 || true
+  rm -f "$view"
   [[ -s artifacts/exercise.png ]] || { echo "FAIL: no screenshot of the exercises of $exercises"; fail=1; }
   echo "browser: $exercises#exercises screenshot artifacts/exercise.png"
 else
