@@ -262,26 +262,27 @@ from tad import teach
 paper_row = paper_rows.iloc[0]
 by_layer = df.groupby(df.layer.astype(str)).auroc.mean()
 glue_text("takeaways", teach.takeaways([
-    f"The best of the {n_cfg} configurations is {config_label(best)} (mean AUROC "
+    f"The best of the {n_models} distinct models ({n_cfg} configurations) is {config_label(best)} (mean AUROC "
     f"{format_value(best.auroc, 'auroc')}), but {n_tied} of them tie with it within noise, so their order is not "
     f"a finding",
-    f"The paper's configuration ({config_label(paper_row)}) ranks {paper_rows.index[0]} of {n_cfg} at "
+    f"The paper's configuration ({config_label(paper_row)}) ranks {paper_rows.index[0]} of {n_models} distinct "
+    f"models at "
     f"{format_value(paper_row.auroc, 'auroc')} and "
     + ("ties with the best within noise" if paper_row.within_noise else "trails the best by more than the noise"),
     teach.extremes_sentence({("all layers" if k == "all" else f"layer {k}"): v for k, v in by_layer.items()},
                             what="the mean AUROC over every trial of a layer")]))
 tied = ranked[ranked.within_noise]
-glue_text("ex_share", f"{n_tied} of {n_cfg} configurations tie with the best, "
-          f"{format_value(n_tied / n_cfg, 'percent')} of the grid.")
+glue_text("ex_share", f"{n_tied} of {n_models} distinct models tie with the best, "
+          f"{format_value(n_tied / n_models, 'percent')} of the grid's models.")
 est_counts = tied.estimator.map(lambda e: config_label({"estimator": e}, parts=("estimator",))).value_counts()
-glue_text("ex_estimators", "Among the tied configurations: "
+glue_text("ex_estimators", "Among the tied models: "
           + ", ".join(f"{name} {count}" for name, count in est_counts.items()) + ".")
 
 # %% [markdown]
 # ## Exercises
 #
-# **1. How much of the grid ties with the best?** Count the configurations marked `within_noise` and compare
-# with the size of the grid.
+# **1. How much of the grid ties with the best?** Count the distinct models marked `within_noise` and
+# compare with the number of distinct models in the grid.
 #
 # ```{dropdown} Solution
 # {glue:md}`ex_share:myst` A large tied share means these test sets cannot pick a winner: any of the tied
