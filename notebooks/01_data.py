@@ -67,6 +67,7 @@ from collections import Counter
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Markdown
 
 from tad.analysis import grey_level_table, normalised_copies
 from tad.data import ELPV_CATEGORIES, count_report, image_format, load_elpv, load_image
@@ -115,6 +116,9 @@ if layout:
     defects = pd.DataFrame([(s.name, t.defect) for s in layout for t in s.test], columns=["class", "defect"])
     display(pd.crosstab(defects["defect"], defects["class"], margins=True, margins_name="total"))
     display(sample_grid(layout))
+else:
+    display(Markdown("This run has no class in MVTec AD's layout, so there are no defect types or sample images "
+                     "to show here."))
 
 # %% [markdown]
 # ## ELPV: solar cells
@@ -248,6 +252,8 @@ if screw is not None:
     ax.set(xlabel="layer", ylabel="screw image AUROC", ylim=(0, 1), xticks=list(shift.index))
     ax.legend(loc="lower right", fontsize=8)
     plt.show()
+else:
+    display(Markdown("Screw is not in this run, so its AUROC by layer, as stored and normalised, is not drawn."))
 
 # %% [markdown]
 # {glue:md}`screw_reading:myst`

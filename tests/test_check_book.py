@@ -23,6 +23,9 @@ IMAGE = {"output_type": "display_data", "data": {"image/png": "iVBORw0KGgo=", "t
          "metadata": {}}
 GLUED_IMAGE = {"output_type": "display_data", "metadata": {"scrapbook": {"name": "hist"}},
                "data": {"application/papermill.record/image/png": "iVBORw0KGgo="}}
+REASON = {"output_type": "display_data", "metadata": {},
+          "data": {"text/markdown": "This run has no class with masks, so there is no map to show.",
+                   "text/plain": "<IPython.core.display.Markdown object>"}}
 TEXT = {"output_type": "execute_result", "data": {"text/plain": "   layer  auroc"}, "metadata": {},
         "execution_count": 1}
 
@@ -78,6 +81,14 @@ def test_a_cell_that_draws_without_an_image_fails(check, tmp_path, source):
     nb = _notebook(tmp_path / "07_backbones.ipynb", [("x = 1", []), (source, [TEXT])])
     (fault,) = check.figureless_cells(nb, check.figure_functions())
     assert fault.startswith("07_backbones: cell 2 draws but shows no figure")
+
+
+def test_a_cell_that_draws_only_with_the_data_passes_when_it_says_why_there_is_no_figure(check, tmp_path):
+    source = "if layout:\n    display(sample_grid(layout))\nelse:\n    display(Markdown(reason))"
+    nb = _notebook(tmp_path / "01_data.ipynb", [(source, [REASON])])
+    assert check.figureless_cells(nb, check.figure_functions()) == []
+    nb = _notebook(tmp_path / "01_data.ipynb", [(source, [])])  # silent: the reader sees a gap
+    assert len(check.figureless_cells(nb, check.figure_functions())) == 1
 
 
 @pytest.mark.parametrize("body, expected", [
