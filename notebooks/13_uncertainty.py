@@ -119,8 +119,9 @@ if len(perfect):
     p = perfect.iloc[0]
     glue_text("perfect", f"On {perfect.index[0]} the paper's configuration separates the test images perfectly: "
               f"the bootstrap interval is [{p['bootstrap low']:.3f}, {p['bootstrap high']:.3f}], while "
-              f"auroc_ci reaches down to {p['auroc_ci low']:.3f}, the smallest true AUROC under which a perfect "
-              f"separation of {int(p.n_good)} good and {int(p.n_defective)} defective images is still plausible.")
+              f"auroc_ci reaches down to {p['auroc_ci low']:.3f} with {int(p.n_good)} good and "
+              f"{int(p.n_defective)} defective images: the lowest true AUROC its normal approximation still "
+              f"accepts, a conservative bound rather than an exact limit of what a perfect separation allows.")
 else:
     glue_text("perfect", "No data set of this run is separated perfectly, so the two intervals differ only in "
               "detail here; the bootstrap's collapse shows where a class reaches AUROC 1.")

@@ -93,7 +93,8 @@ def auroc_ci(labels: ArrayLike, scores: ArrayLike, *, level: float = 0.95) -> tu
     when the sample separates perfectly, ``A = 1``, although with 20 good and 63 defective images a
     binormal detector of true AUROC 0.99 separates perfectly about 8 % of the time. Evaluating the
     variance at the candidate ``theta`` keeps the interval open below 1 (at ``A = 1`` the lower end is
-    the smallest AUROC under which a perfect separation is still plausible at this level), as Wilson's
+    where the normal approximation stops accepting ``theta``: a conservative asymptotic bound, not the
+    exact smallest AUROC under which a perfect separation is plausible), as Wilson's
     interval does for a proportion of 1. On simulated binormal scores (``tests/test_stats.py``) its
     coverage is close to nominal in the middle and conservative near 1 (about 97-98 % at 0.95-0.99
     for 20 good / 63 defective images; the misses are then all on the upper side).
