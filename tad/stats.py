@@ -73,8 +73,8 @@ class Family:
 # data set as one paired comparison of two configurations on the same test images; every page's verdict on one
 # of them uses this family, so each has one verdict in the whole book.
 HEADLINE_COMPARISONS = ("last layer vs layer 1", "last layer vs all layers", "NPCA 50 % vs no reduction",
-                "PCA 50 % vs no reduction", "NPCA 50 % vs PCA 50 %", "MVG vs 1-NN", "average vs max pooling", "augmentation vs none",
-                "EfficientNet-B5 vs the reference backbone", "chosen vs best configuration")
+                        "PCA 50 % vs no reduction", "NPCA 50 % vs PCA 50 %", "MVG vs 1-NN", "average vs max pooling",
+                        "augmentation vs none", "EfficientNet-B5 vs the reference backbone", "chosen vs best configuration")
 BOOK_FAMILY = Family("the book's headline comparisons (tad.stats.HEADLINE_COMPARISONS)", len(HEADLINE_COMPARISONS))
 
 
