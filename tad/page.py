@@ -261,12 +261,13 @@ def data_line(splits: Sequence[Split]) -> str:
         parts.append(f"none of the {len(MVTEC_CATEGORIES)} MVTec AD classes")
     if other:
         parts.append(f"{', '.join(s.name for s in other)} at {_sizes(other)}")
-    return f"Data: {'; '.join(parts)} (the paper: all {len(MVTEC_CATEGORIES)} MVTec AD classes at full size)."
+    return f"Data: {'; '.join(parts)} (the paper: all {len(MVTEC_CATEGORIES)} MVTec AD classes, input size not stated)."
 
 
 def weights_line(bb: Backbone) -> str:
-    """One line: the weights' tag and source, and the paper's backbone when it differs."""
-    same = "" if bb.name == PAPER_BACKBONE else f" (the paper: {BACKBONES[PAPER_BACKBONE].tag})"
+    """One line: the weights' tag and source, and the paper's backbone when it differs (the paper names no tag)."""
+    same = "" if bb.name == PAPER_BACKBONE else (
+        f" (the paper: EfficientNet-B5, weights tag not stated; the book's pin for it is {BACKBONES[PAPER_BACKBONE].tag})")
     return f"Weights: {bb.weights['tag']} from {bb.weights['source']}{same}."
 
 
