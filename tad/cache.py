@@ -15,12 +15,13 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable, Iterable
+from typing import BinaryIO
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
 
-__all__ = ["Arrays", "CacheWarning", "cached_arrays", "content_key", "extend_key", "file_sha256"]
+__all__ = ["Arrays", "CacheWarning", "atomic_write", "cached_arrays", "content_key", "extend_key", "file_sha256"]
 
 Arrays = dict[str, np.ndarray]
 
@@ -192,21 +193,29 @@ def _warn_read_only(folder: Path, err: OSError) -> None:
                       "computing the rest in memory, saving nothing", CacheWarning, stacklevel=4)
 
 
-def _atomic_savez(file: Path, **arrays: np.ndarray) -> None:
-    """`np.savez` to a temporary file in the same folder, fsync, then rename: readers never see half a file.
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write ``path`` through ``write(file)`` into a temporary file in the same folder, fsync, then rename.
 
-    The file is created with mode 0o666 less the umask (0o644 under the usual umask 022), readable by the
-    group as any other file the user writes.
+    Readers never see half a file, and an interrupted write leaves the previous file (if any) intact. The
+    file is created with mode 0o666 less the umask (0o644 under the usual umask 022), readable by the group
+    as any other file the user writes. Returns ``path``.
     """
-    tmp = file.with_name(f"{file.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, file)
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def _atomic_savez(file: Path, **arrays: np.ndarray) -> None:
+    """`np.savez` through `atomic_write`."""
+    atomic_write(file, lambda f: np.savez(f, **arrays))
 

@@ -297,16 +297,14 @@ def _image_paths(items: list[Path]) -> list[Path]:
 
 def _scored_paths(csv: Path | None) -> set[str]:
     """Paths already in a score CSV; a last line cut off by an interruption is removed first."""
-    import os
+    from tad.cache import atomic_write
 
     if csv is None or not csv.exists() or csv.stat().st_size == 0:
         return set()
     text = csv.read_text()
     if not text.endswith("\n"):
-        tmp = csv.with_name(csv.name + ".tmp")
-        tmp.write_text(text[:text.rfind("\n") + 1])
-        os.replace(tmp, csv)
-        text = csv.read_text()
+        text = text[:text.rfind("\n") + 1]
+        atomic_write(csv, lambda f: f.write(text.encode()))
     lines = text.splitlines()
     if not lines or lines[0] != ",".join(SCORE_COLUMNS):
         raise UsageError(f"--csv {csv} exists but is not a tad score file (first line {lines[0][:60]!r} if any; "
@@ -318,14 +316,11 @@ def _scored_paths(csv: Path | None) -> set[str]:
 
 def _write_overlay(detector, image_path: Path, amap, target: Path) -> None:
     """The anomaly-map overlay of one image as a PNG, written atomically."""
-    import os
-
+    from tad.cache import atomic_write
     from tad.data import load_image
     from tad.detector import overlay
 
-    tmp = target.with_name(f".{target.name}.tmp")
-    overlay(load_image(image_path), amap, detector.map_scale_).save(tmp, format="PNG")
-    os.replace(tmp, target)
+    atomic_write(target, lambda f: overlay(load_image(image_path), amap, detector.map_scale_).save(f, format="PNG"))
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from tad import __version__
 from tad.backbones import Backbone, load_backbone, parse_layers
+from tad.cache import atomic_write
 from tad.calibrate import (calibration_percentile, calibration_split, conformal_rank, conformal_threshold,
                            expected_fpr, fpr_upper_bound)
 from tad.data import DataError, Split, load_image
@@ -301,18 +300,7 @@ class Detector(BaseEstimator):
         arrays = self._arrays()
         header = self._header(arrays)
         data = save(arrays, metadata={_HEADER_KEY: json.dumps(header, sort_keys=True)})
-        path = Path(path)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda f: f.write(data))
 
     @classmethod
     def load(cls, path: str | Path, *, weights: str | Path | None = None, device: str = "cpu",

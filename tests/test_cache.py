@@ -37,3 +37,19 @@ def test_content_key_is_sha256_of_file_digests_then_settings(tmp_path):
         f.write_bytes(text)
     h = hashlib.sha256(hashlib.sha256(b"x").digest() + hashlib.sha256(b"y").digest() + b'{"k": 2}')
     assert content_key(files, {"k": 2}) == h.hexdigest()
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    from tad.cache import atomic_write
+
+    target = tmp_path / "detector.safetensors"
+    atomic_write(target, lambda f: f.write(b"first"))
+
+    def half_then_fail(f):
+        f.write(b"half of a second file")
+        raise KeyboardInterrupt  # an interrupted save
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, half_then_fail)
+    assert target.read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["detector.safetensors"]  # no temporary file left
