@@ -4,6 +4,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
 from conftest import make_synthetic_mvtec
 from tad.cache import content_key, file_sha256
 from tad.data import load_split
