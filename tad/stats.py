@@ -2,7 +2,8 @@
 
 Labels and scores in; out come an AUROC interval that stays honest at AUROC 1 (`auroc_ci`), per-defect
 AUROCs, DeLong comparisons of two scorings of the same images (a paired permutation test where an AUROC is
-0 or 1) with Holm's correction over a family, the wording rules the pages draw conclusions with (`verdict`, `gain_statement`), and mean +- SEM over folds.
+0 or 1) with Holm's correction over a family, the wording rules the pages draw conclusions with
+(`verdict`, `gain_statement`), and mean +- SEM over folds.
 
 The comparison policy of the book is `compare` with `BOOK_FAMILY`: every paired comparison of two
 configurations on the same test images is one of a declared family, tested at the Bonferroni level of that
