@@ -322,6 +322,14 @@ def test_permutation_test_rejects_about_alpha_of_exchangeable_pairs(signal):
     assert np.mean(rejected) <= 0.08
 
 
+def test_permutation_test_rejects_bad_input_by_name():
+    y = bottle_labels()
+    with pytest.raises(ValueError, match="n_resamples"):
+        permutation_test(y, y + 0.0, y + 1.0, n_resamples=0)
+    with pytest.raises(ValueError, match="2 images of each class"):
+        permutation_test(np.r_[0, 1, 1, 1], np.arange(4.0), np.arange(4.0))
+
+
 def test_compare_keeps_delong_and_mover_where_they_do_not_degenerate():
     rng = np.random.default_rng(8)
     for size in (1, 3, 9):
