@@ -54,11 +54,11 @@ import pandas as pd
 
 from tad.evaluate import auroc, bootstrap_ci
 from tad.features import select
-from tad.page import format_value, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import NullSpaceWarning
-from tad.stats import BOOK_FAMILY, auroc_ci, compare, gain_statement, mean_sem
+from tad.stats import BOOK_FAMILY, auroc_ci, compare, gain_outcome, gain_statement, mean_sem
 from tad.sweep import fold_scores, score, split_features
 
 page = open_page("13_uncertainty", data_root=data_root, classes=classes, backbone=backbone,
@@ -115,16 +115,6 @@ for s in page.splits:
                  "bootstrap low": b_lo, "bootstrap high": b_hi, "auroc_ci low": a_lo, "auroc_ci high": a_hi})
 intervals = pd.DataFrame(rows).set_index("dataset")
 perfect = intervals[intervals.auroc == 1]
-if len(perfect):
-    p = perfect.iloc[0]
-    glue_text("perfect", f"On {perfect.index[0]} the paper's configuration separates the test images perfectly: "
-              f"the bootstrap interval is [{p['bootstrap low']:.3f}, {p['bootstrap high']:.3f}], while "
-              f"auroc_ci reaches down to {p['auroc_ci low']:.3f} with {int(p.n_good)} good and "
-              f"{int(p.n_defective)} defective images: the lowest true AUROC its normal approximation still "
-              f"accepts, a conservative bound rather than an exact limit of what a perfect separation allows.")
-else:
-    glue_text("perfect", "No data set of this run is separated perfectly, so the two intervals differ only in "
-              "detail here; the bootstrap's collapse shows where a class reaches AUROC 1.")
 intervals.round(3)
 
 # %% [markdown]
@@ -159,10 +149,8 @@ for s in page.splits:
                  "full training set": intervals.loc[s.name, "auroc"], "fold mean": m, "fold SEM": sem,
                  "fold min": per_fold.min(), "fold max": per_fold.max()})
 fold_table = pd.DataFrame(rows).set_index("dataset")
+fold_table["cost of a fold"] = fold_table["full training set"] - fold_table["fold mean"]
 glue_value("n_folds", n_folds, "count")
-glue_value("max_sem", fold_table["fold SEM"].max())
-glue_text("sem_class", fold_table["fold SEM"].idxmax())
-glue_value("max_drop", (fold_table["full training set"] - fold_table["fold mean"]).max(), "diff")
 fold_table.round(3)
 
 # %% [markdown]
@@ -174,7 +162,10 @@ fold_table.round(3)
 #
 # Two configurations scored on the same test images are compared by DeLong's test ({term}`paired comparison`:
 # the images' shared difficulty cancels), with an interval of the difference that stays open at AUROC 1
-# (MOVER from `auroc_ci`). Each is one of the book's declared family of comparisons, tested at that family's
+# (MOVER from `auroc_ci`). Where a configuration separates the images perfectly, DeLong's variance is 0 and
+# its test says nothing; there `tad.stats.compare` uses a paired permutation test (the two scorings swapped
+# within images) and a stratified bootstrap interval of the difference instead, and the column "method"
+# says which. Each is one of the book's declared family of comparisons, tested at that family's
 # Bonferroni level (`tad.stats.compare`, `tad.stats.BOOK_FAMILY`): the chance of any false "higher"/"lower" in
 # the family is at most `alpha`, the intervals hold simultaneously, and a comparison gets the same verdict on
 # every page that makes it ({glue:text}`family`). Beside each: is a gain as large as the paper's established,
@@ -186,21 +177,47 @@ rows = []
 for s in page.splits:
     for comparison, (a, b, gain) in PAIRS.items():
         c = compare(labels[s.name], scores[s.name, a], scores[s.name, b], family=family)
+        tested = abs(gain) > 1e-9
         rows.append({"dataset": s.name, "comparison": comparison, "a": a, "b": b, "diff": c.diff,
-                     "ci_low": c.ci_low, "ci_high": c.ci_high, "p": c.p, "verdict": c.verdict, "paper gain": gain,
+                     "ci_low": c.ci_low, "ci_high": c.ci_high, "p": c.p, "verdict": c.verdict,
+                     "resolved": c.verdict != "within noise", "method": c.method, "paper gain": gain,
+                     "paper gain tested": tested,
+                     "paper gain outcome": gain_outcome((c.ci_low, c.ci_high), gain) if tested else "",
                      "the paper's gain": gain_statement((c.ci_low, c.ci_high), gain, level=c.level)
-                     if abs(gain) > 1e-9 else "the paper reports no difference"})
+                     if tested else "the paper reports no difference"})
 glue_text("family", family.describe())
 comparisons = pd.DataFrame(rows)
-n_clear = int((comparisons.verdict != "within noise").sum())
-glue_value("n_comparisons", len(comparisons), "count")
-glue_value("n_clear", n_clear, "count")
+# One download for the page's three tables, told apart by the column "table".
+glue_text("csv_link", save_csv(pd.concat([comparisons.assign(table="comparison"),
+                                          intervals.reset_index().assign(table="interval"),
+                                          fold_table.reset_index().assign(table="folds")],
+                                         ignore_index=True), page))  # unrounded: the glued values are read back
+n_cmp = glue_csv(page, "n_comparisons", "comparison", "count", "count", table="comparison")
+n_clear = glue_csv(page, "n_clear", "comparison", "count", "count", table="comparison", resolved=True)
+n_word = {w: glue_csv(page, f"n_{w}", "comparison", "count", "count", table="comparison", verdict=w)
+          for w in ("higher", "lower")}
 glue_text("alpha", format_value(alpha, "percent"))
-excluded = comparisons["the paper's gain"].str.contains(" is excluded")
-glue_value("n_excluded", int(excluded.sum()), "count")
-glue_value("n_gain_tested", int((comparisons["paper gain"].abs() > 1e-9).sum()), "count")
-glue_text("csv_link", save_csv(comparisons.round(4), page))
-show_table(comparisons[["dataset", "comparison", "diff", "ci_low", "ci_high", "p", "verdict",
+n_excluded = glue_csv(page, "n_excluded", "comparison", "count", "count", table="comparison",
+                      **{"paper gain outcome": "excluded"})
+n_gain_tested = glue_csv(page, "n_gain_tested", "comparison", "count", "count", table="comparison",
+                         **{"paper gain tested": True})
+max_sem = glue_csv(page, "max_sem", "fold SEM", "max", table="folds")
+sem_class = glue_csv(page, "sem_class", "fold SEM", "argmax", "text", by="dataset", table="folds")
+glue_csv(page, "max_drop", "cost of a fold", "max", "diff", table="folds")
+if len(perfect):
+    d = perfect.index[0]
+    b_lo, b_hi, s_lo = (glue_csv(page, f"perfect_{key}", column, table="interval", dataset=d)
+                        for key, column in (("boot_low", "bootstrap low"), ("boot_high", "bootstrap high"),
+                                            ("score_low", "auroc_ci low")))
+    glue_text("perfect", f"On {d} the paper's configuration separates the test images perfectly: the bootstrap "
+              f"interval is [{b_lo}, {b_hi}], while auroc_ci reaches down to {s_lo} with "
+              f"{int(perfect.iloc[0].n_good)} good and {int(perfect.iloc[0].n_defective)} defective images: the "
+              f"lowest true AUROC its normal approximation still accepts, a conservative bound rather than an "
+              f"exact limit of what a perfect separation allows.")
+else:
+    glue_text("perfect", "No data set of this run is separated perfectly, so the two intervals differ only in "
+              "detail here; the bootstrap's collapse shows where a class reaches AUROC 1.")
+show_table(comparisons[["dataset", "comparison", "diff", "ci_low", "ci_high", "p", "verdict", "method",
                         "the paper's gain"]].round(3))
 
 # %% [markdown]
@@ -244,18 +261,17 @@ plt.show()
 # %% tags=["remove-cell"]
 from tad import teach
 
-points = [teach.tally_sentence(list(comparisons.verdict), what=f"the paper's choices per data set, family-wise "
-                               f"error {format_value(alpha, 'percent')}", higher="with the paper's choice higher",
-                               lower="lower"),
-          f"{int(excluded.sum())} of the {int((comparisons['paper gain'].abs() > 1e-9).sum())} intervals exclude a "
-          f"gain as large as the paper's; the others leave it open"]
+n_noise = glue_csv(page, "n_within_noise", "comparison", "count", "count", table="comparison", resolved=False)
+points = [f"Of {n_cmp} comparisons of the paper's choices per data set (family-wise error "
+          f"{format_value(alpha, 'percent')}), {n_clear} are resolved beyond noise ({n_word['higher']} with the "
+          f"paper's choice higher, {n_word['lower']} lower) and {n_noise} are within noise; a gain as large as the "
+          f"paper's is excluded in {n_excluded} of the {n_gain_tested} where the paper reports one, the others "
+          f"leave it open"]
 if len(perfect):
-    p = perfect.iloc[0]
-    points.append(f"On {perfect.index[0]}, separated perfectly, the bootstrap interval collapses to "
-                  f"[{p['bootstrap low']:.2f}, {p['bootstrap high']:.2f}] while the score interval stays open down "
-                  f"to {p['auroc_ci low']:.2f}")
-points.append(f"Over {n_folds} disjoint training folds the standard error of the mean AUROC reaches "
-              f"{format_value(fold_table['fold SEM'].max(), 'auroc')} ({fold_table['fold SEM'].idxmax()})")
+    points.append(f"On {perfect.index[0]}, separated perfectly, the bootstrap interval collapses to [{b_lo}, {b_hi}] "
+                  f"while the score interval stays open down to {s_lo}, a conservative asymptotic bound")
+points.append(f"Over {n_folds} disjoint training folds the standard error of the mean AUROC reaches {max_sem} "
+              f"({sem_class})")
 glue_text("takeaways", teach.takeaways(points))
 widths = (intervals["auroc_ci high"] - intervals["auroc_ci low"]) - (intervals["bootstrap high"]
                                                                       - intervals["bootstrap low"])
@@ -287,7 +303,8 @@ glue_text("ex_close", f"The comparison nearest to being resolved is {close.compa
 # ```{dropdown} Solution
 # Sort the comparisons by their p-value. {glue:md}`ex_close:myst` "Higher" or "lower" needs the p-value
 # below the family's Bonferroni threshold (`alpha` divided by the family's size) and the difference's
-# interval at the family's level (MOVER) excluding 0; one alone is not enough.
+# interval at the family's level excluding 0 (both from DeLong and MOVER, or from the permutation test and the
+# bootstrap where an AUROC is 0 or 1, as the column "method" says); one alone is not enough.
 # ```
 #
 # **3. A looser error rate.** Rerun with `-p alpha 0.2`. What changes, and what does it cost?

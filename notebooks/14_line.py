@@ -70,7 +70,7 @@ from tad import Detector
 from tad.calibrate import clopper_pearson, conformal_threshold, expected_fpr, fpr_upper_bound
 from tad.data import load_image, load_mask
 from tad.detector import overlay
-from tad.page import format_value, glue_text, glue_value, open_page, save_csv
+from tad.page import format_value, glue_csv, glue_text, glue_value, open_page, save_csv
 from tad.plots import score_histogram
 
 set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
@@ -154,38 +154,41 @@ for target in dict.fromkeys([fpr, *targets]):
     t = conformal_threshold(line.calibration_scores_, target)
     fp, tp = int((scores[~labels] > t).sum()), int((scores[labels] > t).sum())
     (f_lo, f_hi), (t_lo, t_hi) = clopper_pearson(fp, n_good), clopper_pearson(tp, n_bad)
-    rows.append({"target FPR": target, "threshold": t, "promised FPR": expected_fpr(n_cal, target),
-                 "95 % bound": fpr_upper_bound(n_cal, target), "false alarms": fp, "realised FPR": fp / n_good,
-                 "FPR low": f_lo, "FPR high": f_hi, "detected": tp, "realised TPR": tp / n_bad, "TPR low": t_lo,
-                 "TPR high": t_hi})
+    promised = expected_fpr(n_cal, target)
+    rows.append({"target FPR": target, "threshold": t, "held out": n_cal, "promised FPR": promised,
+                 # in percent with two decimals, as the page writes them: 0.95 % is not 1 %
+                 "promised FPR (%)": round(100 * promised, 2),
+                 "95 % bound (%)": round(100 * fpr_upper_bound(n_cal, target), 2), "good test images": n_good,
+                 "false alarms": fp, "realised FPR": fp / n_good, "FPR low": f_lo, "FPR high": f_hi,
+                 "promise within interval": f_lo <= promised <= f_hi, "defective test images": n_bad,
+                 "detected": tp, "realised TPR": tp / n_bad, "TPR low": t_lo, "TPR high": t_hi})
 rates = pd.DataFrame(rows).set_index("target FPR")
 main = rates.loc[fpr]
 glue_text("line_data", split.name)
 glue_value("line_n_fit", line.n_fit_, "count")
-glue_value("line_n_cal", n_cal, "count")
-glue_value("line_n_good", n_good, "count")
-glue_value("line_n_bad", n_bad, "count")
 glue_text("line_target", format_value(fpr, "percent"))
-glue_text("line_promise", f"{100 * main['promised FPR']:.2f} %")  # two decimals: 0.95 % is not 1 %
-glue_text("line_bound", f"{100 * main['95 % bound']:.2f} %")
-glue_value("line_fp", main["false alarms"], "count")
-glue_text("line_fpr", f"{100 * main['realised FPR']:.1f} % [{100 * main['FPR low']:.1f} %, {100 * main['FPR high']:.1f} %]")
-glue_text("line_tpr", f"{100 * main['realised TPR']:.1f} % [{100 * main['TPR low']:.1f} %, {100 * main['TPR high']:.1f} %]")
-glue_text("line_agree", "is consistent with" if main["FPR low"] <= main["promised FPR"] <= main["FPR high"]
-          else "is not consistent with")
-within = [r["FPR low"] <= r["promised FPR"] <= r["FPR high"] for _, r in rates.iterrows()]
-glue_value("line_n_within", sum(within), "count")
-glue_value("line_n_targets", len(rates), "count")
 glue_text("line_csv", save_csv(rates.round(6), page))
+at = {"target FPR": rates.round(6).index[rates.index == fpr][0]}  # the page's own target, as the CSV holds it
+glued = {key: glue_csv(page, f"line_{key}", column, kind=kind, **at) for key, column, kind in (
+    ("n_cal", "held out", "count"), ("promise", "promised FPR (%)", "text"), ("bound", "95 % bound (%)", "text"),
+    ("n_good", "good test images", "count"), ("fp", "false alarms", "count"), ("fpr", "realised FPR", "percent"),
+    ("fpr_low", "FPR low", "percent"), ("fpr_high", "FPR high", "percent"), ("n_bad", "defective test images", "count"),
+    ("tp", "detected", "count"), ("tpr", "realised TPR", "percent"), ("tpr_low", "TPR low", "percent"),
+    ("tpr_high", "TPR high", "percent"))}
+glue_text("line_agree", "is consistent with" if main["promise within interval"] else "is not consistent with")
+glue_csv(page, "line_n_within", "false alarms", "count", "count", **{"promise within interval": True})
+glue_csv(page, "line_n_targets", "false alarms", "count", "count")
 rates.round(4)
 
 # %% [markdown]
 # On {glue:text}`line_data`, fitted on {glue:text}`line_n_fit` good images and calibrated on
 # {glue:text}`line_n_cal` held-out ones, the target of {glue:text}`line_target` becomes a promised false-alarm
-# rate of {glue:text}`line_promise` (this threshold's own rate is below {glue:text}`line_bound` at 95 % confidence).
-# The test set's {glue:text}`line_n_good` good images raise {glue:text}`line_fp` false alarms, a realised rate of
-# {glue:text}`line_fpr` (95 % interval), which {glue:text}`line_agree` the promise; the detector flags
-# {glue:text}`line_tpr` of the {glue:text}`line_n_bad` defective images. Over all targets of the table, the
+# rate of {glue:text}`line_promise` % (this threshold's own rate is below {glue:text}`line_bound` % at 95 %
+# confidence). The test set's {glue:text}`line_n_good` good images raise {glue:text}`line_fp` false alarms, a
+# realised rate of {glue:text}`line_fpr` [{glue:text}`line_fpr_low`, {glue:text}`line_fpr_high`] (95 %
+# interval), which {glue:text}`line_agree` the promise; the detector flags {glue:text}`line_tp`, that is
+# {glue:text}`line_tpr` [{glue:text}`line_tpr_low`, {glue:text}`line_tpr_high`], of the
+# {glue:text}`line_n_bad` defective images. Over all targets of the table, the
 # promise lies inside the realised rate's interval in {glue:text}`line_n_within` of
 # {glue:text}`line_n_targets` cases. A few dozen good test images cannot show a rate of a percent or less
 # precisely; the calibration's promise rests on exchangeability, not on the test set, and a line checks it
@@ -293,10 +296,14 @@ alt = rates.loc[0.05 if 0.05 in looser else min(looser)] if looser else main
 points = [f"A detector fitted once on {line.n_fit_} good images of {split.name} ({n_cal} more held out to set its "
           f"threshold), saved and reloaded, scores each new image in {1000 * score_s / n_test:.0f} ms on this "
           f"machine, as the fitted one does (largest difference {same:.1e} over {n_same} test images)",
-          teach.promise_sentence(fpr, main["promised FPR"], int(main["false alarms"]), n_good, main["FPR low"],
-                                 main["FPR high"]),
-          f"At that threshold it flags {int(main['detected'])} of the {n_bad} defective test images, "
-          f"{100 * main['realised TPR']:.1f} % [{100 * main['TPR low']:.1f} %, {100 * main['TPR high']:.1f} %]"]
+          f"At a target of {format_value(fpr, 'percent')}, the calibration promises a false-alarm rate of "
+          f"{glued['promise']} %; {glued['fp']} false alarm{'' if main['false alarms'] == 1 else 's'} on "
+          f"{glued['n_good']} good test images, {glued['fpr']} "
+          f"[{glued['fpr_low']}, {glued['fpr_high']}], an interval that "
+          + ("holds the promise" if main["promise within interval"] else
+             "lies above the promise" if main["FPR low"] > main["promised FPR"] else "lies below the promise"),
+          f"At that threshold it flags {glued['tp']} of the {glued['n_bad']} defective test images, {glued['tpr']} "
+          f"[{glued['tpr_low']}, {glued['tpr_high']}]"]
 glue_text("takeaways", teach.takeaways(points))
 glue_text("ex_target", f"The table's row for a target of {format_value(alt.name, 'percent')} is that run: threshold "
           f"{alt['threshold']:.4g} (against {main['threshold']:.4g}), promised rate {100 * alt['promised FPR']:.2f} "

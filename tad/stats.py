@@ -1,8 +1,9 @@
 """Intervals, comparisons and verdicts for image AUROCs.
 
 Labels and scores in; out come an AUROC interval that stays honest at AUROC 1 (`auroc_ci`), per-defect
-AUROCs, DeLong comparisons of two scorings of the same images with Holm's correction over a family, the
-wording rules the pages draw conclusions with (`verdict`, `gain_statement`), and mean +- SEM over folds.
+AUROCs, DeLong comparisons of two scorings of the same images (a paired permutation test where an AUROC is
+0 or 1) with Holm's correction over a family, the wording rules the pages draw conclusions with
+(`verdict`, `gain_statement`), and mean +- SEM over folds.
 
 The comparison policy of the book is `compare` with `BOOK_FAMILY`: every paired comparison of two
 configurations on the same test images is one of a declared family, tested at the Bonferroni level of that
@@ -18,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.stats import norm
+from scipy.stats import norm, rankdata
 
 from tad.evaluate import auroc, check_1d
 
 __all__ = ["VERDICTS", "GAIN_OUTCOMES", "Family", "HEADLINE_COMPARISONS", "BOOK_FAMILY", "auroc_ci",
-           "score_interval", "defect_aurocs", "delong_test", "holm", "compare_pairs", "Comparison", "compare",
-           "verdict", "gain_outcome", "gain_statement", "mean_sem"]
+           "score_interval", "defect_aurocs", "delong_test", "permutation_test", "holm", "compare_pairs", "DELONG",
+           "PERMUTATION", "Comparison", "compare", "verdict", "gain_outcome", "gain_statement", "mean_sem"]
 
 VERDICTS = ("higher", "lower", "within noise")
 GAIN_OUTCOMES = ("established", "excluded", "neither established nor excluded")
@@ -310,6 +311,82 @@ def compare_pairs(labels: ArrayLike, scores: Mapping[str, ArrayLike], pairs: Seq
     return table
 
 
+def permutation_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *, level: float = 0.95,
+                     n_resamples: int = 20_000, seed: int = 0) -> tuple[float, float, float, float]:
+    """Two scorings of the same images compared where DeLong and MOVER degenerate: a paired permutation test
+    and a stratified paired bootstrap interval of ``AUROC(a) - AUROC(b)``.
+
+    p-value: Bandos, Rockette & Gur's (2005) paired permutation test. Each scoring is turned into
+    normalised ranks (rank / number of images), so the two share one scale; a permutation swaps the two
+    scorings' ranks within each image independently with probability 1/2, and the statistic is the
+    difference of the two AUROCs. Its distribution needs no variance estimate, so it stays valid when a
+    scoring separates the images perfectly (DeLong's variance 0). A pair (anomalous i, good j) adds to
+    the permuted difference ``psi(x_i, y_j) - psi(x'_i, y'_j)`` for the ranks that each image's swap
+    picks, so the permuted difference is a sum of per-image terms times independent signs (``e_i`` =
+    +1 kept, -1 swapped)::
+
+        T(e) = 1 / (2 m n) * [sum_i e_i rowsum(D + C)_i + sum_j e_j colsum(D - C)_j]
+        D_ij = psi(a_i, a_j) - psi(b_i, b_j),  C_ij = psi(a_i, b_j) - psi(b_i, a_j)
+
+    which the Monte Carlo draws of ``e`` evaluate as one matrix product. Two-sided,
+    ``p = (1 + #{|T(e)| >= |T(1)|}) / (1 + n_resamples)``, so the smallest p is ``1 / (1 + n_resamples)``.
+
+    Interval: percentile interval of the difference over ``n_resamples`` stratified paired bootstrap
+    resamples (good and anomalous images drawn with replacement separately, the same draw for both
+    scorings). Where the difference is the same in every resample (both scorings order every pair of
+    images alike, e.g. both separate perfectly), a percentile interval has width 0, so the interval is then
+    `delong_test`'s MOVER, which stays open at AUROC 1.
+
+    Parameters
+    ----------
+    labels : array of 0/1 or bool, shape (n,), at least 2 images of each class
+    scores_a, scores_b : array of float, shape (n,)
+        Two configurations' anomaly scores of the same images; higher means more anomalous.
+    level : float
+        Coverage of the interval of the difference.
+    n_resamples : int
+        Monte Carlo permutations, and bootstrap resamples, >= 1.
+    seed : int
+        Seed of both (the result is reproducible).
+
+    Returns
+    -------
+    (diff, low, high, p) : tuple of float
+        As `delong_test`.
+    """
+    labels, a = check_1d(labels, scores_a)
+    _, b = check_1d(labels, scores_b)
+    _check_level(level)
+    if min(labels.sum(), (~labels).sum()) < 2:
+        raise ValueError(f"labels must hold at least 2 images of each class; got {int((~labels).sum())} good "
+                         f"and {int(labels.sum())} anomalous")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples {n_resamples!r} must be an int >= 1")
+    rng = np.random.default_rng(seed)
+    ra, rb = rankdata(a) / a.size, rankdata(b) / b.size
+    m, n = int(labels.sum()), int((~labels).sum())
+    pa, pb, ga, gb = ra[labels], rb[labels], ra[~labels], rb[~labels]
+    d = _psi(pa, ga) - _psi(pb, gb)
+    c = _psi(pa, gb) - _psi(pb, ga)
+    weights = np.r_[(d + c).sum(axis=1), (d - c).sum(axis=0)] / (2 * m * n)
+    diff = float(d.mean())
+    swapped = np.unpackbits(rng.integers(0, 256, (n_resamples, -(-weights.size // 8)), dtype=np.uint8), axis=1,
+                            count=weights.size)  # 1: the image's two ranks swapped, each with probability 1/2
+    permuted = weights.sum() - 2 * (swapped @ weights)
+    p = float((1 + np.sum(np.abs(permuted) >= abs(diff) - 1e-12)) / (1 + n_resamples))
+    # Bootstrap: AUROC(a*) - AUROC(b*) = counts_pos @ D @ counts_good / (m n) for the resampled images' counts.
+    boot = ((_counts(rng, m, n_resamples) @ d) * _counts(rng, n, n_resamples)).sum(axis=1) / (m * n)
+    if np.ptp(boot) > 1e-12:
+        low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    else:
+        _, low, high, _ = delong_test(labels, a, b, level=level)
+    return diff, float(low), float(high), p
+
+
+DELONG = "DeLong test, MOVER interval"
+PERMUTATION = "paired permutation test, stratified bootstrap interval"
+
+
 @dataclass(frozen=True)
 class Comparison:
     """A paired comparison of two scorings of the same images under a `Family`: ``AUROC(a) - AUROC(b)``.
@@ -317,13 +394,16 @@ class Comparison:
     Attributes
     ----------
     diff, ci_low, ci_high, p : float
-        As `delong_test` at the family's level; ``p`` unadjusted.
+        The difference, its interval at the family's level and its p-value (unadjusted), as ``method``
+        computed them.
     level : float
         The interval's coverage (`Family.level`).
     verdict : str
         One of `VERDICTS`: "higher" / "lower" only when the interval excludes 0 and ``p < alpha / size``.
     family : str
         `Family.describe`, to print beside the verdict.
+    method : str
+        How p and the interval were computed: `DELONG` (`delong_test`) or `PERMUTATION` (`permutation_test`).
     """
 
     diff: float
@@ -333,12 +413,13 @@ class Comparison:
     level: float
     verdict: str
     family: str
+    method: str = DELONG
 
     def text(self, digits: int = 3) -> str:
-        """E.g. "higher (+0.012, 99.4 % interval [0.003, 0.021]; family: ...)"."""
+        """E.g. "higher (+0.012, 99.4 % interval [0.003, 0.021]; DeLong test, MOVER interval; family: ...)"."""
         sign = "−" if self.diff < 0 else "+"
         return (f"{self.verdict} ({sign}{abs(self.diff):.{digits}f}, {_percent(self.level)} interval "
-                f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]; {self.family})")
+                f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]; {self.method}; {self.family})")
 
 
 def compare(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
@@ -346,14 +427,27 @@ def compare(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
     """The book's one paired comparison: ``AUROC(a) - AUROC(b)`` on the same images, verdict under ``family``.
 
     `delong_test` at the family's Bonferroni level ``1 - alpha / size``; the verdict is "higher" or "lower"
-    only when its interval (MOVER, open at AUROC 1) excludes 0 and DeLong's p is below ``alpha / size``, so
-    the family-wise error rate is at most ``alpha``. The verdict depends on this comparison alone: wherever
-    the book makes it, with the same family, it reads the same.
+    only when its interval (MOVER, open at AUROC 1) excludes 0 and the p-value is below ``alpha / size``,
+    so the family-wise error rate is at most ``alpha``. The verdict depends on this comparison alone:
+    wherever the book makes it, with the same family, it reads the same.
+
+    Where DeLong degenerates, because an AUROC is 0 or 1 or the variance of the difference is 0 (its
+    p-value is then 0 or 1 and the MOVER interval lacks the correlation of the two), the p-value and
+    interval come from `permutation_test` instead (20,000 draws, seed 0: p down to 5e-5), and
+    `Comparison.method` says so. Two scorings that both separate perfectly differ by 0: "within noise".
     """
-    diff, low, high, p = delong_test(labels, scores_a, scores_b, level=family.level)
+    labels, a = check_1d(labels, scores_a)
+    _, b = check_1d(labels, scores_b)
+    if min(labels.sum(), (~labels).sum()) < 2:
+        raise ValueError(f"labels must hold at least 2 images of each class; got {int((~labels).sum())} good "
+                         f"and {int(labels.sum())} anomalous")
+    (auc_a, auc_b), cov = _delong(labels, np.stack([a, b]))
+    degenerate = bool({auc_a, auc_b} & {0.0, 1.0}) or cov[0, 0] + cov[1, 1] - 2 * cov[0, 1] <= 0
+    test, method = (permutation_test, PERMUTATION) if degenerate else (delong_test, DELONG)
+    diff, low, high, p = test(labels, a, b, level=family.level)
     by_p = verdict(diff, p=p, alpha=family.alpha / family.size)
     word = by_p if by_p == verdict(diff, interval=(low, high)) else "within noise"
-    return Comparison(diff, low, high, p, family.level, word, family.describe())
+    return Comparison(diff, low, high, p, family.level, word, family.describe(), method)
 
 
 def verdict(diff: float, *, p: float | None = None, interval: tuple[float, float] | None = None,
@@ -445,6 +539,18 @@ def _delong(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndar
     v10, v01 = psi.mean(axis=2), psi.mean(axis=1)  # per anomalous image, per good image
     cov = np.cov(v10).reshape(len(scores), -1) / v10.shape[1] + np.cov(v01).reshape(len(scores), -1) / v01.shape[1]
     return v10.mean(axis=1), cov
+
+
+def _psi(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mann-Whitney kernel of every pair: 1 where x_i > y_j, 1/2 on a tie, else 0; shape (len(x), len(y))."""
+    return (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
+
+
+def _counts(rng: np.random.Generator, size: int, n_resamples: int) -> np.ndarray:
+    """How often each of ``size`` items is drawn in each of ``n_resamples`` draws with replacement, shape
+    (n_resamples, size)."""
+    draws = rng.integers(0, size, (n_resamples, size)) + size * np.arange(n_resamples)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_resamples * size).reshape(n_resamples, size).astype(np.float64)
 
 
 def _percent(level: float) -> str:

@@ -1,17 +1,19 @@
 """Tests for tad.stats: interval coverage by simulation, DeLong against loops, Holm and the wording rules."""
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.optimize import brentq
-from scipy.stats import norm
+from scipy.stats import norm, rankdata
+from sklearn.metrics import roc_auc_score
 
 from tad.data import Sample
 from tad.evaluate import bootstrap_ci
-from tad.stats import (BOOK_FAMILY, HEADLINE_COMPARISONS, Family, auroc_ci, compare, compare_pairs, defect_aurocs,
-                       delong_test, gain_outcome, gain_statement, holm, mean_sem,
-                       score_interval, verdict)
+from tad.stats import (BOOK_FAMILY, DELONG, HEADLINE_COMPARISONS, PERMUTATION, Family, auroc_ci, compare,
+                       compare_pairs, defect_aurocs, delong_test, gain_outcome, gain_statement, holm, mean_sem,
+                       permutation_test, score_interval, verdict)
 
 N_GOOD, N_DEFECTIVE = 20, 63  # bottle's test set
 
@@ -234,6 +236,112 @@ def test_compare_tests_each_comparison_at_its_familys_bonferroni_level():
     assert eight.ci_low < 0 < eight.ci_high and eight.diff == pytest.approx(diff)
     assert "eight" in eight.text() and "99.4 %" in eight.text()
     assert BOOK_FAMILY.size == len(HEADLINE_COMPARISONS) and compare(y, a, b).level == BOOK_FAMILY.level
+
+
+def bottle_labels() -> np.ndarray:
+    return np.r_[np.zeros(N_GOOD, bool), np.ones(N_DEFECTIVE, bool)]
+
+
+def pairs_won(y: np.ndarray, s: np.ndarray) -> float:
+    """AUROC by brute force: the share of (defective, good) pairs ranked right, ties counted half."""
+    bad, good = s[y][:, None], s[~y][None, :]
+    return float(np.mean((bad > good) + 0.5 * (bad == good)))
+
+
+def test_permutation_p_matches_exact_enumeration_of_the_within_image_swaps():
+    # 9 images: all 2**9 swaps of the two scorings' normalised ranks, each AUROC by brute force.
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(4, bool), np.ones(5, bool)]
+    a, b = y + rng.normal(size=9), 0.3 * y + 2 * rng.normal(size=9)
+    ra, rb = rankdata(a) / 9, rankdata(b) / 9
+    observed = pairs_won(y, ra) - pairs_won(y, rb)
+    swapped = [np.array(s, bool) for s in itertools.product([False, True], repeat=9)]
+    null = np.array([pairs_won(y, np.where(s, rb, ra)) - pairs_won(y, np.where(s, ra, rb)) for s in swapped])
+    exact = np.mean(np.abs(null) >= abs(observed) - 1e-12)
+    diff, _, _, p = permutation_test(y, a, b, n_resamples=20_000)
+    assert diff == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b), abs=1e-12)
+    assert p == pytest.approx(exact, abs=0.01)  # Monte Carlo standard error about 0.002
+
+
+def test_permutation_interval_matches_a_loop_of_stratified_paired_resamples():
+    rng = np.random.default_rng(2)
+    y = bottle_labels()
+    a, b = np.where(y, 3.0, 0.0) + rng.uniform(size=y.size), 1.2 * y + rng.normal(size=y.size)
+    good, bad = np.flatnonzero(~y), np.flatnonzero(y)
+    diffs = []
+    for _ in range(4000):  # the same resampled images for both scorings, each class resampled apart
+        keep = np.r_[rng.choice(good, good.size), rng.choice(bad, bad.size)]
+        diffs.append(pairs_won(y[keep], a[keep]) - pairs_won(y[keep], b[keep]))
+    _, low, high, _ = permutation_test(y, a, b, level=0.9, n_resamples=20_000)
+    assert low == pytest.approx(np.quantile(diffs, 0.05), abs=0.01)
+    assert high == pytest.approx(np.quantile(diffs, 0.95), abs=0.01)
+
+
+def test_compare_resolves_a_perfect_scoring_against_a_clearly_worse_one():
+    # Issue 23: one scoring at AUROC 1 made DeLong's variance 0 and the verdict "within noise".
+    rng = np.random.default_rng(4)
+    y = bottle_labels()
+    perfect = np.where(y, 3.0, 0.0) + rng.uniform(size=y.size)
+    worse = 1.2 * y + rng.normal(size=y.size)
+    assert roc_auc_score(y, perfect) == 1 and roc_auc_score(y, worse) < 0.9
+    lower = compare(y, worse, perfect)
+    assert lower.verdict == "lower" and lower.method == PERMUTATION and lower.ci_high < 0
+    assert lower.p < BOOK_FAMILY.alpha / BOOK_FAMILY.size
+    assert lower.diff == pytest.approx(roc_auc_score(y, worse) - 1, abs=1e-12)
+    assert PERMUTATION in lower.text()
+    higher = compare(y, perfect, worse)
+    assert higher.verdict == "higher" and higher.method == PERMUTATION and higher.ci_low > 0
+
+
+def test_compare_of_identical_or_both_perfect_scorings_is_within_noise():
+    rng = np.random.default_rng(6)
+    y = bottle_labels()
+    noisy = y + rng.normal(size=y.size)
+    perfect = np.where(y, 3.0, 0.0) + rng.uniform(size=y.size)
+    for s in (noisy, perfect):
+        c = compare(y, s, s.copy())
+        assert c.verdict == "within noise" and c.diff == 0 and c.p == 1 and c.method == PERMUTATION
+    both = compare(y, perfect, 2 * perfect + rng.uniform(size=y.size) * np.where(y, 1, -1))
+    assert both.diff == 0 and both.verdict == "within noise"
+    assert both.ci_low < 0 < both.ci_high  # the interval stays open where both separate perfectly
+
+
+@pytest.mark.parametrize("signal", [1.5, 4.0])
+def test_permutation_test_rejects_about_alpha_of_exchangeable_pairs(signal):
+    # Two scorings of one latent score plus independent noise of the same size: exchangeable within each
+    # image, so equal true AUROCs. 400 simulated bottle-sized test sets; at signal 4 most have an AUROC of 1.
+    # The rejection rate at alpha 0.05 must stay near or below it (binomial sd 0.011).
+    rng = np.random.default_rng(int(10 * signal))
+    y = bottle_labels()
+    rejected = []
+    for i in range(400):
+        latent = signal * y + rng.normal(size=y.size)
+        a, b = latent + 0.6 * rng.normal(size=y.size), latent + 0.6 * rng.normal(size=y.size)
+        p = permutation_test(y, a, b, n_resamples=500, seed=i)[3]
+        rejected.append(p < 0.05)
+    assert np.mean(rejected) <= 0.08
+
+
+def test_permutation_test_rejects_bad_input_by_name():
+    y = bottle_labels()
+    with pytest.raises(ValueError, match="n_resamples"):
+        permutation_test(y, y + 0.0, y + 1.0, n_resamples=0)
+    with pytest.raises(ValueError, match="2 images of each class"):
+        permutation_test(np.r_[0, 1, 1, 1], np.arange(4.0), np.arange(4.0))
+
+
+def test_compare_keeps_delong_and_mover_where_they_do_not_degenerate():
+    rng = np.random.default_rng(8)
+    for size in (1, 3, 9):
+        y = rng.random(80) < 0.5
+        a, b = y + rng.normal(size=80), 0.8 * y + rng.normal(size=80)
+        family = Family("f", size)
+        c = compare(y, a, b, family=family)
+        expected = delong_test(y, a, b, level=1 - 0.05 / size)
+        assert c.method == DELONG and DELONG in c.text()
+        assert np.allclose((c.diff, c.ci_low, c.ci_high, c.p), expected, rtol=0, atol=1e-12)
+        by_p = verdict(expected[0], p=expected[3], alpha=0.05 / size)
+        assert c.verdict == (by_p if by_p == verdict(expected[0], interval=expected[1:3]) else "within noise")
 
 
 def test_family_rejects_bad_size_and_alpha():
