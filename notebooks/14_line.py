@@ -296,12 +296,8 @@ alt = rates.loc[0.05 if 0.05 in looser else min(looser)] if looser else main
 points = [f"A detector fitted once on {line.n_fit_} good images of {split.name} ({n_cal} more held out to set its "
           f"threshold), saved and reloaded, scores each new image in {1000 * score_s / n_test:.0f} ms on this "
           f"machine, as the fitted one does (largest difference {same:.1e} over {n_same} test images)",
-          f"At a target of {format_value(fpr, 'percent')}, the calibration promises a false-alarm rate of "
-          f"{glued['promise']} %; {glued['fp']} false alarm{'' if main['false alarms'] == 1 else 's'} on "
-          f"{glued['n_good']} good test images, {glued['fpr']} "
-          f"[{glued['fpr_low']}, {glued['fpr_high']}], an interval that "
-          + ("holds the promise" if main["promise within interval"] else
-             "lies above the promise" if main["FPR low"] > main["promised FPR"] else "lies below the promise"),
+          teach.promise_sentence(fpr, main["promised FPR"], int(main["false alarms"]), n_good, main["FPR low"],
+                                 main["FPR high"]),
           f"At that threshold it flags {glued['tp']} of the {glued['n_bad']} defective test images, {glued['tpr']} "
           f"[{glued['tpr_low']}, {glued['tpr_high']}]"]
 glue_text("takeaways", teach.takeaways(points))
