@@ -9,6 +9,7 @@ example: the detector then scores acquisition, not defects).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -119,15 +120,16 @@ def shift_audit(pairs: Mapping[tuple[str, int | str], tuple[ArrayLike, ArrayLike
                 n_permutations: int | None = None, seed: int = 0) -> pd.DataFrame:
     """`two_sample_test` of training vs good test features for every (data set, layer), under one family.
 
-    Each test rejects ("shift" True) when its p is below ``family.alpha / family.size`` (Bonferroni), so the
-    chance that any of the family's tests flags a shift where there is none is at most ``family.alpha``.
+    As the book's comparisons, the family is declared per data set: each test rejects ("shift" True) when its
+    p is below ``family.alpha / family.size`` (Bonferroni), so for each data set the chance that any of its
+    tests flags a shift where there is none is at most ``family.alpha``, whatever other data sets the run has.
 
     Parameters
     ----------
     pairs : mapping of (data set, layer) to (train, test_good)
         Feature matrices, shapes (m, d) and (n, d).
     family : tad.stats.Family
-        The declared family of these tests; its size must cover every pair.
+        The declared family of each data set's tests; its size must cover the pairs of any one data set.
     n_permutations : int, optional
         As `two_sample_test`; ``1 / (1 + n_permutations)`` must be below the family's per-test level, else
         no test could ever reject. None means enough for the smallest reachable p to be a tenth of that level.
@@ -138,27 +140,31 @@ def shift_audit(pairs: Mapping[tuple[str, int | str], tuple[ArrayLike, ArrayLike
     -------
     DataFrame
         One row per pair, in order: dataset, layer, n_train, n_test_good, d, mmd2, bandwidth, p, shift (bool),
-        family (`Family.describe`).
+        family (the family in words, with each test's level, to print beside the verdicts).
 
     Raises
     ------
     ValueError
-        A family smaller than the number of pairs, or ``n_permutations`` too few for the family's level.
+        A family smaller than the number of pairs of a data set, or ``n_permutations`` too few for the
+        family's level.
     """
-    if family.size < len(pairs):
-        raise ValueError(f"family size {family.size} is smaller than the {len(pairs)} tests in pairs")
+    per_set = max(Counter(name for name, _ in pairs).values(), default=0)
+    if family.size < per_set:
+        raise ValueError(f"family size {family.size} is smaller than the {per_set} tests of one data set in pairs")
     level = family.alpha / family.size
     if n_permutations is None:
         n_permutations = int(np.ceil(10 / level))
     if 1 / (1 + n_permutations) >= level:
         raise ValueError(f"n_permutations {n_permutations} cannot give a p below the family's per-test level "
                          f"{level:.2g}; use at least {int(np.ceil(1 / level))}")
+    words = (f"family: {family.name}, {family.size} tests per data set, family-wise error rate "
+             f"{100 * family.alpha:g} %; each test flags a shift at p < {level:.2g}")
     rows = []
     for (name, layer), (train, test) in pairs.items():
         result = two_sample_test(train, test, n_permutations=n_permutations, seed=seed)
         rows.append({"dataset": name, "layer": layer, "n_train": len(train), "n_test_good": len(test),
                      "d": np.shape(train)[1], "mmd2": result.statistic, "bandwidth": result.bandwidth,
-                     "p": result.p, "shift": result.p < level, "family": family.describe()})
+                     "p": result.p, "shift": result.p < level, "family": words})
     return pd.DataFrame(rows, columns=["dataset", "layer", "n_train", "n_test_good", "d", "mmd2", "bandwidth",
                                        "p", "shift", "family"])
 
