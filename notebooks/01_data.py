@@ -299,7 +299,7 @@ for ax, (name, rows_of) in zip(axes.flat, shift.groupby("dataset", sort=False)):
 for ax in axes.flat[len(page.splits):]:
     ax.axis("off")
 axes[0, 0].set_ylabel("image AUROC")
-axes[0, 0].legend(loc="lower right", fontsize=7)
+axes[0, 0].legend(loc="center right", fontsize=7)
 plt.tight_layout()
 plt.show()
 
