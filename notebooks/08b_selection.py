@@ -81,7 +81,7 @@ warnings.simplefilter("error", NullSpaceWarning)  # a reading that keeps part of
 #
 # The candidates are every layer x reduction x estimator of the grid page under the book's reading of the
 # ratio (`block`, `tad.reduce.kept_axes`), without the {term}`normalizing flow`: it is the grid's slowest
-# estimator by far, and validation fits every candidate `n_folds` + 1 times per data set. For each data set, a
+# estimator by far, and the page fits every candidate `n_folds` + 1 times per data set. For each data set, a
 # fixed random subset of `n_pseudo` good training images each gets one CutPaste-style pseudo-anomalous copy
 # (`tad.selection.pseudo_anomaly_images`). Those images are split into `n_folds` folds; for each fold, every
 # candidate is fitted on *all* the other good training images and scores the fold's images against their
@@ -130,7 +130,7 @@ for s in page.splits:
 
 # %% tags=["hide-input"]
 family = replace(BOOK_FAMILY, alpha=alpha)
-out = []
+out, dropped = [], {}
 for s in page.splits:
     table, models, chosen, scores, same_axes = results[s.name]
     y = s.test_labels.astype(bool)
@@ -141,6 +141,7 @@ for s in page.splits:
     optimism = split_half_optimism(y, scores, n_splits=n_splits, seed=seed).optimism
     label = {key: config_label(dict(r, pooling=pooling)) for key, r in models.iterrows()}
     ties = validation_ties(models.validation)
+    dropped[s.name] = [config_label(dict(r, pooling=pooling)) for _, r in table[~table.well_defined].iterrows()]
     out.append({"dataset": s.name, "configurations": len(table), "dropped": int((~table.well_defined).sum()),
                 "models": len(models), "chosen": label[chosen], "validation": models.validation[chosen],
                 "tied on validation": len(ties), "tied_auroc": models.test_auroc[ties].mean(),
@@ -186,6 +187,8 @@ per_set = "; ".join(f"{d} {format_value(r.chosen_auroc, 'auroc')} [{format_value
                     f"{format_value(r.chosen_ci_high, 'auroc')}] against {format_value(r.oracle_auroc, 'auroc')}"
                     for d, r in result.iterrows())
 glue_text("per_set", per_set)
+glue_text("dropped", " / ".join(f"{d}: {'; '.join(labels)}" for d, labels in dropped.items() if labels)
+          or "none on any data set")
 saturated = result[result["tied on validation"] > 1]
 glue_text("saturation", ("Validation cannot separate the best models on "
                          + "; ".join(f"{d} ({format_value(r['tied on validation'], 'count')} tie at "
@@ -201,11 +204,11 @@ glue_text("saturation", ("Validation cannot separate the best models on "
 # Over {glue:text}`n_sets` data set(s), the {glue:text}`n_configs` configurations of the grid (without the
 # flow) are {glue:text}`min_models` to {glue:text}`max_models` distinct models per data set, after
 # {glue:text}`n_dropped` configuration readings in all were dropped because validation and test would have
-# scored different models. Chosen on training images alone, the model reaches a mean test {term}`AUROC` of
-# {glue:text}`mean_chosen` against the oracle's {glue:text}`mean_oracle` ({glue:text}`mean_gap`); per data set,
-# choice [interval] against oracle: {glue:text}`per_set`. The oracle is the maximum of many noisy
-# estimates: its split-half optimism averages {glue:text}`mean_optimism` over the data sets, so that much of
-# its lead is expected from picking on the test set alone. With DeLong's test per data set under the book's
+# scored different models ({glue:text}`dropped`). Chosen on training images alone, the model reaches a mean
+# test {term}`AUROC` of {glue:text}`mean_chosen` against the oracle's {glue:text}`mean_oracle`
+# ({glue:text}`mean_gap`); per data set, choice [interval] against oracle: {glue:text}`per_set`. The oracle is
+# the maximum of many noisy estimates: its split-half optimism averages {glue:text}`mean_optimism` over the
+# data sets, so that much of its lead is expected from picking on the test set alone. With DeLong's test per data set under the book's
 # one comparison policy (`tad.stats.compare`; {glue:text}`family`), the chosen model is clearly worse than
 # the oracle on {glue:text}`n_worse` data set(s) and is the oracle itself on {glue:text}`n_same`.
 #
