@@ -61,7 +61,7 @@ from tad.backbones import load_backbone
 from tad.estimators import FLOW_PARAMS
 from tad.cost import extrapolate_cost, format_duration
 from tad.features import select
-from tad.page import (config_label, format_value, glue_text, glue_value,
+from tad.page import (config_label, format_value, glue_csv, glue_text, glue_value,
                       open_page, rank_configs, save_csv, select_trials, show_table)
 from tad.paper import PAPER_TRIALS, paper_table
 from tad.plots import grid_heatmap
@@ -104,13 +104,9 @@ df = pd.concat(frames, ignore_index=True)
 # %% tags=["hide-input"]
 sizes = {s.name: (int((s.test_labels == 0).sum()), int(s.test_labels.sum())) for s in page.splits}
 ranked = rank_configs(df, sizes)  # one row per distinct model (tad.trial.model_key)
-n_cfg, n_models, n_tied = ranked.attrs["n_configs"], len(ranked), int(ranked.within_noise.sum())
 cost = extrapolate_cost(df)
 glue_value("n_trials", len(df), "count")
 glue_value("n_sets", len(page.splits), "count")
-glue_value("n_configs", n_cfg, "count")
-glue_value("n_models", n_models, "count")
-glue_value("n_tied", n_tied, "count")
 glue_text("basis", ", ".join(f"'{b}'" for b in sorted(set(df.basis))))
 glue_value("paper_trials", PAPER_TRIALS, "count")
 glue_text("seconds_here", format_duration(df.seconds.sum()))
@@ -141,19 +137,24 @@ paper_labels = {name: config_label({"layer": n, "pooling": pooling, "reduction":
                                     "estimator": "mvg"}) for name, n in last.items()}
 paper_rows = ranked[[r.backbone in paper_labels and paper_labels[r.backbone] in r.same_as.split("; ")
                      for r in ranked.itertuples()]]
-best = ranked.iloc[0]
-glue_text("best_config", config_label(best))
-glue_value("best_auroc", best.auroc)
 glue_text("paper_config", paper_labels[paper_rows.backbone.iloc[0]])
-glue_text("paper_rank", format_value(paper_rows.index[0], "count"))
-glue_value("paper_auroc", paper_rows.auroc.iloc[0])
 glue_text("paper_ties", "ties with the best within noise" if paper_rows.within_noise.iloc[0]
           else "trails the best by more than the noise")
-glue_value("n_basis_top", int(ranked[ranked.within_noise].basis_dependent.sum()), "count")
-table = ranked.assign(configuration=ranked.same_as)  # every configuration the model stands for
-columns = ["backbone", "configuration", "n_configs", "auroc", "se", "worst_class", "within_noise", "basis_dependent"]
-glue_text("csv_link", save_csv(table[columns].round(4), page))
-show_table(table[columns].round(3))
+table = ranked.assign(model=[config_label(r) for _, r in ranked.iterrows()],  # the configuration standing for it
+                      configuration=ranked.same_as,  # every configuration the model stands for
+                      paper=ranked.index == paper_rows.index[0])
+columns = ["rank", "backbone", "model", "configuration", "n_configs", "auroc", "se", "worst_class", "within_noise",
+           "basis_dependent", "paper"]
+glue_text("csv_link", save_csv(table.reset_index()[columns].round(4), page))
+n_models = glue_csv(page, "n_models", "model", "count", "count")
+n_cfg = glue_csv(page, "n_configs", "n_configs", "sum", "count")
+n_tied = glue_csv(page, "n_tied", "within_noise", "sum", "count")
+best_config = glue_csv(page, "best_config", "model", "first", "text", rank=1)
+best_auroc = glue_csv(page, "best_auroc", "auroc", "first", rank=1)
+paper_rank = glue_csv(page, "paper_rank", "rank", "first", "count", paper=True)
+paper_auroc = glue_csv(page, "paper_auroc", "auroc", "first", paper=True)
+glue_csv(page, "n_basis_top", "basis_dependent", "sum", "count", within_noise=True)
+show_table(table[columns[1:]].round(3))
 
 # %% [markdown]
 # ```{glue:md} csv_link
@@ -262,18 +263,16 @@ from tad import teach
 paper_row = paper_rows.iloc[0]
 by_layer = df.groupby(df.layer.astype(str)).auroc.mean()
 glue_text("takeaways", teach.takeaways([
-    f"The best of the {n_models} distinct models ({n_cfg} configurations) is {config_label(best)} (mean AUROC "
-    f"{format_value(best.auroc, 'auroc')}), but {n_tied} of them tie with it within noise, so their order is not "
-    f"a finding",
-    f"The paper's configuration ({config_label(paper_row)}) ranks {paper_rows.index[0]} of {n_models} distinct "
-    f"models at "
-    f"{format_value(paper_row.auroc, 'auroc')} and "
+    f"The best of the {n_models} distinct models ({n_cfg} configurations) is {best_config} (mean AUROC "
+    f"{best_auroc}), but {n_tied} of them tie with it within noise, so their order is not a finding",
+    f"The paper's configuration ({config_label(paper_row)}) ranks {paper_rank} of {n_models} distinct models at "
+    f"{paper_auroc} and "
     + ("ties with the best within noise" if paper_row.within_noise else "trails the best by more than the noise"),
     teach.extremes_sentence({("all layers" if k == "all" else f"layer {k}"): v for k, v in by_layer.items()},
                             what="the mean AUROC over every trial of a layer")]))
 tied = ranked[ranked.within_noise]
 glue_text("ex_share", f"{n_tied} of {n_models} distinct models tie with the best, "
-          f"{format_value(n_tied / n_models, 'percent')} of the grid's models.")
+          f"{format_value(len(tied) / len(ranked), 'percent')} of the grid's models.")
 est_counts = tied.estimator.map(lambda e: config_label({"estimator": e}, parts=("estimator",))).value_counts()
 glue_text("ex_estimators", "Among the tied models: "
           + ", ".join(f"{name} {count}" for name, count in est_counts.items()) + ".")
