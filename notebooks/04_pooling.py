@@ -283,7 +283,7 @@ glue_text("takeaways", teach.takeaways([
     teach.tally_sentence(list(verdicts.verdict), what="average pooling against each other pooling, per data set "
                          "and estimator", higher="with average pooling higher", lower="lower"),
     teach.extremes_sentence(means.loc[estimators[0]].to_dict(), what=f"the mean AUROC with {est_names[estimators[0]]}"),
-    teach.resolution_sentence(widths, "simultaneous intervals of the differences")]))
+    teach.resolution_sentence(widths, "intervals of the differences")]))
 first = means.loc[estimators[0]]
 closest = (first.drop("avg") - first["avg"]).abs().idxmin()
 glue_text("ex_closest", f"With {est_names[estimators[0]]}, {closest} comes closest to average pooling: "
