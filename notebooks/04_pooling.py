@@ -164,7 +164,9 @@ for name in labels:
 verdicts = pd.DataFrame(rows)
 claim_rows = [claim_row("average vs max pooling", r.dataset, r.comparison,
                         auroc_a=aurocs[r.dataset, r.estimator, "avg"], auroc_b=aurocs[r.dataset, r.estimator, "max"],
-                        config=f"avg vs max pooling; {config_label({'layer': layer, 'reduction': reduction, 'ratio': ratio, 'estimator': r.estimator}, parts=('layer', 'reduction', 'estimator'))}",
+                        config="avg vs max pooling; " + config_label(
+                            {"layer": layer, "reduction": reduction, "ratio": ratio, "estimator": r.estimator},
+                            parts=("layer", "reduction", "estimator")),
                         page=page.name)
               for r in verdicts[(verdicts.estimator == headline[0]) & (verdicts.pooling == headline[1])].itertuples()]
 save_claims(claim_rows, page.download_dir, page.name)
@@ -276,7 +278,8 @@ if headline[0] in estimators and headline[1] in others:  # the page's answer, ea
             f"{glue_csv(page, 'head_level', 'level', 'max', 'percent', **where)} interval, in the book's headline "
             "family)")
 else:
-    head = (f"This run fits no {config_label({'estimator': headline[0]}, parts=('estimator',))} with max pooling, so the paper's claim "
+    head = (f"This run fits no {config_label({'estimator': headline[0]}, parts=('estimator',))} with max pooling, "
+            "so the paper's claim "
             "(table 4's MVG row, average against max pooling) is not tested here")
 glue_text("takeaways", teach.takeaways([
     head,
