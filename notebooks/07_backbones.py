@@ -56,10 +56,12 @@ import pandas as pd
 
 from tad.backbones import WeightsUnavailable, load_backbone
 from tad.features import select
-from tad.page import auroc_entry, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import (PAPER_BACKBONE, auroc_entry, ci_text, format_value, glue_csv, glue_text, glue_value, open_page,
+                      save_csv, show_table)
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram, stage_shapes
-from tad.stats import compare_pairs
+from tad.scorecard import claim_row, save_claims
+from tad.stats import BOOK_FAMILY, Family, compare
 from tad.sweep import run_grid, score, split_features
 
 page = open_page("07_backbones", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
@@ -138,11 +140,18 @@ plt.show()
 #
 # Per data set, each backbone's last layer (7 for EfficientNet, 5 for ResNet-18) with the 95 % interval of
 # `tad.stats.auroc_ci` (a score interval that stays open at AUROC 1, where a percentile bootstrap collapses
-# to a point), and each backbone against the reference one on the same test images (DeLong, Holm-corrected,
-# `tad.stats.compare_pairs`).
+# to a point), and each backbone against the reference one, a {term}`paired comparison` on the same test
+# images (`tad.stats.compare`: DeLong's test and an interval of the difference at the family's Bonferroni
+# level, "higher" or "lower" only when both say so). EfficientNet-B5 against the reference is the paper's
+# claim and one of the book's headline comparisons, tested in their family ({glue:text}`book_family`); every
+# other backbone belongs to this page's family ({glue:text}`page_family`). {glue:text}`claim_tested`
 
 # %% tags=["hide-input"]
-rows, scores = [], {}
+rivals = [n for n in loaded if n != page.backbone.name]
+headline = PAPER_BACKBONE if PAPER_BACKBONE in rivals else None  # the claim: ENB5 against the reference
+page_family = Family(f"each backbone against the reference ({page.backbone.name}) but EfficientNet-B5",
+                     max(len(rivals) - (headline is not None), 1), alpha)
+rows, scores, claim_rows = [], {}, []
 for split in page.splits:
     s = {}
     for name, b in loaded.items():
@@ -152,16 +161,38 @@ for split in page.splits:
                         reduction, ratio, estimator, seed=seed)
     scores[split.name] = s
     labels = split.test_labels
-    others = [n for n in s if n != page.backbone.name]
-    cmp = compare_pairs(labels, s, [(n, page.backbone.name) for n in others], alpha=alpha).set_index("a")
     for name, v in s.items():
-        rows.append({"dataset": split.name, "backbone": name, "layer": loaded[name].n_layers,
-                     **auroc_entry(labels, v),
-                     "minus reference": cmp.loc[name, "diff"] if name in others else 0.0,
-                     "vs reference": cmp.loc[name, "verdict"] if name in others else "reference"})
+        row = {"dataset": split.name, "backbone": name, "layer": loaded[name].n_layers, **auroc_entry(labels, v),
+               "minus reference": 0.0, "minus_reference_low": None, "minus_reference_high": None, "p": None,
+               "level": None, "vs reference": "reference", "family": "", "claim_outcome": ""}
+        if name != page.backbone.name:
+            family = BOOK_FAMILY if name == headline else page_family
+            c = compare(labels, v, s[page.backbone.name], family=family)
+            row |= {"minus reference": c.diff, "minus_reference_low": c.ci_low, "minus_reference_high": c.ci_high,
+                    "p": c.p, "level": c.level, "vs reference": c.verdict,
+                    "family": "book" if family is BOOK_FAMILY else "page"}
+            if name == headline:
+                claim_rows.append(claim_row(
+                    "EfficientNet-B5 vs the reference backbone", split.name, c, auroc_a=row["auroc"],
+                    auroc_b=auroc_entry(labels, s[page.backbone.name])["auroc"],
+                    config=f"{name} vs {page.backbone.name}, last layers; {pooling}, {reduction.upper()} "
+                           f"{format_value(ratio, 'percent')}, {estimator}", page=page.name))
+                row["claim_outcome"] = claim_rows[-1]["outcome"]
+        rows.append(row)
 last = pd.DataFrame(rows)
+save_claims(claim_rows, page.download_dir, page.name)
 glue_text("csv_link", save_csv(last, page))
-show_table(last[["dataset", "backbone", "interval", "minus reference", "vs reference"]].round(3))
+glue_text("book_family", BOOK_FAMILY.describe())
+glue_text("page_family", page_family.describe())
+glue_text("claim_tested", f"{PAPER_BACKBONE} ran here, so the paper's claim is tested below." if headline else
+          f"{PAPER_BACKBONE}, the paper's backbone, "
+          + ("has no weights at hand here" if PAPER_BACKBONE in skipped else "is the reference here"
+             if PAPER_BACKBONE == page.backbone.name else "is not among the parameter `backbones`")
+          + ", so the paper's claim that it beats a smaller network is not tested on this page.")
+last["difference from the reference"] = [
+    ci_text(d, lo, hi) if v != "reference" else "" for d, lo, hi, v in
+    zip(last["minus reference"], last.minus_reference_low, last.minus_reference_high, last["vs reference"])]
+show_table(last[["dataset", "backbone", "interval", "difference from the reference", "vs reference", "family"]])
 
 # %% [markdown]
 # Download these rows: {glue:md}`csv_link:myst`
@@ -231,9 +262,28 @@ else:
 from tad import teach
 
 short = {n: n.removeprefix("tf_efficientnet_") for n in loaded}
-points = [teach.tally_sentence(list(others["vs reference"]), what=f"each backbone against {short[page.backbone.name]}"
-                               ", per data set", higher="higher than the reference", lower="lower")
-          if len(others) else f"Only {short[page.backbone.name]} ran, so no backbone comparison is possible here",
+if headline:  # the page's answer to the paper's claim, each number read from the page's CSV
+    parts = [f"{d} {glue_csv(page, f'head_verdict_{d}', 'vs reference', kind='text', dataset=d, backbone=headline)}, "
+             f"{glue_csv(page, f'head_diff_{d}', 'minus reference', kind='diff', dataset=d, backbone=headline)} "
+             f"[{glue_csv(page, f'head_low_{d}', 'minus_reference_low', kind='diff', dataset=d, backbone=headline)}, "
+             f"{glue_csv(page, f'head_high_{d}', 'minus_reference_high', kind='diff', dataset=d, backbone=headline)}]"
+             f", claim {glue_csv(page, f'head_outcome_{d}', 'claim_outcome', kind='text', dataset=d, backbone=headline)}"
+             for d in page.names]
+    head = (f"EfficientNet-B5, the paper's backbone, against {short[page.backbone.name]}, per data set: "
+            f"{'; '.join(parts)} (the difference with its "
+            f"{glue_csv(page, 'head_level', 'level', 'max', 'percent', backbone=headline)} interval, in the book's "
+            "headline family)")
+else:
+    head = ("EfficientNet-B5, the paper's backbone, did not run here, so the paper's claim that it beats a smaller "
+            "network is not tested" + (
+                f"; of the {glue_csv(page, 'n_rival_rows', 'backbone', 'count', 'count', family='page')} comparisons "
+                f"of the backbones that ran with {short[page.backbone.name]}, "
+                f"{glue_csv(page, 'n_rival_noise', 'backbone', 'count', 'count', family='page', **{'vs reference': 'within noise'})}"
+                " are within noise" if rivals else f", and only {short[page.backbone.name]} ran"))
+points = [head,
+          *([teach.tally_sentence(list(others["vs reference"]), what=f"each backbone against "
+                                  f"{short[page.backbone.name]}, per data set", higher="higher than the reference",
+                                  lower="lower")] if headline else []),
           teach.extremes_sentence({short[n]: v for n, v in mean_last.items()},
                                   what=f"the mean last-layer AUROC over the {len(page.splits)} data set(s)")]
 if present:
