@@ -546,8 +546,8 @@ def factorial_contrasts(labels: np.ndarray, scores: Mapping[tuple[str, str], np.
 
 
 def verdict_sentence(rows: pd.DataFrame, *, by: str = "estimator", detail: str | None = None) -> str:
-    """Where a set of comparisons came out which way, e.g. "higher for Euclidean 1-NN (7, all); lower for
-    none; within noise on the other 12".
+    """Where a set of comparisons came out which way, e.g. "higher for Euclidean 1-NN (7, all); within noise
+    on the other 12".
 
     Parameters
     ----------
@@ -558,8 +558,8 @@ def verdict_sentence(rows: pd.DataFrame, *, by: str = "estimator", detail: str |
     Returns
     -------
     str
-        The "higher" and "lower" comparisons grouped by ``by`` in order of first appearance, then the count
-        of the rest.
+        The "higher" and then the "lower" comparisons (each part only if there are any) grouped by ``by`` in
+        order of first appearance, then the count of the rest; "within noise on all N" when every one is.
     """
     bad = sorted(set(rows["verdict"]) - set(VERDICTS))
     if bad:
@@ -569,6 +569,9 @@ def verdict_sentence(rows: pd.DataFrame, *, by: str = "estimator", detail: str |
         hits = rows[rows["verdict"] == word]
         names = [f"{name} ({', '.join(map(str, g[detail]))})" if detail else str(name)
                  for name, g in hits.groupby(by, sort=False)]
-        parts.append(f"{word} for {listing(names)}")
+        if names:
+            parts.append(f"{word} for {listing(names)}")
     rest = int((rows["verdict"] == "within noise").sum())
-    return "; ".join(parts) + f"; within noise on the other {rest}"
+    if not parts:
+        return f"within noise on all {rest}"
+    return "; ".join(parts) + (f"; within noise on the other {rest}" if rest else "")

@@ -273,7 +273,9 @@ def test_verdict_sentence_groups_by_name_with_details():
                          "verdict": ["higher", "higher", "lower", "within noise", "higher"]})
     assert verdict_sentence(rows, detail="layer") == ("higher for a (6, all) and c (7); lower for b (7); "
                                                       "within noise on the other 1")
-    assert verdict_sentence(rows.iloc[3:4]) == "higher for none; lower for none; within noise on the other 1"
+    assert verdict_sentence(rows.iloc[2:4]) == "lower for b; within noise on the other 1"
+    assert verdict_sentence(rows.iloc[3:4]) == "within noise on all 1"
+    assert verdict_sentence(rows.iloc[:2]) == "higher for a"
 
 
 def test_below_chance_flags_an_inverted_ranking_only():
