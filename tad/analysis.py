@@ -23,7 +23,6 @@ The grey-level helpers measure an acquisition shift between a class's image grou
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,10 +34,9 @@ from sklearn.base import BaseEstimator
 from tad.estimators import (KNN, MVG, CentroidDistance, OASGaussian, PinvGaussian, RidgeGaussian, WhitenedKNN,
                             make_estimator)
 from tad.evaluate import auroc
-from tad.reduce import (DEFAULT_BASIS, NullSpaceWarning, PrincipalAxes, kept_axes, null_axes, retained_axes,
+from tad.reduce import (DEFAULT_BASIS, PrincipalAxes, kept_axes, null_axes, retained_axes,
                         spectrum)
 from tad.stats import VERDICTS, Family, auroc_ci, compare
-from tad.trial import score
 from tad.words import listing
 
 __all__ = ["FACTORIAL_ESTIMATORS", "ISOTROPIC_ESTIMATORS", "axis_groups", "below_chance", "deviation_by_axes",
@@ -363,10 +361,13 @@ def subsample_aurocs(train: np.ndarray, test: np.ndarray, labels: np.ndarray, si
     for size in sizes:
         for draw in range(1 if size == len(train) else n_draws):
             X = train[np.sort(rng.choice(len(train), size=size, replace=False))]
-            view = PrincipalAxes.fit(X).view(reduction, ratio, basis)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NullSpaceWarning)  # n_null_kept says it
-                s = score(X, test, reduction, ratio, estimator, basis=basis, seed=seed)
+            axes = PrincipalAxes.fit(X)
+            view = axes.view(reduction, ratio, basis)
+            if reduction == "none":
+                Xr, Yr = X, test
+            else:  # as `tad.trial.score` reduces, with the decomposition made once
+                Xr, Yr = axes.project(X, view), axes.project(test, view)
+            s = make_estimator(estimator, seed=seed).fit(Xr).score_samples(Yr)
             lo, hi = auroc_ci(labels, s)
             rows.append({"n_train": int(size), "draw": draw, "d": X.shape[1], "n_null": view.n_null,
                          "n_null_kept": view.n_null_kept, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi})
