@@ -456,14 +456,21 @@ if npca_csv.empty:
     points.append("No NPCA comparison could be made in this run")
 else:
     best = npca_csv.loc[npca_csv["diff"].idxmax()]
-    lead = ("The quiet axes help the distances that weigh every axis alike more than the estimators that divide "
-            "each axis by its training variance" if group_means["iso"] > group_means["whiten"] else
-            "The quiet axes do not help the distances that weigh every axis alike more than the estimators that "
-            "divide each axis by its training variance")
-    points.append(f"{lead}: {npca_name} (rank reading) minus no reduction averages {tallies['iso']} for "
-                  f"{listing(isotropic)}, {tallies['whiten']} for {listing(whitening)}; the largest change is "
-                  f"{format_value(best['diff'], 'diff')} ({best.estimator}, {best.dataset}, layer {best.layer}; "
-                  f"{100 * npca_family.level:.3g} % interval [{best.diff_low:.3f}, {best.diff_high:.3f}])")
+    helped = list(dict.fromkeys(npca_csv[npca_csv.verdict == "higher"].estimator))
+    headline = (f"Only for {listing(helped)} is {npca_name} (rank reading) higher than no reduction beyond noise "
+                f"({int((npca_csv.verdict == 'higher').sum())} of {len(npca_csv)} comparisons; largest "
+                f"{format_value(best['diff'], 'diff')}, {best.estimator} on {best.dataset} layer {best.layer}, "
+                f"{100 * npca_family.level:.3g} % interval [{best.diff_low:.3f}, {best.diff_high:.3f}])" if helped
+                else f"{npca_name} (rank reading) is higher than no reduction beyond noise in none of the "
+                     f"{len(npca_csv)} comparisons")
+    means = npca_csv.groupby("estimator")["diff"].mean()
+    named = [e for e in ("Euclidean 1-NN", "Ledoit-Wolf MVG") if e in means.index]
+    if named:
+        headline += "; mean change " + listing(f"{format_value(means[e], 'diff')} for the {e}" for e in named)
+    if helped and set(helped) <= set(isotropic):
+        headline += (f": the quiet axes rescue the {listing(helped)}, which weighs every axis alike and is "
+                     "dominated by the loud ones, not the scores that divide each axis by its training variance")
+    points.append(headline)
 points.append(null_summary)
 if not counted.empty:
     points.append(f"Leaving out the {len(inverted)} (data set, layer) pairs whose loud half is inverted beyond its "
