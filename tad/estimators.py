@@ -17,7 +17,6 @@ import torch
 import zuko
 from sklearn.base import BaseEstimator
 from scipy.linalg import cho_factor, cho_solve
-from sklearn.covariance import oas
 from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = ["ESTIMATORS", "FLOW_PARAMS", "MVG", "KNN", "Flow", "OASGaussian", "RidgeGaussian", "PinvGaussian",
@@ -190,8 +189,10 @@ class OASGaussian(BaseEstimator):
     """Multivariate Gaussian with Oracle Approximating Shrinkage (Chen et al. 2010); squared Mahalanobis score.
 
     The covariance is ``(1 - rho) S + rho mu I`` (``S`` the empirical 1/n covariance, ``mu = trace(S) / d``)
-    with ``rho`` from scikit-learn's `sklearn.covariance.oas`; like `MVG`, which takes ``rho`` from
-    Ledoit-Wolf's formula instead.
+    with ``rho = min((a + mu^2) / ((n + 1) (a - mu^2 / d)), 1)``, ``a`` the mean squared entry of ``S``: the
+    formula of scikit-learn's `sklearn.covariance.OAS` (Chen et al.'s eq. 23 without its ``2 / d`` terms),
+    computed here with a fast inverse for a diagonal ``S`` (principal-axis coordinates). Like `MVG`, which
+    takes ``rho`` from Ledoit-Wolf's formula instead.
 
     Attributes
     ----------
@@ -202,7 +203,13 @@ class OASGaussian(BaseEstimator):
 
     def fit(self, X: np.ndarray, y: None = None) -> OASGaussian:
         X = _check_train(X, minimum=2, what="OASGaussian")
-        covariance, shrinkage = oas(X)
+        n, d = X.shape
+        covariance = _covariance(X)
+        a, mu = np.mean(covariance ** 2), np.trace(covariance) / d
+        denominator = (n + 1) * (a - mu ** 2 / d)
+        shrinkage = 1.0 if denominator == 0 else min((a + mu ** 2) / denominator, 1.0)
+        covariance *= 1 - shrinkage
+        covariance[np.diag_indices(d)] += shrinkage * mu
         self.location_ = X.mean(axis=0)
         self.precision_ = _inverse(covariance)
         self.shrinkage_ = float(shrinkage)
@@ -278,8 +285,7 @@ class PinvGaussian(BaseEstimator):
             raise ValueError(f"rtol {self.rtol!r} must be None or a float in [0, 1)")
         X = _check_train(X, minimum=2, what="PinvGaussian")
         self.location_ = X.mean(axis=0)
-        Xc = X - self.location_
-        values, vectors = np.linalg.eigh(Xc.T @ Xc / len(X))
+        values, vectors = _eigh(_covariance(X))
         rtol = X.shape[1] * np.finfo(np.float64).eps if self.rtol is None else self.rtol
         kept = values > rtol * max(values.max(), 0.0)
         self.rank_ = int(kept.sum())
@@ -324,7 +330,7 @@ class WhitenedKNN(BaseEstimator):
         X = _check_train(X, minimum=2, what="WhitenedKNN")
         if self.k > len(X):
             raise ValueError(f"k={self.k} is larger than the training set ({len(X)} images)")
-        values, vectors = np.linalg.eigh(_ridge_covariance(X, self.alpha))
+        values, vectors = _eigh(_ridge_covariance(X, self.alpha))
         self.whitening_ = (vectors / np.sqrt(values)) @ vectors.T
         self.train_ = X @ self.whitening_
         return self
@@ -481,10 +487,28 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} {value!r} must be a positive float")
 
 
+def _covariance(X: np.ndarray) -> np.ndarray:
+    """The empirical (1/n) covariance of the rows of ``X``."""
+    Xc = X - X.mean(axis=0)
+    return Xc.T @ Xc / len(X)
+
+
+def _is_diagonal(matrix: np.ndarray) -> bool:
+    """Off-diagonal entries at most 1e-9 of the largest diagonal one (decorrelated coordinates, up to rounding)."""
+    diag = np.diag(matrix)
+    return bool(np.abs(matrix - np.diag(diag)).max() <= 1e-9 * np.abs(diag).max())
+
+
+def _eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of a symmetric matrix; read off the diagonal when it is diagonal (O(d^2))."""
+    if _is_diagonal(matrix):
+        return np.diag(matrix).copy(), np.eye(len(matrix))
+    return np.linalg.eigh(matrix)
+
+
 def _ridge_covariance(X: np.ndarray, alpha: float) -> np.ndarray:
     """``S + alpha mu I``: the empirical (1/n) covariance with ``alpha`` times its mean variance added."""
-    Xc = X - X.mean(axis=0)
-    covariance = Xc.T @ Xc / len(X)
+    covariance = _covariance(X)
     mu = np.trace(covariance) / len(covariance)
     if mu == 0:
         raise ValueError("the training rows are all equal: a ridge relative to their variance is undefined")
@@ -493,7 +517,9 @@ def _ridge_covariance(X: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def _inverse(covariance: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive-definite matrix, by Cholesky."""
+    """Inverse of a symmetric positive-definite matrix: by Cholesky, or of the diagonal when it is diagonal."""
+    if _is_diagonal(covariance):
+        return np.diag(1 / np.diag(covariance))
     return cho_solve(cho_factor(covariance), np.eye(len(covariance)))
 
 

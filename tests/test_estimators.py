@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.covariance import LedoitWolf, ledoit_wolf
+from sklearn.covariance import OAS, LedoitWolf, ledoit_wolf
 from sklearn.neighbors import NearestNeighbors
 
 from tad.estimators import (ESTIMATORS, KNN, MVG, CentroidDistance, Flow, OASGaussian, PinvGaussian, RidgeGaussian,
@@ -188,21 +188,26 @@ def _brute_mahalanobis(train: np.ndarray, test: np.ndarray, precision: np.ndarra
 
 
 @pytest.mark.parametrize(("n", "d"), [(60, 5), (8, 20)])
-def test_oas_gaussian_uses_chen_et_al_shrinkage(n, d):
+@pytest.mark.parametrize("decorrelated", [False, True])  # a general covariance, and the diagonal fast path
+def test_oas_gaussian_equals_mahalanobis_under_scikit_learns_oas(n, d, decorrelated):
     X, Y = gaussian(n, d, seed=2), gaussian(9, d, seed=3, shift=0.4)
-    S = np.cov(X, rowvar=False, bias=True)
-    mu = np.trace(S) / d
-    # Chen, Wiesel, Eldar & Hero (2010) eq. 23 without its 2/p terms, as scikit-learn documents it.
-    rho = min((np.mean(S ** 2) + mu ** 2) / ((n + 1) * (np.mean(S ** 2) - mu ** 2 / d)), 1.0)
-    cov = (1 - rho) * S + rho * mu * np.eye(d)
+    if decorrelated:
+        _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        X, Y = X @ vectors, Y @ vectors
+    reference = OAS().fit(X)
     model = OASGaussian().fit(X)
-    assert model.shrinkage_ == pytest.approx(rho, rel=1e-10)
-    np.testing.assert_allclose(model.score_samples(Y), _brute_mahalanobis(X, Y, np.linalg.inv(cov)), rtol=1e-7)
+    assert model.shrinkage_ == pytest.approx(reference.shrinkage_, rel=1e-10)
+    np.testing.assert_allclose(model.score_samples(Y),
+                               _brute_mahalanobis(X, Y, np.linalg.inv(reference.covariance_)), rtol=1e-7)
 
 
 @pytest.mark.parametrize(("n", "d"), [(60, 5), (8, 20)])
-def test_ridge_gaussian_inverts_covariance_plus_alpha_times_mean_variance(n, d):
+@pytest.mark.parametrize("decorrelated", [False, True])
+def test_ridge_gaussian_inverts_covariance_plus_alpha_times_mean_variance(n, d, decorrelated):
     X, Y = gaussian(n, d, seed=4), gaussian(9, d, seed=5, shift=0.4)
+    if decorrelated:
+        _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        X, Y = X @ vectors, Y @ vectors
     S = np.cov(X, rowvar=False, bias=True)
     cov = S + 0.3 * np.trace(S) / d * np.eye(d)
     np.testing.assert_allclose(RidgeGaussian(alpha=0.3).fit(X).score_samples(Y),
@@ -210,8 +215,12 @@ def test_ridge_gaussian_inverts_covariance_plus_alpha_times_mean_variance(n, d):
 
 
 @pytest.mark.parametrize(("n", "d"), [(60, 5), (8, 20)])
-def test_pinv_gaussian_equals_mahalanobis_with_numpy_pseudo_inverse(n, d):
+@pytest.mark.parametrize("decorrelated", [False, True])
+def test_pinv_gaussian_equals_mahalanobis_with_numpy_pseudo_inverse(n, d, decorrelated):
     X, Y = gaussian(n, d, seed=6), gaussian(9, d, seed=7, shift=0.4)
+    if decorrelated:
+        _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        X, Y = X @ vectors, Y @ vectors
     S = np.cov(X, rowvar=False, bias=True)
     model = PinvGaussian().fit(X)
     assert model.rank_ == min(n - 1, d)
@@ -227,8 +236,12 @@ def test_pinv_gaussian_ignores_directions_without_training_variance():
 
 
 @pytest.mark.parametrize(("n", "d", "k"), [(40, 4, 1), (7, 12, 3)])
-def test_whitened_knn_is_the_mean_mahalanobis_distance_to_the_k_nearest(n, d, k):
+@pytest.mark.parametrize("decorrelated", [False, True])
+def test_whitened_knn_is_the_mean_mahalanobis_distance_to_the_k_nearest(n, d, k, decorrelated):
     X, Y = gaussian(n, d, seed=8), gaussian(6, d, seed=9, shift=0.4)
+    if decorrelated:
+        _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        X, Y = X @ vectors, Y @ vectors
     S = np.cov(X, rowvar=False, bias=True)
     inv = np.linalg.inv(S + 0.05 * np.trace(S) / d * np.eye(d))
     dist = np.sqrt(np.array([[(y - x) @ inv @ (y - x) for x in X] for y in Y]))
