@@ -68,7 +68,7 @@ from tad.analysis import (axis_groups, below_chance, deviation_by_axes, factoria
                           shrinkage_aurocs, subsample_aurocs, subsample_summary, verdict_sentence)
 from tad.evaluate import auroc
 from tad.features import select_pair
-from tad.page import format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
+from tad.page import ci_text, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
 from tad.reduce import NullSpaceWarning, spectrum
 from tad.stats import Family, auroc_ci
 from tad.sweep import split_features
@@ -184,8 +184,8 @@ show_table(shares.round(3).reset_index())
 # {term}`MVG`), with OAS shrinkage, with a fixed ridge, and with the pseudo-inverse of the covariance (null
 # axes get weight zero); the Euclidean 1-NN, the 1-NN after whitening by the ridge-regularised training
 # covariance, and the distance to the training mean. On the null block alone only the last two are defined:
-# the others need a training variance there. AUROCs with their 95 % intervals (`tad.stats.auroc_ci`) are in
-# the page's CSV; the table shows the AUROCs.
+# the others need a training variance there (an empty cell). Each cell is the AUROC with its 95 % interval
+# (`tad.stats.auroc_ci`).
 
 # %% tags=["hide-input"]
 parts, scores = [], {}
@@ -197,9 +197,10 @@ for s in page.splits:
         parts.append(table.assign(dataset=s.name, layer=str(lay), n_train=len(X), d=X.shape[1]))
 fact = pd.concat(parts, ignore_index=True)
 reductions = list(dict.fromkeys(fact.reduction))
-fact_wide = fact.pivot_table(index=["dataset", "layer", "estimator"], columns="reduction", values="auroc",
-                             aggfunc="first", sort=False)[reductions]
-show_table(fact_wide.round(3).reset_index())
+cells = fact.assign(cell=[ci_text(r.auroc, r.ci_low, r.ci_high) for r in fact.itertuples()])
+fact_wide = cells.pivot_table(index=["dataset", "layer", "estimator"], columns="reduction", values="cell",
+                              aggfunc="first", sort=False)[reductions].fillna("")
+show_table(fact_wide.reset_index())
 
 # %% [markdown]
 # ```{glue:md} csv_link
