@@ -7,7 +7,14 @@ distance to the training mean falls in each group: the evidence for why keeping 
 axes (NPCA) separates anomalies. `null_basis_spread` measures how much an AUROC moves when the basis of the
 null space is drawn at random instead of taken from `numpy.linalg.eigh`. `shrunk_mahalanobis` and
 `shrinkage_aurocs` score with a Gaussian at a chosen shrinkage intensity (how much weight the null space
-gets); `subsample_aurocs` follows an AUROC as the training set grows past the dimension.
+gets); `subsample_aurocs` follows an AUROC as the training set grows past the dimension, and
+`subsample_summary` sums its draws up per size.
+
+The factorial study crosses estimators (`FACTORIAL_ESTIMATORS`, `factorial_estimator`) with subspaces of the
+principal axes (`factorial_axes`): `factorial_study` scores every cell, `factorial_contrasts` compares
+cells pairwise with `tad.stats.compare` under a declared family, `verdict_sentence` says where a contrast
+came out which way. `below_chance` flags a score whose AUROC is below 0.5 beyond its interval (a ranking
+inverted, e.g. by an acquisition shift).
 
 The grey-level helpers measure an acquisition shift between a class's image groups (`grey_levels`,
 `grey_level_table`) and remove it by scaling every image to one mean grey level (`normalise_grey`,
@@ -16,23 +23,32 @@ The grey-level helpers measure an acquisition shift between a class's image grou
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+from sklearn.base import BaseEstimator
 
-from tad.estimators import MVG, make_estimator
+from tad.estimators import (KNN, MVG, CentroidDistance, OASGaussian, PinvGaussian, RidgeGaussian, WhitenedKNN,
+                            make_estimator)
 from tad.evaluate import auroc
-from tad.reduce import DEFAULT_BASIS, NullSpaceWarning, PrincipalAxes, kept_axes, null_axes, spectrum
-from tad.stats import auroc_ci
-from tad.trial import score
+from tad.reduce import (DEFAULT_BASIS, PrincipalAxes, kept_axes, null_axes, retained_axes,
+                        spectrum)
+from tad.stats import VERDICTS, Family, auroc_ci, compare
+from tad.words import listing
 
-__all__ = ["axis_groups", "deviation_by_axes", "grey_levels", "grey_level_table", "normalise_grey",
-           "normalised_copies", "null_basis_spread", "shrunk_mahalanobis", "shrinkage_aurocs",
-           "subsample_aurocs"]
+__all__ = ["FACTORIAL_ESTIMATORS", "ISOTROPIC_ESTIMATORS", "axis_groups", "below_chance", "deviation_by_axes",
+           "factorial_axes", "factorial_contrasts", "factorial_estimator", "factorial_study", "grey_levels",
+           "grey_level_table", "normalise_grey", "normalised_copies", "null_basis_spread", "shrunk_mahalanobis",
+           "shrinkage_aurocs", "subsample_aurocs", "subsample_summary", "verdict_sentence"]
+
+# The factorial study's estimators, by the names the page prints.
+FACTORIAL_ESTIMATORS = ("Ledoit-Wolf MVG", "OAS MVG", "ridge Gaussian", "pseudo-inverse Gaussian",
+                        "Euclidean 1-NN", "whitened 1-NN", "distance to mean")
+# Those that need no training variance: defined on axes where the good images do not vary at all.
+ISOTROPIC_ESTIMATORS = ("Euclidean 1-NN", "distance to mean")
 
 
 def axis_groups(eigenvalues: np.ndarray, ratio: float = 0.5) -> dict[str, slice]:
@@ -345,11 +361,218 @@ def subsample_aurocs(train: np.ndarray, test: np.ndarray, labels: np.ndarray, si
     for size in sizes:
         for draw in range(1 if size == len(train) else n_draws):
             X = train[np.sort(rng.choice(len(train), size=size, replace=False))]
-            view = PrincipalAxes.fit(X).view(reduction, ratio, basis)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NullSpaceWarning)  # n_null_kept says it
-                s = score(X, test, reduction, ratio, estimator, basis=basis, seed=seed)
+            axes = PrincipalAxes.fit(X)
+            view = axes.view(reduction, ratio, basis)
+            if reduction == "none":
+                Xr, Yr = X, test
+            else:  # as `tad.trial.score` reduces, with the decomposition made once
+                Xr, Yr = axes.project(X, view), axes.project(test, view)
+            s = make_estimator(estimator, seed=seed).fit(Xr).score_samples(Yr)
             lo, hi = auroc_ci(labels, s)
             rows.append({"n_train": int(size), "draw": draw, "d": X.shape[1], "n_null": view.n_null,
                          "n_null_kept": view.n_null_kept, "auroc": auroc(labels, s), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
+
+
+def subsample_summary(draws: pd.DataFrame) -> pd.DataFrame:
+    """`subsample_aurocs` rows summed up per training-set size: mean, spread and widest interval of the draws.
+
+    Parameters
+    ----------
+    draws : DataFrame
+        Rows of `subsample_aurocs` (``n_train``, ``d``, ``auroc``, ``ci_low``, ``ci_high``), optionally with
+        columns ``dataset``, ``layer``, ``reduction``, ``estimator`` that tell curves apart.
+
+    Returns
+    -------
+    DataFrame
+        One row per curve and size: those columns, ``n_train``, ``d``, ``n_over_d`` (``n_train / d``),
+        ``draws`` (subsets drawn), ``auroc_mean``, ``auroc_min``, ``auroc_max`` (the spread over draws),
+        ``ci_low`` (lowest interval end) and ``ci_high`` (highest).
+    """
+    keys = [c for c in ("dataset", "layer", "reduction", "estimator") if c in draws.columns] + ["n_train", "d"]
+    out = draws.groupby(keys, sort=False).agg(draws=("auroc", "size"), auroc_mean=("auroc", "mean"),
+                                               auroc_min=("auroc", "min"), auroc_max=("auroc", "max"),
+                                               ci_low=("ci_low", "min"), ci_high=("ci_high", "max")).reset_index()
+    out.insert(len(keys), "n_over_d", out.n_train / out.d)
+    return out
+
+
+def below_chance(labels: np.ndarray, scores: np.ndarray, *, level: float = 0.95) -> bool:
+    """Whether the AUROC of ``scores`` is below 0.5 beyond its `tad.stats.auroc_ci` interval at ``level``.
+
+    Such a score ranks the good images above the anomalous ones systematically: its ranking is inverted
+    (on screw's loud axes, by an acquisition shift between the training and the test images).
+    """
+    return auroc_ci(labels, scores, level=level)[1] < 0.5
+
+
+def factorial_estimator(name: str, *, ridge: float = 0.01) -> BaseEstimator:
+    """A fresh estimator for a name in `FACTORIAL_ESTIMATORS`.
+
+    ``"Ledoit-Wolf MVG"`` is `tad.estimators.MVG`, ``"OAS MVG"`` `OASGaussian`, ``"ridge Gaussian"``
+    `RidgeGaussian` (``alpha=ridge``), ``"pseudo-inverse Gaussian"`` `PinvGaussian` (every axis it is given
+    counts: `factorial_study` gives it the axes with training variance only), ``"Euclidean 1-NN"`` `KNN`
+    (k = 1), ``"whitened 1-NN"`` `WhitenedKNN` (k = 1, ``alpha=ridge``), ``"distance to mean"``
+    `CentroidDistance`.
+    """
+    makers = {"Ledoit-Wolf MVG": MVG, "OAS MVG": OASGaussian, "ridge Gaussian": lambda: RidgeGaussian(alpha=ridge),
+              "pseudo-inverse Gaussian": lambda: PinvGaussian(rtol=0.0), "Euclidean 1-NN": lambda: KNN(k=1),
+              "whitened 1-NN": lambda: WhitenedKNN(k=1, alpha=ridge), "distance to mean": CentroidDistance}
+    if name not in makers:
+        raise ValueError(f"estimator {name!r} not in {FACTORIAL_ESTIMATORS}")
+    return makers[name]()
+
+
+def factorial_axes(eigenvalues: np.ndarray, ratio: float = 0.5,
+                   variances: Sequence[float] = (0.95, 0.99)) -> dict[str, slice]:
+    """The factorial study's reductions, each a slice of the descending principal axes.
+
+    With ``rank`` the axes of non-zero training variance (`tad.reduce.null_axes`), ``p`` = ``ratio`` in
+    percent and ``k_v`` = `tad.reduce.retained_axes` at share ``v``:
+
+    - ``"none"``: every axis; ``"non-null axes"``: the first ``rank`` (none without the null block);
+    - ``"PCA p %"`` / ``"NPCA p %"``: the largest / smallest ``ratio`` of the non-null axes (the ``"rank"``
+      reading of `tad.reduce.kept_axes`); ``"NPCA p % + null"``: NPCA's axes with the null block added;
+    - ``"null space (SPE)"``: the null block alone, where the distance to the mean is the SPE (Q statistic)
+      of the full-rank PCA; empty when the training features span every dimension;
+    - ``"T² axes (v %)"``: the leading ``k_v`` axes, where the pseudo-inverse Gaussian is Hotelling's T²;
+      ``"DFM residual (v %)"``: the axes after them, where the distance to the mean is DFM's score.
+
+    Returns
+    -------
+    dict of str to slice
+        In the order above; a slice may be empty.
+    """
+    d = len(eigenvalues)
+    rank = null_axes(eigenvalues).start
+    percent = f"{100 * ratio:g} %"
+    npca = kept_axes("npca", ratio, eigenvalues, "rank")
+    out = {"none": slice(0, d), "non-null axes": slice(0, rank),
+           f"PCA {percent}": kept_axes("pca", ratio, eigenvalues, "rank"), f"NPCA {percent}": npca,
+           f"NPCA {percent} + null": slice(npca.start, d), "null space (SPE)": slice(rank, d)}
+    for v in variances:
+        k = retained_axes(eigenvalues, v)
+        out[f"T² axes ({100 * v:g} %)"] = slice(0, k)
+        out[f"DFM residual ({100 * v:g} %)"] = slice(k, d)
+    return out
+
+
+def factorial_study(train: np.ndarray, test: np.ndarray, labels: np.ndarray, *, ratio: float = 0.5,
+                    variances: Sequence[float] = (0.95, 0.99),
+                    estimators: Sequence[str] = FACTORIAL_ESTIMATORS,
+                    ridge: float = 0.01) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
+    """Every estimator on every reduction of `factorial_axes`: test scores and AUROCs with intervals.
+
+    The features are projected once on the training principal axes and each reduction's columns sliced
+    out; for "none" this is a rotation of the features, which leaves every estimator here unchanged. Cells
+    that are not defined are left out: a reduction with no axes, and on the null block alone (no training
+    variance) every estimator but the `ISOTROPIC_ESTIMATORS`. The pseudo-inverse Gaussian is fitted on the
+    reduction's non-null axes only (the null ones would get weight 0 anyway, but their rounding-level
+    variances would not be told from zero reliably within a small block).
+
+    Parameters
+    ----------
+    train : ndarray of shape (n_train, d)
+        Good training features.
+    test : ndarray of shape (n_test, d)
+    labels : ndarray of shape (n_test,)
+        1 = anomalous.
+    ratio, variances
+        See `factorial_axes`.
+    estimators : sequence of names in `FACTORIAL_ESTIMATORS`
+    ridge : float > 0
+        See `factorial_estimator`.
+
+    Returns
+    -------
+    table : DataFrame
+        One row per defined cell: ``reduction``, ``estimator``, ``n_axes`` (columns the estimator saw),
+        ``n_null_kept`` (of them in the null block), ``auroc``, ``ci_low``, ``ci_high`` (`auroc_ci`).
+    scores : dict of (reduction, estimator) to ndarray of shape (n_test,)
+    """
+    unknown = sorted(set(estimators) - set(FACTORIAL_ESTIMATORS))
+    if unknown:
+        raise ValueError(f"estimators {unknown} not in {FACTORIAL_ESTIMATORS}")
+    axes = PrincipalAxes.fit(np.asarray(train, dtype=np.float64))
+    rank = null_axes(axes.eigenvalues).start
+    Zx, Zy = axes.project(train), axes.project(test)
+    rows, scores = [], {}
+    for reduction, kept in factorial_axes(axes.eigenvalues, ratio, variances).items():
+        for name in estimators:
+            stop = min(kept.stop, rank) if name == "pseudo-inverse Gaussian" else kept.stop
+            if stop <= kept.start or (kept.start >= rank and name not in ISOTROPIC_ESTIMATORS):
+                continue
+            cols = slice(kept.start, stop)
+            s = factorial_estimator(name, ridge=ridge).fit(Zx[:, cols]).score_samples(Zy[:, cols])
+            scores[reduction, name] = s
+            rows.append({"reduction": reduction, "estimator": name, "n_axes": stop - kept.start,
+                         "n_null_kept": max(0, stop - max(kept.start, rank)), "auroc": auroc(labels, s),
+                         **dict(zip(("ci_low", "ci_high"), auroc_ci(labels, s)))})
+    return pd.DataFrame(rows), scores
+
+
+def factorial_contrasts(labels: np.ndarray, scores: Mapping[tuple[str, str], np.ndarray],
+                        pairs: Sequence[tuple[str, str]], family: Family) -> pd.DataFrame:
+    """Paired comparisons of reductions under each estimator: ``AUROC(a) - AUROC(b)`` by `tad.stats.compare`.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_test,)
+    scores : mapping of (reduction, estimator) to scores
+        As `factorial_study` returns.
+    pairs : sequence of (a, b)
+        Reductions to compare, each under every estimator that has scores for both.
+    family : tad.stats.Family
+        The declared family every comparison is tested in.
+
+    Returns
+    -------
+    DataFrame
+        One row per (pair, estimator): ``a``, ``b``, ``estimator``, ``diff``, ``ci_low``, ``ci_high``, ``p``,
+        ``verdict``, ``family`` (`tad.stats.Comparison`). A pair whose two scores are identical (one
+        model: e.g. with and without a null block that is empty) is left out.
+    """
+    rows = []
+    estimators = list(dict.fromkeys(name for _, name in scores))
+    for a, b in pairs:
+        for name in estimators:
+            if (a, name) not in scores or (b, name) not in scores or np.array_equal(scores[a, name], scores[b, name]):
+                continue
+            c = compare(labels, scores[a, name], scores[b, name], family=family)
+            rows.append({"a": a, "b": b, "estimator": name, "diff": c.diff, "ci_low": c.ci_low,
+                         "ci_high": c.ci_high, "p": c.p, "verdict": c.verdict, "family": c.family})
+    return pd.DataFrame(rows, columns=["a", "b", "estimator", "diff", "ci_low", "ci_high", "p", "verdict",
+                                       "family"])
+
+
+def verdict_sentence(rows: pd.DataFrame, *, by: str = "estimator", detail: str | None = None) -> str:
+    """Where a set of comparisons came out which way, e.g. "higher for Euclidean 1-NN (7, all); within noise
+    on the other 12".
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Comparisons with a ``verdict`` column (`tad.stats.VERDICTS`), a ``by`` column naming each and,
+        optionally, a ``detail`` column listed in brackets after each name (e.g. the layer).
+
+    Returns
+    -------
+    str
+        The "higher" and then the "lower" comparisons (each part only if there are any) grouped by ``by`` in
+        order of first appearance, then the count of the rest; "within noise on all N" when every one is.
+    """
+    bad = sorted(set(rows["verdict"]) - set(VERDICTS))
+    if bad:
+        raise ValueError(f"verdicts {bad} not in {VERDICTS}")
+    parts = []
+    for word in ("higher", "lower"):
+        hits = rows[rows["verdict"] == word]
+        names = [f"{name} ({', '.join(map(str, g[detail]))})" if detail else str(name)
+                 for name, g in hits.groupby(by, sort=False)]
+        if names:
+            parts.append(f"{word} for {listing(names)}")
+    rest = int((rows["verdict"] == "within noise").sum())
+    if not parts:
+        return f"within noise on all {rest}"
+    return "; ".join(parts) + (f"; within noise on the other {rest}" if rest else "")

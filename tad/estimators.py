@@ -1,5 +1,9 @@
 """Anomaly estimators fitted on good images' features: Gaussian (Mahalanobis), k-NN and a normalizing flow.
 
+Besides the study's estimators (`ESTIMATORS`, made by `make_estimator`), Gaussians with other covariance
+estimates (`OASGaussian`, `RidgeGaussian`, `PinvGaussian`), k-NN after whitening (`WhitenedKNN`) and the
+distance to the training mean (`CentroidDistance`) serve the why-NPCA page's factorial study.
+
 The Gaussian's and k-NN's maths are functions over stacks of groups (`ledoit_wolf_precision`,
 `mahalanobis_sq`, `knn_distance`), as the per-position anomaly maps need; `MVG` and `KNN` are their
 single-group case. All estimators follow scikit-learn: parameters in ``__init__``, validation in ``fit``, and ``score_samples`` returns
@@ -15,8 +19,9 @@ from sklearn.base import BaseEstimator
 from scipy.linalg import cho_factor, cho_solve
 from sklearn.utils.validation import check_array, check_is_fitted
 
-__all__ = ["ESTIMATORS", "FLOW_PARAMS", "MVG", "KNN", "Flow", "make_estimator", "n_neighbours",
-           "ledoit_wolf_precision", "mahalanobis_sq", "knn_distance"]
+__all__ = ["ESTIMATORS", "FLOW_PARAMS", "MVG", "KNN", "Flow", "OASGaussian", "RidgeGaussian", "PinvGaussian",
+           "WhitenedKNN", "CentroidDistance", "make_estimator", "n_neighbours", "ledoit_wolf_precision",
+           "mahalanobis_sq", "knn_distance"]
 
 ESTIMATORS = ("mvg", "knn1", "knn5", "knn10", "flow")
 # The one flow configuration every page uses (pass as ``flow_params``), so pages and results rows agree.
@@ -180,6 +185,184 @@ class Flow(BaseEstimator):
         return torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32, device=self.device)
 
 
+class OASGaussian(BaseEstimator):
+    """Multivariate Gaussian with Oracle Approximating Shrinkage (Chen et al. 2010); squared Mahalanobis score.
+
+    The covariance is ``(1 - rho) S + rho mu I`` (``S`` the empirical 1/n covariance, ``mu = trace(S) / d``)
+    with ``rho = min((a + mu^2) / ((n + 1) (a - mu^2 / d)), 1)``, ``a`` the mean squared entry of ``S``: the
+    formula of scikit-learn's `sklearn.covariance.OAS` (Chen et al.'s eq. 23 without its ``2 / d`` terms),
+    computed here with a fast inverse for a diagonal ``S`` (principal-axis coordinates). Like `MVG`, which
+    takes ``rho`` from Ledoit-Wolf's formula instead.
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (d,)
+    precision_ : ndarray of shape (d, d)
+    shrinkage_ : float
+    """
+
+    def fit(self, X: np.ndarray, y: None = None) -> OASGaussian:
+        X = _check_train(X, minimum=2, what="OASGaussian")
+        n, d = X.shape
+        covariance = _covariance(X)
+        a, mu = np.mean(covariance ** 2), np.trace(covariance) / d
+        denominator = (n + 1) * (a - mu ** 2 / d)
+        shrinkage = 1.0 if denominator == 0 else min((a + mu ** 2) / denominator, 1.0)
+        covariance *= 1 - shrinkage
+        covariance[np.diag_indices(d)] += shrinkage * mu
+        self.location_ = X.mean(axis=0)
+        self.precision_ = _inverse(covariance)
+        self.shrinkage_ = float(shrinkage)
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance of each row to the training distribution, shape (n_samples,)."""
+        return _mahalanobis(self, X)
+
+
+class RidgeGaussian(BaseEstimator):
+    """Multivariate Gaussian with a fixed ridge on the covariance; squared Mahalanobis score.
+
+    The covariance is ``S + alpha mu I``, ``S`` the empirical 1/n covariance and ``mu = trace(S) / d`` its
+    mean variance, so ``alpha`` is relative to the data's scale: every axis's variance is raised by
+    ``alpha`` times the mean variance, and an axis without training variance gets the finite weight
+    ``1 / (alpha mu)``. Up to a constant factor this is `MVG`'s covariance at the fixed intensity
+    ``delta = alpha / (1 + alpha)``.
+
+    Parameters
+    ----------
+    alpha : float > 0
+        Ridge, as a share of the mean training variance.
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (d,)
+    precision_ : ndarray of shape (d, d)
+    """
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        self.alpha = alpha
+
+    def fit(self, X: np.ndarray, y: None = None) -> RidgeGaussian:
+        _check_positive("alpha", self.alpha)
+        X = _check_train(X, minimum=2, what="RidgeGaussian")
+        self.location_ = X.mean(axis=0)
+        self.precision_ = _inverse(_ridge_covariance(X, self.alpha))
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance of each row to the training distribution, shape (n_samples,)."""
+        return _mahalanobis(self, X)
+
+
+class PinvGaussian(BaseEstimator):
+    """Gaussian with the pseudo-inverse of the empirical covariance: Mahalanobis on the axes that vary.
+
+    The score is ``sum_j (v_j . (x - mean))^2 / lambda_j`` over the principal axes whose training variance
+    ``lambda_j`` (empirical, 1/n) is above ``rtol`` times the largest: Hotelling's T-squared on those axes.
+    Directions in which the training images do not vary (the null space when n_train <= d) get weight 0,
+    the opposite of a shrunk Gaussian, which weights them most.
+
+    Parameters
+    ----------
+    rtol : float in [0, 1) or None
+        Relative cut-off for a zero eigenvalue; None means ``d * eps`` (float64), as `tad.reduce.null_axes`.
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (d,)
+    precision_ : ndarray of shape (d, d)
+    rank_ : int
+        Axes kept.
+    """
+
+    def __init__(self, rtol: float | None = None) -> None:
+        self.rtol = rtol
+
+    def fit(self, X: np.ndarray, y: None = None) -> PinvGaussian:
+        if self.rtol is not None and (isinstance(self.rtol, bool) or not isinstance(self.rtol, (int, float))
+                                      or not 0 <= self.rtol < 1):
+            raise ValueError(f"rtol {self.rtol!r} must be None or a float in [0, 1)")
+        X = _check_train(X, minimum=2, what="PinvGaussian")
+        self.location_ = X.mean(axis=0)
+        values, vectors = _eigh(_covariance(X))
+        rtol = X.shape[1] * np.finfo(np.float64).eps if self.rtol is None else self.rtol
+        kept = values > rtol * max(values.max(), 0.0)
+        self.rank_ = int(kept.sum())
+        self.precision_ = (vectors[:, kept] / values[kept]) @ vectors[:, kept].T
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance on the axes with training variance, shape (n_samples,)."""
+        return _mahalanobis(self, X)
+
+
+class WhitenedKNN(BaseEstimator):
+    """k nearest neighbours after whitening by the ridge-regularised training covariance.
+
+    Rows are mapped by ``W = C^(-1/2)`` with ``C = S + alpha mu I`` (as `RidgeGaussian`), so the score is the
+    mean Mahalanobis distance (under ``C``) to the ``k`` nearest training rows, where `KNN` uses Euclidean
+    distance.
+
+    Parameters
+    ----------
+    k : int
+        Number of neighbours, 1 <= k <= n_train.
+    alpha : float > 0
+        Ridge, as a share of the mean training variance.
+
+    Attributes
+    ----------
+    whitening_ : ndarray of shape (d, d)
+        ``C^(-1/2)``, symmetric.
+    train_ : ndarray of shape (n_train, d)
+        The whitened training rows.
+    """
+
+    def __init__(self, k: int = 1, alpha: float = 0.01) -> None:
+        self.k = k
+        self.alpha = alpha
+
+    def fit(self, X: np.ndarray, y: None = None) -> WhitenedKNN:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"k {self.k!r} must be a positive int")
+        _check_positive("alpha", self.alpha)
+        X = _check_train(X, minimum=2, what="WhitenedKNN")
+        if self.k > len(X):
+            raise ValueError(f"k={self.k} is larger than the training set ({len(X)} images)")
+        values, vectors = _eigh(_ridge_covariance(X, self.alpha))
+        self.whitening_ = (vectors / np.sqrt(values)) @ vectors.T
+        self.train_ = X @ self.whitening_
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Mean whitened distance to the k nearest training rows, shape (n_samples,)."""
+        check_is_fitted(self)
+        X = check_array(X, dtype=np.float64)
+        return knn_distance((X @ self.whitening_)[None], self.train_[None], self.k)[0]
+
+
+class CentroidDistance(BaseEstimator):
+    """Squared Euclidean distance to the training mean.
+
+    On the residual axes of a PCA it is the reconstruction error (SPE, Q statistic; DFM's score when the PCA
+    keeps the axes up to a share of the variance, `tad.baselines.Reconstruction`).
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (d,)
+    """
+
+    def fit(self, X: np.ndarray, y: None = None) -> CentroidDistance:
+        self.location_ = _check_train(X, minimum=1, what="CentroidDistance").mean(axis=0)
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        """Squared distance of each row to the training mean, shape (n_samples,)."""
+        check_is_fitted(self)
+        return ((check_array(X, dtype=np.float64) - self.location_) ** 2).sum(axis=1)
+
+
 def make_estimator(name: str, *, seed: int = 0, **flow_params) -> MVG | KNN | Flow:
     """Estimator for a name in `ESTIMATORS`: ``"mvg"``, ``"knn1"``/``"knn5"``/``"knn10"`` or ``"flow"``."""
     if name == "mvg":
@@ -297,3 +480,50 @@ def _check_train(X: np.ndarray, minimum: int, what: str) -> np.ndarray:
     if len(X) < minimum:
         raise ValueError(f"{what} needs at least {minimum} training images, got {len(X)}")
     return X
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} {value!r} must be a positive float")
+
+
+def _covariance(X: np.ndarray) -> np.ndarray:
+    """The empirical (1/n) covariance of the rows of ``X``."""
+    Xc = X - X.mean(axis=0)
+    return Xc.T @ Xc / len(X)
+
+
+def _is_diagonal(matrix: np.ndarray) -> bool:
+    """Off-diagonal entries at most 1e-9 of the largest diagonal one (decorrelated coordinates, up to rounding)."""
+    diag = np.diag(matrix)
+    return bool(np.abs(matrix - np.diag(diag)).max() <= 1e-9 * np.abs(diag).max())
+
+
+def _eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of a symmetric matrix; read off the diagonal when it is diagonal (O(d^2))."""
+    if _is_diagonal(matrix):
+        return np.diag(matrix).copy(), np.eye(len(matrix))
+    return np.linalg.eigh(matrix)
+
+
+def _ridge_covariance(X: np.ndarray, alpha: float) -> np.ndarray:
+    """``S + alpha mu I``: the empirical (1/n) covariance with ``alpha`` times its mean variance added."""
+    covariance = _covariance(X)
+    mu = np.trace(covariance) / len(covariance)
+    if mu == 0:
+        raise ValueError("the training rows are all equal: a ridge relative to their variance is undefined")
+    covariance[np.diag_indices_from(covariance)] += alpha * mu
+    return covariance
+
+
+def _inverse(covariance: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive-definite matrix: by Cholesky, or of the diagonal when it is diagonal."""
+    if _is_diagonal(covariance):
+        return np.diag(1 / np.diag(covariance))
+    return cho_solve(cho_factor(covariance), np.eye(len(covariance)))
+
+
+def _mahalanobis(model: BaseEstimator, X: np.ndarray) -> np.ndarray:
+    check_is_fitted(model)
+    X = check_array(X, dtype=np.float64)
+    return mahalanobis_sq(X[None], model.location_[None], model.precision_[None])[0]

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = ["METHODS", "BASES", "DEFAULT_BASIS", "NullSpaceWarning", "check_reduction", "spectrum", "null_axes",
-           "kept_axes", "View", "warn_basis_dependent", "PrincipalAxes", "Reducer"]
+           "kept_axes", "retained_axes", "View", "warn_basis_dependent", "PrincipalAxes", "Reducer"]
 
 METHODS = ("pca", "npca", "none")
 BASES = ("block", "rank", "dims")
@@ -125,6 +125,28 @@ def kept_axes(method: str, ratio: float | None, eigenvalues: np.ndarray, basis: 
     if basis == "block" and method == "npca" and k <= d - rank:
         return slice(rank - 1, d)
     return slice(0, k) if method == "pca" else slice(d - k, d)
+
+
+def retained_axes(eigenvalues: np.ndarray, share: float) -> int:
+    """The number k of leading principal axes that retain at least ``share`` of the training variance.
+
+    DFM's rule (Ahuja et al. 2019; `tad.baselines.Reconstruction` with ``variance=share``): the smallest k
+    with ``sum(eigenvalues[:k]) >= share * sum(eigenvalues)``, counted over the axes of non-zero variance
+    (`null_axes`), so k is at most the rank; 0 when no axis varies.
+
+    Parameters
+    ----------
+    eigenvalues : ndarray of shape (d,)
+        Descending, as returned by `spectrum`.
+    share : float in (0, 1]
+    """
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ValueError(f"share {share!r} must be a share of the training variance in (0, 1]")
+    rank = null_axes(eigenvalues).start
+    if rank == 0:
+        return 0
+    retained = np.cumsum(eigenvalues[:rank])
+    return min(int(np.searchsorted(retained, share * retained[-1], side="left")) + 1, rank)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ import pytest
 from PIL import Image
 from scipy.linalg import null_space
 
-from tad.analysis import (axis_groups, deviation_by_axes, grey_level_table, grey_levels, normalise_grey,
-                          normalised_copies, shrinkage_aurocs, shrunk_mahalanobis, subsample_aurocs)
+from tad.analysis import (axis_groups, below_chance, deviation_by_axes, factorial_axes, factorial_contrasts,
+                          factorial_study, grey_level_table, grey_levels, normalise_grey, normalised_copies,
+                          shrinkage_aurocs, shrunk_mahalanobis, subsample_aurocs, subsample_summary,
+                          verdict_sentence)
 from tad.evaluate import auroc
+from tad.stats import Family, compare
 
 
 def anisotropic(n: int, d: int, seed: int) -> np.ndarray:
@@ -193,3 +196,101 @@ def test_normalised_copies_are_lossless_and_rewritten_for_a_new_target(tmp_path)
     np.testing.assert_array_equal(np.asarray(Image.open(copies[1])), np.full((4, 6), 80))
     normalised_copies(src, tmp_path / "out", 60)
     np.testing.assert_array_equal(np.asarray(Image.open(copies[0])), np.full((4, 6), 60))
+
+
+# --- the factorial study -------------------------------------------------------------------------------------
+
+def test_factorial_axes_by_hand():
+    values = np.array([6.0, 3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0])  # rank 4, cumulative 6, 9, 11, 12
+    assert factorial_axes(values, 0.5, (0.5, 0.95)) == {
+        "none": slice(0, 8), "non-null axes": slice(0, 4), "PCA 50 %": slice(0, 2), "NPCA 50 %": slice(2, 4),
+        "NPCA 50 % + null": slice(2, 8), "null space (SPE)": slice(4, 8),
+        "T² axes (50 %)": slice(0, 1), "DFM residual (50 %)": slice(1, 8),
+        "T² axes (95 %)": slice(0, 4), "DFM residual (95 %)": slice(4, 8)}
+
+
+@pytest.fixture(scope="module")
+def small_study():
+    rng = np.random.default_rng(7)
+    X = anisotropic(9, 14, seed=5)  # 9 training rows in 14 dimensions: rank 8, a null space of 6
+    Y = np.vstack([anisotropic(6, 14, seed=6), anisotropic(6, 14, seed=8) + rng.normal(size=(6, 14))])
+    y = np.r_[np.zeros(6), np.ones(6)].astype(bool)
+    table, scores = factorial_study(X, Y, y, variances=(0.9,))
+    return X, Y, y, table, scores
+
+
+def test_factorial_none_cells_equal_the_estimators_on_the_raw_features(small_study):
+    X, Y, _, _, scores = small_study
+    mean = X.mean(axis=0)
+    nearest = np.sqrt(((Y[:, None] - X[None]) ** 2).sum(axis=2)).min(axis=1)
+    np.testing.assert_allclose(scores["none", "Euclidean 1-NN"], nearest, rtol=1e-9)
+    np.testing.assert_allclose(scores["none", "distance to mean"], ((Y - mean) ** 2).sum(axis=1), rtol=1e-9)
+    pinv = np.linalg.pinv(np.cov(X, rowvar=False, bias=True), rcond=1e-10, hermitian=True)
+    np.testing.assert_allclose(scores["none", "pseudo-inverse Gaussian"],
+                               np.einsum("ij,jk,ik->i", Y - mean, pinv, Y - mean), rtol=1e-6)
+
+
+def test_factorial_null_space_distance_to_mean_is_the_distance_to_the_training_span(small_study):
+    X, Y, _, _, scores = small_study
+    mean = X.mean(axis=0)
+    np.testing.assert_allclose(scores["null space (SPE)", "distance to mean"],
+                               squared_projection(Y, mean, null_space(X - mean)), rtol=1e-7)
+    np.testing.assert_allclose(scores["null space (SPE)", "Euclidean 1-NN"] ** 2,
+                               scores["null space (SPE)", "distance to mean"], rtol=1e-7)
+
+
+def test_factorial_leaves_out_cells_that_need_variance_on_the_null_block(small_study):
+    _, _, y, table, scores = small_study
+    null = table[table.reduction == "null space (SPE)"]
+    assert set(null.estimator) == {"Euclidean 1-NN", "distance to mean"}
+    assert (null.n_null_kept == 6).all()
+    pinv = table[table.estimator == "pseudo-inverse Gaussian"].set_index("reduction")
+    assert pinv.loc["NPCA 50 % + null", "n_axes"] == 4 and pinv.loc["NPCA 50 % + null", "n_null_kept"] == 0
+    lw = table[table.estimator == "Ledoit-Wolf MVG"].set_index("reduction")
+    assert lw.loc["NPCA 50 % + null", "n_axes"] == 10 and lw.loc["NPCA 50 % + null", "n_null_kept"] == 6
+    row = table[(table.reduction == "none") & (table.estimator == "OAS MVG")].iloc[0]
+    assert row.auroc == auroc(y, scores["none", "OAS MVG"]) and row.ci_low <= row.auroc <= row.ci_high
+
+
+def test_factorial_contrasts_equal_compare_and_skip_identical_models(small_study):
+    _, _, y, _, scores = small_study
+    family = Family("test", 4)
+    out = factorial_contrasts(y, scores, [("NPCA 50 %", "none"), ("none", "none")], family)
+    assert list(out.a) == ["NPCA 50 %"] * 7 and set(out.b) == {"none"}
+    row = out[out.estimator == "Euclidean 1-NN"].iloc[0]
+    c = compare(y, scores["NPCA 50 %", "Euclidean 1-NN"], scores["none", "Euclidean 1-NN"], family=family)
+    assert (row["diff"], row.ci_low, row.ci_high, row.verdict, row.family) == (c.diff, c.ci_low, c.ci_high,
+                                                                              c.verdict, c.family)
+
+
+def test_factorial_study_rejects_an_unknown_estimator_naming_it():
+    with pytest.raises(ValueError, match="kNN"):
+        factorial_study(np.eye(4), np.eye(4), np.array([0, 0, 1, 1]), estimators=["kNN"])
+
+
+def test_verdict_sentence_groups_by_name_with_details():
+    rows = pd.DataFrame({"estimator": ["a", "a", "b", "c", "c"], "layer": ["6", "all", "7", "6", "7"],
+                         "verdict": ["higher", "higher", "lower", "within noise", "higher"]})
+    assert verdict_sentence(rows, detail="layer") == ("higher for a (6, all) and c (7); lower for b (7); "
+                                                      "within noise on the other 1")
+    assert verdict_sentence(rows.iloc[2:4]) == "lower for b; within noise on the other 1"
+    assert verdict_sentence(rows.iloc[3:4]) == "within noise on all 1"
+    assert verdict_sentence(rows.iloc[:2]) == "higher for a"
+
+
+def test_below_chance_flags_an_inverted_ranking_only():
+    y = np.r_[np.zeros(30), np.ones(30)].astype(bool)
+    ranked = np.r_[np.arange(30), np.arange(30) + 30.0]
+    assert below_chance(y, -ranked) and not below_chance(y, ranked)
+    assert not below_chance(y, np.random.default_rng(0).normal(size=60))
+
+
+def test_subsample_summary_by_hand():
+    draws = pd.DataFrame({"dataset": "x", "n_train": [5, 5, 5, 10], "draw": [0, 1, 2, 0], "d": 20,
+                          "auroc": [0.6, 0.8, 0.7, 0.9], "ci_low": [0.5, 0.7, 0.6, 0.8],
+                          "ci_high": [0.7, 0.9, 0.8, 1.0]})
+    out = subsample_summary(draws)
+    assert out.columns[:4].tolist() == ["dataset", "n_train", "d", "n_over_d"]
+    np.testing.assert_allclose(out[["n_over_d", "draws", "auroc_mean", "auroc_min", "auroc_max", "ci_low",
+                                    "ci_high"]].to_numpy(),
+                               [[0.25, 3, 0.7, 0.6, 0.8, 0.5, 0.9], [0.5, 1, 0.9, 0.9, 0.9, 0.8, 1.0]])

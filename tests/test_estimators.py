@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from sklearn.covariance import LedoitWolf, ledoit_wolf
+from sklearn.covariance import OAS, LedoitWolf, ledoit_wolf
 from sklearn.neighbors import NearestNeighbors
 
-from tad.estimators import (ESTIMATORS, KNN, MVG, Flow, knn_distance, ledoit_wolf_precision, mahalanobis_sq,
+from tad.estimators import (ESTIMATORS, KNN, MVG, CentroidDistance, Flow, OASGaussian, PinvGaussian, RidgeGaussian,
+                            WhitenedKNN, knn_distance, ledoit_wolf_precision, mahalanobis_sq,
                             make_estimator, n_neighbours)
 
 
@@ -177,3 +178,90 @@ def test_flow_null_rtol_leaves_out_axes_without_training_variance():
 def test_flow_null_rtol_out_of_range_is_named():
     with pytest.raises(ValueError, match="null_rtol"):
         Flow(null_rtol=1.5).fit(gaussian(10, 2, seed=0))
+
+
+# --- the factorial study's estimators, each against a covariance built and inverted by hand ----------------
+
+def _brute_mahalanobis(train: np.ndarray, test: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    mu = train.mean(axis=0)
+    return np.array([(y - mu) @ precision @ (y - mu) for y in test])
+
+
+@pytest.mark.parametrize(("n", "d"), [(60, 5), (8, 20)])
+@pytest.mark.parametrize("decorrelated", [False, True])  # a general covariance, and the diagonal fast path
+def test_oas_gaussian_equals_mahalanobis_under_scikit_learns_oas(n, d, decorrelated):
+    X, Y = gaussian(n, d, seed=2), gaussian(9, d, seed=3, shift=0.4)
+    if decorrelated:
+        _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        X, Y = X @ vectors, Y @ vectors
+    reference = OAS().fit(X)
+    model = OASGaussian().fit(X)
+    assert model.shrinkage_ == pytest.approx(reference.shrinkage_, rel=1e-10)
+    np.testing.assert_allclose(model.score_samples(Y),
+                               _brute_mahalanobis(X, Y, np.linalg.inv(reference.covariance_)), rtol=1e-7)
+
+
+@pytest.mark.parametrize(("n", "d"), [(60, 5), (8, 20)])
+@pytest.mark.parametrize("decorrelated", [False, True])
+def test_ridge_gaussian_inverts_covariance_plus_alpha_times_mean_variance(n, d, decorrelated):
+    X, Y = gaussian(n, d, seed=4), gaussian(9, d, seed=5, shift=0.4)
+    if decorrelated:
+        _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        X, Y = X @ vectors, Y @ vectors
+    S = np.cov(X, rowvar=False, bias=True)
+    cov = S + 0.3 * np.trace(S) / d * np.eye(d)
+    np.testing.assert_allclose(RidgeGaussian(alpha=0.3).fit(X).score_samples(Y),
+                               _brute_mahalanobis(X, Y, np.linalg.inv(cov)), rtol=1e-8)
+
+
+@pytest.mark.parametrize(("n", "d"), [(60, 5), (8, 20)])
+@pytest.mark.parametrize("decorrelated", [False, True])
+def test_pinv_gaussian_equals_mahalanobis_with_numpy_pseudo_inverse(n, d, decorrelated):
+    X, Y = gaussian(n, d, seed=6), gaussian(9, d, seed=7, shift=0.4)
+    if decorrelated:
+        _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        X, Y = X @ vectors, Y @ vectors
+    S = np.cov(X, rowvar=False, bias=True)
+    model = PinvGaussian().fit(X)
+    assert model.rank_ == min(n - 1, d)
+    np.testing.assert_allclose(model.score_samples(Y),
+                               _brute_mahalanobis(X, Y, np.linalg.pinv(S, rcond=1e-10, hermitian=True)), rtol=1e-6)
+
+
+def test_pinv_gaussian_ignores_directions_without_training_variance():
+    X = np.zeros((10, 3))
+    X[:, 0] = np.arange(10.0)
+    off_span = np.array([[4.5, 7.0, -3.0]])  # at the mean along the varying axis, far off in the other two
+    assert PinvGaussian().fit(X).score_samples(off_span)[0] == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(40, 4, 1), (7, 12, 3)])
+@pytest.mark.parametrize("decorrelated", [False, True])
+def test_whitened_knn_is_the_mean_mahalanobis_distance_to_the_k_nearest(n, d, k, decorrelated):
+    X, Y = gaussian(n, d, seed=8), gaussian(6, d, seed=9, shift=0.4)
+    if decorrelated:
+        _, vectors = np.linalg.eigh(np.cov(X, rowvar=False))
+        X, Y = X @ vectors, Y @ vectors
+    S = np.cov(X, rowvar=False, bias=True)
+    inv = np.linalg.inv(S + 0.05 * np.trace(S) / d * np.eye(d))
+    dist = np.sqrt(np.array([[(y - x) @ inv @ (y - x) for x in X] for y in Y]))
+    expected = np.sort(dist, axis=1)[:, :k].mean(axis=1)
+    np.testing.assert_allclose(WhitenedKNN(k=k, alpha=0.05).fit(X).score_samples(Y), expected, rtol=1e-7)
+
+
+def test_centroid_distance_is_the_squared_distance_to_the_training_mean():
+    X = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 3.0]])  # mean (1, 1)
+    np.testing.assert_allclose(CentroidDistance().fit(X).score_samples(np.array([[1.0, 1.0], [4.0, 5.0]])), [0, 25])
+
+
+@pytest.mark.parametrize("model", [RidgeGaussian(alpha=0), RidgeGaussian(alpha=-1.0), WhitenedKNN(alpha=0),
+                                   WhitenedKNN(k=0), PinvGaussian(rtol=1.5)])
+def test_factorial_estimators_reject_invalid_parameters_naming_them(model):
+    name = next(k for k, v in model.get_params().items() if v in (0, -1.0, 1.5))
+    with pytest.raises(ValueError, match=name):
+        model.fit(gaussian(10, 3, seed=0))
+
+
+def test_ridge_on_constant_training_rows_raises_a_clear_error():
+    with pytest.raises(ValueError, match="all equal"):
+        RidgeGaussian().fit(np.ones((5, 3)))

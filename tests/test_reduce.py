@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from tad.reduce import Reducer
+from tad.reduce import Reducer, retained_axes, spectrum
 
 
 def anisotropic(n: int, d: int, seed: int) -> np.ndarray:
@@ -91,3 +91,25 @@ def test_nan_training_features_raise():
     X[2, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         Reducer("npca", 0.5).fit(X)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.9, 0.95, 0.99, 1.0])
+@pytest.mark.parametrize(("n", "d"), [(50, 8), (6, 15)])  # full rank, and a null space
+def test_retained_axes_is_the_smallest_count_reaching_the_share_by_brute_force(share, n, d):
+    rng = np.random.default_rng(1)
+    values = spectrum(rng.normal(size=(n, d)) * np.geomspace(5, 0.2, d))[1]
+    rank = min(n - 1, d)
+    total = values[:rank].sum()
+    brute = next(k for k in range(1, rank + 1) if values[:k].sum() >= share * total * (1 - 1e-12))
+    assert retained_axes(values, share) == brute
+
+
+def test_retained_axes_counts_by_hand():
+    values = np.array([6.0, 3.0, 1.0, 0.0])
+    assert [retained_axes(values, s) for s in (0.5, 0.6, 0.9, 0.95, 1.0)] == [1, 1, 2, 3, 3]
+
+
+@pytest.mark.parametrize("share", [0, 1.5, True])
+def test_retained_axes_rejects_a_share_outside_0_1(share):
+    with pytest.raises(ValueError, match="share"):
+        retained_axes(np.array([2.0, 1.0]), share)
