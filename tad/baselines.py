@@ -19,7 +19,7 @@ from tad.cache import cached_arrays
 from tad.data import Split, load_image
 from tad.estimators import MVG
 from tad.features import cache_key, preprocess, select_pair, split_features
-from tad.reduce import null_axes, spectrum
+from tad.reduce import null_axes, retained_axes, spectrum
 from tad.sweep import score
 
 __all__ = ["pixel_features", "classifier_outputs", "Reconstruction", "fusion_scores", "baseline_scores"]
@@ -138,8 +138,7 @@ class Reconstruction(BaseEstimator):
         mean, values, vectors = spectrum(X)
         rank = null_axes(values).start
         if v is not None:
-            retained = np.cumsum(values[:rank])  # ascending; the null axes add nothing
-            k = int(np.searchsorted(retained, v * retained[-1], side="left")) + 1 if rank else 0
+            k = retained_axes(values, v)
         else:
             k = rank if self.n_components is None else self.n_components
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= rank:
