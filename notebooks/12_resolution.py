@@ -236,11 +236,12 @@ from tad import teach
 
 size_cmp, scale_cmp = cmp_all[cmp_all.change == "size"], cmp_all[cmp_all.change == "scale"]
 up, down = int(counts["n_size_higher"]), int(counts["n_size_lower"])
-answer = ("yes" if up == len(size_cmp) else "in part" if up and not down else
-          "not beyond noise" if not up and not down else "no, it scores lower" if not up else "mixed")
-headline = (f"Does reading the images larger help? This run cannot say: no input larger than the native {native} px "
-            f"was run" if size_cmp.empty else
-            f"Does reading the images larger help? Here {answer}: {ref.split()[0]} fed larger than its native "
+answer = ("helps here" if up == len(size_cmp) else "helps in part here" if up and not down else
+          "does not help beyond noise here" if not up and not down else "hurts here" if not up else
+          "helps in some comparisons here and hurts in others")
+headline = (f"This run cannot say whether reading the images larger helps: no input larger than the native "
+            f"{native} px was run" if size_cmp.empty else
+            f"Reading the images larger {answer}: {ref.split()[0]} fed larger than its native "
             f"{native} px scores higher beyond noise in {counts['n_size_higher']}, lower in "
             f"{counts['n_size_lower']} and within noise in {counts['n_size_within_noise']} of {n_size} "
             f"comparisons (data set and layer; {format_value(family.level, 'percent')} intervals, this page's "

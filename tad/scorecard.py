@@ -202,7 +202,7 @@ def scorecard_table(rows: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """
     if rows.empty:
         return pd.DataFrame()
-    cell = [f"{o}: {_signed(e, digits)} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    cell = [f"{o}: {_signed(e, digits)} [{lo:.{digits}f}, {hi:.{digits}f}]".replace("-", "−")
             for o, e, lo, hi in zip(rows.outcome, rows.effect, rows.ci_low, rows.ci_high)]
     table = rows.assign(cell=cell).pivot(index="claim", columns="dataset", values="cell")
     table = table.reindex([c.name for c in CLAIMS if c.name in table.index])
