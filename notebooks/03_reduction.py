@@ -227,7 +227,8 @@ gains.round(3)
 
 # %% tags=["hide-input"]
 show_table(claims[["claim", "dataset", "auroc_a", "auroc_b", "effect", "ci_low", "ci_high", "verdict", "method",
-                   "paper_effect", "detectable", "outcome"]].round(3))
+                   "paper_effect", "detectable", "outcome"]]
+           .rename(columns={"ci_low": "interval low", "ci_high": "interval high"}).round(3))
 print(BOOK_FAMILY.describe())
 glue_text("power", format_value(POWER, "percent"))
 

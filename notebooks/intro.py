@@ -86,7 +86,8 @@ if len(card):
 # %% tags=["remove-input"]
 if len(claims):
     show_table(claims[["claim", "dataset", "page", "config", "auroc_a", "auroc_b", "effect", "ci_low", "ci_high",
-                       "verdict", "method", "paper_effect", "detectable", "outcome"]].round(3))
+                       "verdict", "method", "paper_effect", "detectable", "outcome"]]
+               .rename(columns={"ci_low": "interval low", "ci_high": "interval high"}).round(3))
 
 # %% [markdown]
 # ## The study

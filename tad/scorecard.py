@@ -239,6 +239,8 @@ def synthesis(rows: pd.DataFrame, digits: int = 3) -> list[str]:
                    "unresolved on every one" if found == {"unresolved"} else
                    "replicated on some and unresolved on the others")
             groups[key].append(c.name)
+        if len(sets) == 1:  # "on every data set" and "on at least one" say the same of one data set
+            groups = {word.split(" on ")[0]: names for word, names in groups.items() if names}
         parts = [f"{len(names)} {word} ({_listing(names)})" for word, names in groups.items() if names]
         lines.append(f"Of the {len(tested)} claim{'s' * (len(tested) != 1)} of the paper tested in this build, on "
                      f"{len(sets)} data set{'s' * (len(sets) != 1)} ({_listing(sets)}): {_listing(parts)}.")

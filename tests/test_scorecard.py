@@ -128,3 +128,11 @@ def test_synthesis_of_an_empty_build_names_every_claim_as_not_tested():
     lines = scorecard.synthesis(pd.DataFrame(columns=["claim", "dataset", "outcome"]))
     assert len(lines) == 1 and lines[0].startswith("Not tested in this build:")
     assert all(c.name in lines[0] for c in scorecard.CLAIMS)
+
+
+def test_synthesis_of_one_data_set_says_the_outcome_without_every_or_some():
+    rows = _rows([("last layer vs layer 1", "bottle", "replicated", 0.3, 0.1, 0.5, 0.2),
+                  ("NPCA 50 % vs no reduction", "bottle", "unresolved", 0.0, -0.1, 0.1, 0.1)])
+    assert scorecard.synthesis(rows)[0] == ("Of the 2 claims of the paper tested in this build, on 1 data set "
+                                            "(bottle): 1 replicated (last layer vs layer 1) and 1 unresolved "
+                                            "(NPCA 50 % vs no reduction).")
