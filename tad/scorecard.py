@@ -219,9 +219,9 @@ def synthesis(rows: pd.DataFrame, digits: int = 3) -> list[str]:
     """The scorecard in sentences: an overall count of claims by outcome, then one sentence per claim.
 
     The overall sentence counts claims (each a comparison of two different configurations on the same test
-    images), never comparisons of a configuration with itself: replicated on every data set, replicated on
-    some and unresolved on the others, contradicted on at least one, unresolved on every one. Each claim's
-    sentence says where it replicated, was contradicted or stayed unresolved (and why, for unresolved), the
+    images), never comparisons of a configuration with itself: replicated wherever tested, replicated on some
+    data sets and unresolved on the others, contradicted on at least one data set, unresolved wherever tested
+    (with one data set in the build: replicated, contradicted, unresolved). Each claim's sentence says where it replicated, was contradicted or stayed unresolved (and why, for unresolved), the
     range of our effects against the paper's, and the smallest difference the test images resolve
     (`detectable_difference`, median over data sets), noting when the paper's effect is smaller than that.
     Claims no page of the build tested are named once at the end ("Not tested in this build: ...").
@@ -230,17 +230,17 @@ def synthesis(rows: pd.DataFrame, digits: int = 3) -> list[str]:
     tested = [c for c in CLAIMS if (rows.claim == c.name).any()] if len(rows) else []
     if tested:
         sets = list(dict.fromkeys(rows.dataset))
-        groups = {"replicated on every data set": [], "replicated on some and unresolved on the others": [],
-                  "contradicted on at least one": [], "unresolved on every one": []}
+        groups = {"replicated wherever tested": [], "replicated on some data sets and unresolved on the others": [],
+                  "contradicted on at least one data set": [], "unresolved wherever tested": []}
         for c in tested:
             found = set(rows.outcome[rows.claim == c.name])
-            key = ("contradicted on at least one" if "contradicted" in found else
-                   "replicated on every data set" if found == {"replicated"} else
-                   "unresolved on every one" if found == {"unresolved"} else
-                   "replicated on some and unresolved on the others")
+            key = ("contradicted on at least one data set" if "contradicted" in found else
+                   "replicated wherever tested" if found == {"replicated"} else
+                   "unresolved wherever tested" if found == {"unresolved"} else
+                   "replicated on some data sets and unresolved on the others")
             groups[key].append(c.name)
-        if len(sets) == 1:  # "on every data set" and "on at least one" say the same of one data set
-            groups = {word.split(" on ")[0]: names for word, names in groups.items() if names}
+        if len(sets) == 1:  # "wherever tested" and "on at least one" say the same of one data set
+            groups = {word.split(" ")[0]: names for word, names in groups.items() if names}
         parts = [f"{len(names)} {word} ({_listing(names)})" for word, names in groups.items() if names]
         lines.append(f"Of the {len(tested)} claim{'s' * (len(tested) != 1)} of the paper tested in this build, on "
                      f"{len(sets)} data set{'s' * (len(sets) != 1)} ({_listing(sets)}): {_listing(parts)}.")

@@ -110,10 +110,10 @@ def test_synthesis_counts_claims_by_outcome_across_data_sets_and_names_the_untes
                   ("NPCA 50 % vs PCA 50 %", "b", "unresolved", 0.0, -0.1, 0.1, 0.1)])
     lines = scorecard.synthesis(rows)
     assert lines[0] == ("Of the 4 claims of the paper tested in this build, on 2 data sets (a and b): "
-                        "1 replicated on every data set (last layer vs layer 1), "
-                        "1 replicated on some and unresolved on the others (PCA 50 % vs no reduction), "
-                        "1 contradicted on at least one (NPCA 50 % vs no reduction) and "
-                        "1 unresolved on every one (NPCA 50 % vs PCA 50 %).")
+                        "1 replicated wherever tested (last layer vs layer 1), "
+                        "1 replicated on some data sets and unresolved on the others (PCA 50 % vs no reduction), "
+                        "1 contradicted on at least one data set (NPCA 50 % vs no reduction) and "
+                        "1 unresolved wherever tested (NPCA 50 % vs PCA 50 %).")
     npca = next(line for line in lines[1:] if "(NPCA 50 % vs no reduction)" in line)
     assert "contradicted on a; unresolved on b." in npca and "from −0.020 to +0.000" in npca
     both = next(line for line in lines[1:] if "(NPCA 50 % vs PCA 50 %)" in line)
