@@ -195,11 +195,12 @@ else:
 # paper's difference without establishing its direction (or establishes the other); "unresolved" that it
 # holds both 0 and the paper's difference.
 #
-# **Every layer.** Over the {glue:text}`n_sets` data set(s) of this run, the highest mean AUROC is at {glue:text}`best_layer`
+# **Every layer.** Over the {glue:text}`n_sets` data set(s) of this run, the highest mean AUROC is at
+# {glue:text}`best_layer`
 # ({glue:text}`best_mean`), against {glue:text}`layer1_mean` at layer 1, a difference of {glue:text}`deep_gain`.
 # {glue:md}`vs_paper:myst` The trials' interval half-widths have median {glue:text}`median_half_width` and
 # reach {glue:text}`max_half_width`, so differences between neighbouring deep layers smaller than that are not
-# resolved by these test sets (the uncertainty page tests such differences pairwise). Where our values differ
+# resolved by these test sets (the paired comparisons above test such differences directly). Where our values differ
 # from the paper's, the setup above names the likely causes: a smaller backbone read at a smaller input, and
 # other or fewer data sets.
 

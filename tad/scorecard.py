@@ -221,8 +221,9 @@ def synthesis(rows: pd.DataFrame, digits: int = 3) -> list[str]:
     The overall sentence counts claims (each a comparison of two different configurations on the same test
     images), never comparisons of a configuration with itself: replicated wherever tested, replicated on some
     data sets and unresolved on the others, contradicted on at least one data set, unresolved wherever tested
-    (with one data set in the build: replicated, contradicted, unresolved). Each claim's sentence says where it replicated, was contradicted or stayed unresolved (and why, for unresolved), the
-    range of our effects against the paper's, and the smallest difference the test images resolve
+    (with one data set in the build: replicated, contradicted, unresolved). Each claim's sentence says where
+    it replicated, was contradicted or stayed unresolved (and why, for unresolved), the range of our effects
+    against the paper's, and the smallest difference the test images resolve
     (`detectable_difference`, median over data sets), noting when the paper's effect is smaller than that.
     Claims no page of the build tested are named once at the end ("Not tested in this build: ...").
     """
@@ -250,7 +251,8 @@ def synthesis(rows: pd.DataFrame, digits: int = 3) -> list[str]:
                  if (mine.outcome == word).any()]
         if set(mine.outcome) == {"unresolved"}:
             found[-1] += f": {'the interval holds' if len(mine) == 1 else 'each interval holds'} " + _UNRESOLVED[c.kind]
-        paper = f"the paper's {_signed(c.paper_effect, digits)}" if np.isfinite(c.paper_effect) else "no figure in the paper"
+        paper = (f"the paper's {_signed(c.paper_effect, digits)}" if np.isfinite(c.paper_effect)
+                 else "no figure in the paper")
         low, high = mine.effect.min(), mine.effect.max()
         ours = (f"Our effect is {_signed(low, digits)}" if len(mine) == 1 else
                 f"Our effects range from {_signed(low, digits)} to {_signed(high, digits)}")
