@@ -144,7 +144,7 @@ for split in page.splits:
                                            f"{recipe}", page=page.name))
 save_claims(claim_rows, page.download_dir, page.name)
 claims = read_claims(page.download_dir)
-claims = claims[claims.page == page.name]
+claims = claims[claims.page == page.name].reset_index(drop=True)
 show_table(claims[["claim", "dataset", "auroc_a", "auroc_b", "effect", "ci_low", "ci_high", "verdict", "method",
                    "paper_effect", "detectable", "outcome"]]
            .rename(columns={"ci_low": "interval low", "ci_high": "interval high"}).round(3))

@@ -214,7 +214,7 @@ for name in page.names:
 gains = pd.DataFrame(rows)
 save_claims(claim_rows, page.download_dir, page.name)
 claims = read_claims(page.download_dir)
-claims = claims[claims.page == page.name]
+claims = claims[claims.page == page.name].reset_index(drop=True)
 gains.round(3)
 
 # %% [markdown]

@@ -190,7 +190,8 @@ plt.show()
 
 # %% tags=["remove-cell"]
 for kind in ("size", "scale"):
-    glue_text(f"{kind}_words", verdict_list(((f"{r.dataset} layer {r.layer}, {r.run}", r.verdict, r.diff)
+    glue_text(f"{kind}_words", verdict_list(((f"{r.dataset} {config_label({'layer': r.layer}, parts=('layer',))}, "
+                                              f"{r.run}", r.verdict, r.diff)
                                              for r in cmp_all[cmp_all.change == kind].itertuples()),
                                             empty="none were run"))
 glue_text("ref", ref)
@@ -220,8 +221,8 @@ glue_text("vs_paper", ("Against ENB5 (table 3, layer 7), the highest AUROC of an
 # feeding a network trained at {glue:text}`ref_native` px larger images does not. The images of this run are
 # also at most {glue:text}`image_side` px on a side, so an input beyond that adds no detail, only
 # interpolation. The paper states neither the size at which it fed ENB5 nor the size of the images it read
-# that input from (MVTec AD's originals are larger than the copies here), so no page of this book can say
-# how much of its higher figures comes from resolution.
+# that input from (MVTec AD's originals are 700 to 1024 px on a side), so no page of this book can say how
+# much of its higher figures comes from resolution.
 #
 # ## Try it
 #
