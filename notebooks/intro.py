@@ -24,10 +24,6 @@
 #
 # ## What replicates: the scorecard
 #
-# Each row is one claim of the paper, each data set column one test of it on that data set's test images:
-# the difference of AUROCs between the two configurations the claim contrasts, paired on the same images,
-# with its interval ({glue:text}`sc_family`).
-#
 # ```{glue:md} sc_rule
 # :format: myst
 # ```
@@ -54,20 +50,26 @@ claims = scorecard.read_claims(Path(generated) / "data")
 claims = claims[claims.page.isin(pages)]  # rows of the pages executed in this build only
 card = scorecard.scorecard_table(claims)
 levels = listing(format_value(v, "percent") for v in sorted(set(claims.level)))
-glue_text("sc_family", BOOK_FAMILY.describe() if set(claims.level) <= {BOOK_FAMILY.level} else
+family = (BOOK_FAMILY.describe() if set(claims.level) <= {BOOK_FAMILY.level} else
           f"{levels} intervals; {BOOK_FAMILY.describe()}")
 glue_text("sc_rule", (
-    f"No page of this build tested a claim of the paper, so there is no scorecard; {scorecard.synthesis(claims)[-1]}"
+    f"No page of this build tested a claim of the paper, so there is no scorecard to show: the claims are tested "
+    f"by the pages {listing(dict.fromkeys(c.page for c in scorecard.CLAIMS))}."
     if claims.empty else
+    f"Each row is one claim of the paper, each data set column one test of it on that data set's test images: "
+    f"the difference of AUROCs between the two configurations the claim contrasts, paired on the same images, "
+    f"with its interval ({family}).\n\n"
     f"The rule: a claim is **replicated** on a data set when our interval lies wholly on the paper's side of 0 "
     f"(its direction holds), **contradicted** when the interval excludes the paper's effect without "
     f"establishing its direction (or establishes the opposite one), and **unresolved** when it holds both 0 "
     f"and the paper's effect. A claim that two choices perform alike is replicated when the interval lies "
     f"within ±{scorecard.NEGLIGIBLE:g}, contradicted when it lies wholly outside that margin. The last column is "
     f"the smallest difference these test images detect with {format_value(scorecard.POWER, 'percent')} "
-    f"power at the interval's level (`tad.scorecard.detectable_difference`, median over the data sets): an "
-    f"effect smaller than that stays unresolved here whatever its truth."))
-glue_text("synthesis", bullets(scorecard.synthesis(claims)))
+    f"power at the interval's level (`tad.scorecard.detectable_difference`, median over the data sets): a "
+    f"true effect smaller than that is likely to stay unresolved here."))
+glue_text("synthesis", bullets(scorecard.synthesis(claims)) + (
+    "\n\nEvery row of the scorecard with its two AUROCs, the test behind the interval and the page that ran it:"
+    if len(claims) else ""))
 
 # %% tags=["remove-input"]
 if len(card):
@@ -79,9 +81,6 @@ if len(card):
 # ```{glue:md} synthesis
 # :format: myst
 # ```
-#
-# Every row of the scorecard with its two AUROCs, p-value, the test behind the interval and the page that ran
-# it:
 
 # %% tags=["remove-input"]
 if len(claims):
