@@ -57,9 +57,9 @@ glue_text("sc_rule", (
     f"by the pages {listing(dict.fromkeys(c.page for c in scorecard.CLAIMS))}."
     if claims.empty else
     f"Each row is one claim of the paper, each data set column one test of it on that data set's test images: "
-    f"the difference of {{term}}`AUROCs <AUROC>` (the chance that a defective image scores above a good one) between "
-    f"the two configurations the claim contrasts, a {{term}}`paired comparison` on the same images, with its "
-    f"interval ({family}).\n\n"
+    f"the difference of {{term}}`AUROCs <AUROC>` (the chance that a defective image scores above a good one) "
+    f"between the two configurations the claim contrasts, a {{term}}`paired comparison` on the same images, "
+    f"with its interval ({family}).\n\n"
     f"The rule: a claim is **replicated** on a data set when our interval lies wholly on the paper's side of 0 "
     f"(its direction holds), **contradicted** when the interval excludes the paper's effect without "
     f"establishing its direction (or establishes the opposite one), and **unresolved** when it holds both 0 "
