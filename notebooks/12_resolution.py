@@ -156,9 +156,9 @@ for r in table.itertuples():
         comparisons.append({"dataset": r.dataset, "layer": r.layer, "run": r.run,
                             "change": "size" if r.backbone == page.backbone.name else "scale", "against": ref,
                             "diff": c.diff, "diff_low": c.ci_low, "diff_high": c.ci_high, "p": c.p,
-                            "verdict": c.verdict})
+                            "verdict": c.verdict, "method": getattr(c, "method", "DeLong + MOVER")})
 cmp_all = pd.DataFrame(comparisons, columns=["dataset", "layer", "run", "change", "against", "diff", "diff_low",
-                                             "diff_high", "p", "verdict"])
+                                             "diff_high", "p", "verdict", "method"])
 table = table.merge(cmp_all, on=["dataset", "layer", "run"], how="left")
 glue_text("csv_link", save_csv(table, page))
 show_table(cmp_all.round(3))
