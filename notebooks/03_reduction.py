@@ -317,7 +317,8 @@ glue_text("estimator_verdict", "NPCA 50 % scores higher than no reduction beyond
     ". The estimator decides the gain here: a weak no-reduction figure in the paper's table 2 could come from an "
     "estimator that does not whiten the kept axes (the paper does not name table 2's estimator)."
     if len({tuple(v) for v in helped.values()}) > 1 else
-    f". The estimator does not decide the gain at layer {layer} on these classes."))
+    f": these test images do not show the estimator deciding the gain at "
+    f"{config_label({'layer': layer}, parts=('layer',))} (compare the means above, which they do not test)."))
 
 # %% [markdown]
 # ## What this shows
