@@ -318,7 +318,7 @@ glue_text("estimator_verdict", "NPCA 50 % scores higher than no reduction beyond
     "estimator that does not whiten the kept axes (the paper does not name table 2's estimator)."
     if len({tuple(v) for v in helped.values()}) > 1 else
     f": these test images do not show the estimator deciding the gain at "
-    f"{config_label({'layer': layer}, parts=('layer',))} (compare the means above, which they do not test)."))
+    f"{config_label({'layer': layer}, parts=('layer',))}."))
 
 # %% [markdown]
 # ## What this shows
