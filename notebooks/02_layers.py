@@ -57,10 +57,11 @@ from tad.page import (ci_text, config_label, format_value, glue_csv, glue_text, 
                       show_table)
 from tad.paper import paper_table, side_by_side
 from tad.reduce import DEFAULT_BASIS
-from tad.scorecard import POWER, claim_row, read_claims, save_claims
+from tad.scorecard import OUTCOMES, POWER, claim_row, read_claims, save_claims
 from tad.stats import BOOK_FAMILY, compare
 from tad.sweep import run_grid, score, split_features
 from tad.trial import layer_names
+from tad.words import listing
 
 page = open_page("02_layers", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -168,6 +169,8 @@ glue_text("depth_lines", "\n".join(
     f"[{r.ci_low:.3f}, {r.ci_high:.3f}], {r.method}); the paper's claim ({format_value(r.paper_effect, 'diff')}) is "
     f"{r.outcome}." for r in depth.itertuples()))
 glue_text("family", BOOK_FAMILY.describe())
+glue_text("depth_outcome", "; ".join(f"{word} on {listing(depth.dataset[depth.outcome == word])}"
+                                     for word in OUTCOMES if (depth.outcome == word).any()))
 half = (df.ci_high - df.ci_low) / 2
 glue_value("median_half_width", half.median())
 glue_value("max_half_width", half.max())

@@ -127,10 +127,17 @@ AXES = ("NPCA 50 % is at or below no reduction on {03_reduction/n_at_or_below} o
 PRETRAINING = ("Against the main configuration, per data set (the baseline minus the main configuration), a random "
                "network of the same architecture: {07b_baselines/v_random}; raw pixels: {07b_baselines/v_pixels}.")
 BOTTOM_LINE = [  # (page, lead, template): {page/name} references to this build's glued values
-    ("02_layers", "**Which layer.**", "{02_layers/takeaway_1}"),
+    ("02_layers", "**Which layer.**", "The last layer ({02_layers/last_layer}) against layer 1, on the same test "
+                                      "images: mean AUROC {02_layers/last_mean} against {02_layers/first_mean}; "
+                                      "the paper's depth claim is {02_layers/depth_outcome}."),
     ("03_reduction", "**Which axes.**", AXES),
     ("10_datasets", "**Does the recipe transfer?**", "{10_datasets/takeaway_1}"),
-    ("12_resolution", "**Reading the images larger.**", "{12_resolution/takeaway_1}"),
+    ("12_resolution", "**Reading the images larger.**", "Fed larger than its native {12_resolution/ref_native} px, "
+                                                        "the reference backbone scores higher beyond noise in "
+                                                        "{12_resolution/n_size_higher}, lower in "
+                                                        "{12_resolution/n_size_lower} and within noise in "
+                                                        "{12_resolution/n_size_within_noise} of "
+                                                        "{12_resolution/n_size} comparisons (data set and layer)."),
     ("08_grid", "**The paper's configuration**", "({08_grid/paper_config}) ranks {08_grid/paper_rank} of "
                                                  "{08_grid/n_models} distinct models at {08_grid/paper_auroc} and "
                                                  "{08_grid/paper_ties}; {08_grid/n_tied} distinct models in all "
