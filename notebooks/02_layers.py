@@ -51,12 +51,17 @@ seed = 0
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from tad.page import (ci_text, config_label, format_value, glue_text, glue_value, open_page, save_csv,
+from tad.evaluate import auroc
+from tad.features import select
+from tad.page import (ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv,
                       show_table)
 from tad.paper import paper_table, side_by_side
 from tad.reduce import DEFAULT_BASIS
-from tad.sweep import run_grid
+from tad.scorecard import OUTCOMES, POWER, claim_row, read_claims, save_claims
+from tad.stats import BOOK_FAMILY, compare
+from tad.sweep import run_grid, score, split_features
 from tad.trial import layer_names
+from tad.words import listing
 
 page = open_page("02_layers", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -110,6 +115,43 @@ ax.set(xlabel="layer", ylabel="",
              f"basis {df.basis.iloc[0]!r}")
 plt.show()
 
+# %% [markdown]
+# ## Is the last layer better than layer 1, and than all layers together? Paired on the same images
+#
+# The heatmap's differences are between trials on the same test images, so they are compared pairwise
+# ({term}`paired comparison`, `tad.stats.compare` with the book's family of headline comparisons): the last
+# layer against layer 1 (the paper's depth claim) and against the concatenation of all layers (which the
+# paper finds no better). Each row is one claim on one data set, as the introduction's scorecard reads it
+# (`tad.scorecard.claim_row`): our difference with its interval, the paper's difference from table 3's mean
+# row, the smallest difference these test images detect with
+# {glue:text}`power` power, and the outcome of the rule
+# replicated / contradicted / unresolved.
+
+# %% tags=["hide-input"]
+last = str(page.backbone.n_layers)
+recipe = config_label({"pooling": pooling, "reduction": reduction, "ratio": ratio, "estimator": estimator},
+                      parts=("pooling", "reduction", "estimator"))
+claim_rows = []
+for split in page.splits:
+    train, test = split_features(split, page.backbone, input_size=input_size, cache_dir=page.cache_dir,
+                                 device=device, progress=False)
+    by_layer = {lay: score(select(train, lay, pooling, page.backbone), select(test, lay, pooling, page.backbone),
+                           reduction, ratio, estimator, seed=seed) for lay in (last, "1", "all")}
+    y = split.test_labels.astype(bool)
+    for name, other in (("last layer vs layer 1", "1"), ("last layer vs all layers", "all")):
+        claim_rows.append(claim_row(name, split.name, compare(y, by_layer[last], by_layer[other]),
+                                    auroc_a=auroc(y, by_layer[last]), auroc_b=auroc(y, by_layer[other]),
+                                    config=f"layer {last} vs {'all layers' if other == 'all' else 'layer 1'}; "
+                                           f"{recipe}", page=page.name))
+save_claims(claim_rows, page.download_dir, page.name)
+claims = read_claims(page.download_dir)
+claims = claims[claims.page == page.name].reset_index(drop=True)
+show_table(claims[["claim", "dataset", "auroc_a", "auroc_b", "effect", "ci_low", "ci_high", "verdict", "method",
+                   "paper_effect", "detectable", "outcome"]]
+           .rename(columns={"ci_low": "interval low", "ci_high": "interval high"}).round(3))
+print(BOOK_FAMILY.describe())
+glue_text("power", format_value(POWER, "percent"))
+
 # %% tags=["remove-cell"]
 mean = table.loc["mean (these classes)"]
 best = mean.idxmax()
@@ -118,6 +160,17 @@ glue_text("best_layer", "all layers" if best == "all" else f"layer {best}")
 glue_value("best_mean", mean[best])
 glue_value("layer1_mean", mean["1"])
 glue_value("deep_gain", mean[best] - mean["1"], "diff")
+glue_csv(page, "last_mean", "auroc", "mean", layer=last)  # the headline's two means, read back from the CSV
+glue_csv(page, "first_mean", "auroc", "mean", layer=1)
+glue_text("last_layer", f"layer {last}")
+depth = claims[claims.claim == "last layer vs layer 1"]
+glue_text("depth_lines", "\n".join(
+    f"- {r.dataset}: {r.verdict} ({format_value(r.effect, 'diff')}, {format_value(r.level, 'percent')} interval "
+    f"[{r.ci_low:.3f}, {r.ci_high:.3f}], {r.method}); the paper's claim ({format_value(r.paper_effect, 'diff')}) is "
+    f"{r.outcome}." for r in depth.itertuples()))
+glue_text("family", BOOK_FAMILY.describe())
+glue_text("depth_outcome", "; ".join(f"{word} on {listing(depth.dataset[depth.outcome == word])}"
+                                     for word in OUTCOMES if (depth.outcome == word).any()))
 half = (df.ci_high - df.ci_low) / 2
 glue_value("median_half_width", half.median())
 glue_value("max_half_width", half.max())
@@ -134,11 +187,23 @@ else:
 # %% [markdown]
 # ## What this shows
 #
-# Over the {glue:text}`n_sets` data set(s) of this run, the highest mean AUROC is at {glue:text}`best_layer`
+# **Depth, paired.** The last layer ({glue:text}`last_layer`, mean AUROC {glue:text}`last_mean`) against layer 1
+# (mean {glue:text}`first_mean`), on the same test images ({glue:text}`family`):
+#
+# ```{glue:md} depth_lines
+# :format: myst
+# ```
+#
+# "Replicated" means our interval lies wholly on the paper's side of 0; "contradicted" that it excludes the
+# paper's difference without establishing its direction (or establishes the other); "unresolved" that it
+# holds both 0 and the paper's difference.
+#
+# **Every layer.** Over the {glue:text}`n_sets` data set(s) of this run, the highest mean AUROC is at
+# {glue:text}`best_layer`
 # ({glue:text}`best_mean`), against {glue:text}`layer1_mean` at layer 1, a difference of {glue:text}`deep_gain`.
 # {glue:md}`vs_paper:myst` The trials' interval half-widths have median {glue:text}`median_half_width` and
 # reach {glue:text}`max_half_width`, so differences between neighbouring deep layers smaller than that are not
-# resolved by these test sets (the uncertainty page tests such differences pairwise). Where our values differ
+# resolved by these test sets (the paired comparisons above test such differences directly). Where our values differ
 # from the paper's, the setup above names the likely causes: a smaller backbone read at a smaller input, and
 # other or fewer data sets.
 
@@ -148,9 +213,11 @@ import pandas as pd
 from tad import teach
 
 layer_names = {c: "all layers" if c == "all" else f"layer {c}" for c in layers}
-points = [teach.extremes_sentence({layer_names[c]: mean[c] for c in layers},
-                                  what=f"the mean AUROC over the {len(page.splits)} data set(s)"),
-          teach.gap_sentence(f"the gap from layer 1 to {layer_names[best]}", mean[best] - mean["1"], half.median())]
+points = [teach.claim_sentence(depth, a=layer_names[last], b="layer 1"),
+          teach.claim_sentence(claims[claims.claim == "last layer vs all layers"], a=layer_names[last],
+                               b="all layers"),
+          teach.extremes_sentence({layer_names[c]: mean[c] for c in layers},
+                                  what=f"the mean AUROC over the {len(page.splits)} data set(s)")]
 if present and pd.notna(paper_rows.loc["mean (these classes)"].get(best)):
     points.append(teach.paper_sentence(f"at {layer_names[best]}, over the class(es) the paper also reports",
                                        ours_mean[best], paper_rows.loc["mean (these classes)", best]))

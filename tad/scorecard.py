@@ -202,7 +202,7 @@ def scorecard_table(rows: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """
     if rows.empty:
         return pd.DataFrame()
-    cell = [f"{o}: {_signed(e, digits)} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    cell = [f"{o}: {_signed(e, digits)} [{lo:.{digits}f}, {hi:.{digits}f}]".replace("-", "−")
             for o, e, lo, hi in zip(rows.outcome, rows.effect, rows.ci_low, rows.ci_high)]
     table = rows.assign(cell=cell).pivot(index="claim", columns="dataset", values="cell")
     table = table.reindex([c.name for c in CLAIMS if c.name in table.index])
@@ -216,33 +216,65 @@ def scorecard_table(rows: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def synthesis(rows: pd.DataFrame, digits: int = 3) -> list[str]:
-    """One sentence per claim: where it replicated, was contradicted or stayed unresolved, and why.
+    """The scorecard in sentences: an overall count of claims by outcome, then one sentence per claim.
 
-    The sentences count data sets, never comparisons of a configuration with itself; claims no page of the
-    build tested are named once at the end.
+    The overall sentence counts claims (each a comparison of two different configurations on the same test
+    images), never comparisons of a configuration with itself: replicated wherever tested, replicated on some
+    data sets and unresolved on the others, contradicted on at least one data set, unresolved wherever tested
+    (with one data set in the build: replicated, contradicted, unresolved). Each claim's sentence says where
+    it replicated, was contradicted or stayed unresolved (and why, for unresolved), the range of our effects
+    against the paper's, and the smallest difference the test images resolve
+    (`detectable_difference`, median over data sets), noting when the paper's effect is smaller than that.
+    Claims no page of the build tested are named once at the end ("Not tested in this build: ...").
     """
     lines = []
-    for c in CLAIMS:
+    tested = [c for c in CLAIMS if (rows.claim == c.name).any()] if len(rows) else []
+    if tested:
+        sets = list(dict.fromkeys(rows.dataset))
+        groups = {"replicated wherever tested": [], "replicated on some data sets and unresolved on the others": [],
+                  "contradicted on at least one data set": [], "unresolved wherever tested": []}
+        for c in tested:
+            found = set(rows.outcome[rows.claim == c.name])
+            key = ("contradicted on at least one data set" if "contradicted" in found else
+                   "replicated wherever tested" if found == {"replicated"} else
+                   "unresolved wherever tested" if found == {"unresolved"} else
+                   "replicated on some data sets and unresolved on the others")
+            groups[key].append(c.name)
+        if len(sets) == 1:  # "wherever tested" and "on at least one" say the same of one data set
+            groups = {word.split(" ")[0]: names for word, names in groups.items() if names}
+        parts = [f"{len(names)} {word} ({_listing(names)})" for word, names in groups.items() if names]
+        lines.append(f"Of the {len(tested)} claim{'s' * (len(tested) != 1)} of the paper tested in this build, on "
+                     f"{len(sets)} data set{'s' * (len(sets) != 1)} ({_listing(sets)}): {_listing(parts)}.")
+    for c in tested:
         mine = rows[rows.claim == c.name]
-        if mine.empty:
-            continue
-        parts = []
-        for word in OUTCOMES:
-            sets = mine[mine.outcome == word]
-            if not sets.empty:
-                parts.append(f"{word} on {_listing(list(sets.dataset))}")
-        n = len(mine)
-        small = mine.detectable.median()
-        verb = "holds" if (mine.outcome == "replicated").all() else "fails" if (
-            mine.outcome == "contradicted").all() else "is mixed" if mine.outcome.nunique() > 1 else "is open"
-        lead = f"*{c.says[0].upper()}{c.says[1:]}*"
-        tail = (f"; the paper's effect is {_signed(c.paper_effect, digits)}" if np.isfinite(c.paper_effect) else "")
-        lines.append(f"{lead} ({c.name}): {verb} here, {'; '.join(parts)} ({n} data set{'s' * (n != 1)}{tail}; "
-                     f"the test images resolve a difference of about {small:.{digits}f} or more).")
-    untested = [c.name for c in CLAIMS if c.name not in set(rows.claim)]
+        found = [f"{word} on {_listing(list(mine.dataset[mine.outcome == word]))}" for word in OUTCOMES
+                 if (mine.outcome == word).any()]
+        if set(mine.outcome) == {"unresolved"}:
+            found[-1] += f": {'the interval holds' if len(mine) == 1 else 'each interval holds'} " + _UNRESOLVED[c.kind]
+        paper = (f"the paper's {_signed(c.paper_effect, digits)}" if np.isfinite(c.paper_effect)
+                 else "no figure in the paper")
+        low, high = mine.effect.min(), mine.effect.max()
+        ours = (f"Our effect is {_signed(low, digits)}" if len(mine) == 1 else
+                f"Our effects range from {_signed(low, digits)} to {_signed(high, digits)}")
+        small = float(mine.detectable.median())
+        note = ""
+        if c.kind == "effect" and abs(c.paper_effect) < small:
+            note = (f", more than the paper's effect: one that large is found nonzero with less than "
+                    f"{100 * POWER:g} % power here")
+        elif c.kind == "alike" and float(((mine.ci_high - mine.ci_low) / 2).median()) > NEGLIGIBLE:
+            note = f"; intervals wider than ±{NEGLIGIBLE:g} cannot show two choices alike"
+        lines.append(f"*{c.says[0].upper()}{c.says[1:]}* ({c.name}): {'; '.join(found)}. {ours}, against "
+                     f"{paper}; the test images resolve a difference of about {small:.{digits}f} or more "
+                     f"({100 * POWER:g} % power){note}.")
+    untested = [c.name for c in CLAIMS if c not in tested]
     if untested:
         lines.append(f"Not tested in this build: {_listing(untested)}.")
     return lines
+
+
+_UNRESOLVED = {"effect": "both 0 and the paper's effect",
+               "alike": f"differences beyond ±{NEGLIGIBLE:g} without lying wholly outside that margin",
+               "direction": "0"}
 
 
 def _signed(x: float, digits: int) -> str:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
+
 from tad.page import ci_text, format_value
+from tad.scorecard import OUTCOMES, claim
 from tad.stats import VERDICTS
+from tad.words import listing
 
 __all__ = ["CHANCE", "takeaways", "takeaway_items", "chance_phrase", "auroc_sentence", "extremes_sentence",
            "tally_sentence", "paper_sentence", "resolution_sentence", "comparison_sentence", "gap_sentence",
-           "restate_list", "promise_sentence"]
+           "restate_list", "promise_sentence", "claim_sentence"]
 
 CHANCE = 0.5  # the AUROC of a random ranking
 
@@ -209,3 +213,33 @@ def restate_list(items: Sequence[tuple[str, str, str]], glued: Mapping[str, Mapp
         if text is not None:
             lines.append(f"- {lead} {text}")
     return "\n".join(lines)
+
+
+def claim_sentence(rows: pd.DataFrame, *, a: str, b: str) -> str:
+    """One claim of the paper as a page tested it, per data set, against the paper: a page's honest headline.
+
+    ``"Layer 7 against layer 1, paired on the same test images (99.5 % intervals): bottle +0.283 [0.170, 0.390],
+    higher; screw −0.020 [−0.110, 0.070], within noise. Against the paper (deep layers ...; +0.331, table 3 ...):
+    replicated on bottle; contradicted on screw."``
+
+    ``rows`` are one claim's `tad.scorecard.claim_row` rows (as `tad.scorecard.read_claims` reads them back),
+    one per data set; ``a`` and ``b`` name its two configurations as the page does. The verdict is the paired
+    comparison's (`tad.stats.compare`), the last part the scorecard's outcome (`tad.scorecard.outcome`).
+    """
+    names = sorted(set(rows["claim"])) if len(rows) else []
+    if len(names) != 1:
+        raise ValueError(f"rows must hold one claim's rows; got claims {names}")
+    c = claim(names[0])
+    levels = sorted(set(rows["level"]))
+    level = "/".join(format_value(v, "percent") for v in levels)
+    per = "; ".join(f"{r.dataset} {_diff_interval(r.effect, r.ci_low, r.ci_high)}, {r.verdict}"
+                    for r in rows.itertuples())
+    paper = format_value(c.paper_effect, "diff") if c.paper_effect == c.paper_effect else "no figure"
+    found = "; ".join(f"{word} on {listing(rows.dataset[rows.outcome == word])}" for word in OUTCOMES
+                      if (rows.outcome == word).any())
+    return (f"{a[:1].upper()}{a[1:]} against {b}, paired on the same test images ({level} intervals): {per}. "
+            f"Against the paper ({c.says}; {paper}, {c.source}): {found}.")
+
+
+def _diff_interval(diff: float, low: float, high: float) -> str:
+    return f"{format_value(diff, 'diff')} [{low:.3f}, {high:.3f}]".replace("-", "−")

@@ -91,3 +91,48 @@ def test_read_claims_of_an_empty_build_is_empty(tmp_path):
     pd.DataFrame({"claim": ["made up"], "dataset": ["x"]}).to_csv(tmp_path / "p_claims.csv", index=False)
     with pytest.raises(ValueError, match="unknown claims"):
         read_claims(tmp_path)
+
+
+def _rows(spec):
+    """Claim rows from (claim, dataset, outcome, effect, low, high, detectable) tuples."""
+    cols = ["claim", "dataset", "outcome", "effect", "ci_low", "ci_high", "detectable"]
+    return pd.DataFrame(spec, columns=cols)
+
+
+def test_synthesis_counts_claims_by_outcome_across_data_sets_and_names_the_untested():
+    rows = _rows([("last layer vs layer 1", "a", "replicated", 0.3, 0.1, 0.5, 0.2),
+                  ("last layer vs layer 1", "b", "replicated", 0.4, 0.2, 0.6, 0.2),
+                  ("NPCA 50 % vs no reduction", "a", "contradicted", -0.02, -0.1, 0.05, 0.1),
+                  ("NPCA 50 % vs no reduction", "b", "unresolved", 0.0, -0.1, 0.1, 0.1),
+                  ("PCA 50 % vs no reduction", "a", "replicated", -0.1, -0.2, -0.01, 0.1),
+                  ("PCA 50 % vs no reduction", "b", "unresolved", 0.0, -0.1, 0.1, 0.1),
+                  ("NPCA 50 % vs PCA 50 %", "a", "unresolved", 0.0, -0.1, 0.1, 0.1),
+                  ("NPCA 50 % vs PCA 50 %", "b", "unresolved", 0.0, -0.1, 0.1, 0.1)])
+    lines = scorecard.synthesis(rows)
+    assert lines[0] == ("Of the 4 claims of the paper tested in this build, on 2 data sets (a and b): "
+                        "1 replicated wherever tested (last layer vs layer 1), "
+                        "1 replicated on some data sets and unresolved on the others (PCA 50 % vs no reduction), "
+                        "1 contradicted on at least one data set (NPCA 50 % vs no reduction) and "
+                        "1 unresolved wherever tested (NPCA 50 % vs PCA 50 %).")
+    npca = next(line for line in lines[1:] if "(NPCA 50 % vs no reduction)" in line)
+    assert "contradicted on a; unresolved on b." in npca and "from −0.020 to +0.000" in npca
+    both = next(line for line in lines[1:] if "(NPCA 50 % vs PCA 50 %)" in line)
+    assert "each interval holds both 0 and the paper's effect" in both
+    # the paper's +0.092 is below the detectable 0.100; depth's +0.331 is above 0.2
+    assert "less than 80 % power" in both and "less than" not in lines[1]
+    assert lines[-1] == ("Not tested in this build: last layer vs all layers, average vs max pooling, MVG vs 1-NN, "
+                         "augmentation vs none and EfficientNet-B5 vs the reference backbone.")
+
+
+def test_synthesis_of_an_empty_build_names_every_claim_as_not_tested():
+    lines = scorecard.synthesis(pd.DataFrame(columns=["claim", "dataset", "outcome"]))
+    assert len(lines) == 1 and lines[0].startswith("Not tested in this build:")
+    assert all(c.name in lines[0] for c in scorecard.CLAIMS)
+
+
+def test_synthesis_of_one_data_set_says_the_outcome_without_every_or_some():
+    rows = _rows([("last layer vs layer 1", "bottle", "replicated", 0.3, 0.1, 0.5, 0.2),
+                  ("NPCA 50 % vs no reduction", "bottle", "unresolved", 0.0, -0.1, 0.1, 0.1)])
+    assert scorecard.synthesis(rows)[0] == ("Of the 2 claims of the paper tested in this build, on 1 data set "
+                                            "(bottle): 1 replicated (last layer vs layer 1) and 1 unresolved "
+                                            "(NPCA 50 % vs no reduction).")

@@ -138,3 +138,18 @@ def test_glossary_defines_every_term_the_issue_lists_and_every_term_a_page_links
         for target in re.findall(r"\{term\}`([^`]+)`", text):
             linked.add(" ".join((target.split("<")[-1].rstrip(">") if "<" in target else target).split()))
     assert linked <= terms, sorted(linked - terms)
+
+
+def test_claim_sentence_states_each_data_sets_interval_verdict_and_the_scorecard_outcome():
+    import pandas as pd
+
+    rows = pd.DataFrame({"claim": ["last layer vs layer 1"] * 2, "dataset": ["bottle", "screw"],
+                         "effect": [0.3, -0.02], "ci_low": [0.1, -0.11], "ci_high": [0.5, 0.07],
+                         "level": [0.995, 0.995], "verdict": ["higher", "within noise"],
+                         "outcome": ["replicated", "contradicted"]})
+    text = teach.claim_sentence(rows, a="layer 7", b="layer 1")
+    assert text.startswith("Layer 7 against layer 1, paired on the same test images (99.5 % intervals): ")
+    assert "bottle +0.300 [0.100, 0.500], higher; screw −0.020 [−0.110, 0.070], within noise." in text
+    assert text.endswith("replicated on bottle; contradicted on screw.")
+    with pytest.raises(ValueError, match="one claim"):
+        teach.claim_sentence(rows.assign(claim=["last layer vs layer 1", "MVG vs 1-NN"]), a="a", b="b")
