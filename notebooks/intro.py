@@ -124,8 +124,9 @@ if len(claims):
 AXES = ("NPCA 50 % is at or below no reduction on {03_reduction/n_at_or_below} of {03_reduction/n_classes} class(es) "
         "(mean AUROC {03_reduction/npca_mean} against {03_reduction/none_mean}); the paper's gain of "
         "{03_reduction/paper_npca_gain} is excluded on {03_reduction/excluded_on}.")
-PRETRAINING = ("Against the main configuration, per data set (the baseline minus the main configuration), a random "
-               "network of the same architecture: {07b_baselines/v_random}; raw pixels: {07b_baselines/v_pixels}.")
+PRETRAINING = ("The main configuration against baselines that do not use the pretrained features, per data set "
+               "(main minus baseline): a random network of the same architecture: {07b_baselines/v_random}; raw "
+               "pixels: {07b_baselines/v_pixels}.")
 BOTTOM_LINE = [  # (page, lead, template): {page/name} references to this build's glued values
     ("02_layers", "**Which layer.**", "The last layer ({02_layers/last_layer}) against layer 1, on the same test "
                                       "images: mean AUROC {02_layers/last_mean} against {02_layers/first_mean}; "
@@ -164,10 +165,9 @@ QUESTIONS = {  # page: its question, as its title asks it (the answer is that pa
     "13_uncertainty": "How much of a difference in AUROC is noise?",
     "14_line": "How do I fit a detector once and score my line's images?",
 }
-ANSWERS = {  # pages whose first takeaway is not the answer: the sentence that answers
-    "01_data": "{01_data/mvtec_found}",
+ANSWERS = {  # pages whose first takeaway is longer than a line here: the same answer, shorter
     "03_reduction": AXES,  # its first takeaway says the same with every interval
-    "07b_baselines": PRETRAINING,  # its first takeaway counts scorings built on the same features as baselines
+    "07b_baselines": PRETRAINING,  # its first takeaway adds every interval
 }
 glue_text("bottom_line", restate_list(BOTTOM_LINE, glued))
 glue_text("findings", restate_list([(page, f"{{doc}}`{question} <{page}>`", ANSWERS.get(page, f"{{{page}/takeaway_1}}"))
