@@ -29,6 +29,12 @@ for src in notebooks/*.py; do
     lines=$(.venv/bin/python -c "import re,sys; h=open(sys.argv[1]).read(); m=re.search(r'id=\"the-bottom-line\"(.*?)(<section|$)', h, re.S); print(sum(bool(re.search(r'[0-9]', li)) for li in re.findall(r'<li>(.*?)</li>', m.group(1), re.S)) if m else 0)" "$page")
     echo "page intro.html: $lines bottom-line items with numbers"
     [[ $lines -ge 1 ]] || { echo "FAIL: the introduction's bottom line states no number"; fail=1; }
+    # it opens with the scorecard: its first section is "What replicates", holding a table of computed outcomes
+    first=$(.venv/bin/python -c "import re,sys; h=open(sys.argv[1]).read(); m=re.search(r'<section id=\"([^\"]+)\"', h[h.find('<h1'):]); print(m.group(1) if m else '')" "$page")
+    outcomes=$( (grep -oE '<td>(replicated|contradicted|unresolved): [^<]*</td>' "$page" || true) | wc -l)
+    echo "page intro.html: first section '$first', $outcomes scorecard cells"
+    [[ "$first" == what-replicates* && $outcomes -ge 1 ]] \
+      || { echo "FAIL: the introduction does not open with a computed scorecard"; fail=1; }
     continue
   fi
   n=$(grep -c '<table' "$page" || true)
