@@ -24,10 +24,15 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from tad.maps import upsample_maps
 
 __all__ = ["greedy_coreset", "local_patches", "PaDiM", "PatchCore"]
+
+# One Gaussian per position is a batch of small matrices: BLAS threads gain nothing there and slow it many times
+# over on a busy machine (as in `tad.maps`).
+_one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
 
 
 def greedy_coreset(X: np.ndarray, n: int, *, start: int = 0) -> np.ndarray:
@@ -178,6 +183,7 @@ class PaDiM(_MapDetector):
         self.n_channels = n_channels
         self.random_state = random_state
 
+    @_one_blas_thread
     def fit(self, maps: np.ndarray, y: None = None) -> PaDiM:
         """Fit one Gaussian per position on good training maps of shape (n_train, H', W', C), n_train >= 2."""
         if not isinstance(self.epsilon, numbers.Real) or not self.epsilon > 0:
@@ -202,6 +208,7 @@ class PaDiM(_MapDetector):
         self.precision_ = np.linalg.inv(cov)
         return self
 
+    @_one_blas_thread
     def score_maps(self, maps: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of every patch to its position's Gaussian, shape (n, H', W'), float64."""
         maps = self._check_test(maps)
