@@ -116,6 +116,7 @@ def test_blob_region_scores_higher_than_background_end_to_end(tmp_path):
     assert out["grid"] == (16, 16)
     assert out["pixel_auroc"] > 0.8
     assert out["image_auroc_from_map"] > 0.8
+    assert out["fit_s"] > 0 and out["score_ms_per_image"] > 0
     # The cache file written by the run gives back the same maps.
     cached = extract_maps(backbone, split.test_paths, (2, 3), input_size=64, cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(cached, extract_maps(backbone, split.test_paths, (2, 3), input_size=64,
