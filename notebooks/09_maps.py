@@ -172,7 +172,7 @@ for split in page.splits:
                 "map max - pooled": ci_text(c.diff, c.ci_low, c.ci_high), "p": c.p, "verdict": c.verdict}
     rows.append(row)
 image_table = pd.DataFrame(rows).set_index("dataset")
-print(family.describe())
+print(family.describe() if runs else "No maps, so nothing to compare with the pooled vector.")
 show_table(image_table)
 
 # %% [markdown]
@@ -237,7 +237,7 @@ glue_text("coreset_percent", format_value(coreset_ratio, "percent"))
 glue_text("projection_dim", "no projection" if projection_dim is None else f"{projection_dim}")
 shown = methods_table.assign(**{"- pooled": [ci_text(d, lo, hi) if d == d else "" for d, lo, hi in
                                              methods_table[["- pooled", "diff_low", "diff_high"]].values]})
-print(family.describe())
+print(family.describe() if runs else "No maps, so only the pooled row.")
 show_table(shown.drop(columns=["image AUROC", "ci_low", "ci_high", "diff_low", "diff_high"])
            .set_index(["dataset", "method"]).round(3))
 
@@ -253,8 +253,9 @@ if shown_run is not None:
     glue("fig_patchcore", map_examples(shown_run), display=False)
     glue_text("patch_figure", f"```{{glue:figure}} fig_patchcore\n:name: fig-maps-patchcore\n\n"
               f"{shown_run['category']}, {patchcore_name}, the class where its PRO is lowest: the same three kinds "
-              f"of test image as the per-position figures below, chosen by PatchCore's own maps. **Look at** whether the bright spots of the last "
-              f"column sit on the cyan outline, and how sharp they are next to the per-position model's.\n```")
+              f"of test image as the per-position figures below, chosen by PatchCore's own maps. **Look at** "
+              f"whether the bright spots of the last column sit on the cyan outline, and how sharp they are next "
+              f"to the per-position model's.\n```")
 else:
     glue_text("patch_figure", "This run has no data set with masks (or `patch_methods` is off), so there is no "
               "PatchCore map to show.")
@@ -377,14 +378,14 @@ if runs:
     images = "; ".join(f"{d} " + glue_csv(page, f"best_image_{d}", "image AUROC [95 %]", kind="text", method=best,
                                           dataset=d) for d in runs)
     mean_pro = by_method["PRO (FPR 0.3)"].sort_values(ascending=False)
-    lead = (f", {format_value(mean_pro.iloc[0] - mean_pro.iloc[1], 'auroc')} ahead of {mean_pro.index[1]} in mean PRO"
+    lead = (f" ({format_value(mean_pro.iloc[0] - mean_pro.iloc[1], 'auroc')} ahead of {mean_pro.index[1]})"
             if len(mean_pro) > 1 else "")
-    headline = (f"Where is the defect? Where the maps of {best}, highest in mean PRO of the methods here, put it: "
+    headline = (f"The maps of {best} locate the defect best of the methods here by mean PRO{lead}: "
                 f"PRO {glue_csv(page, 'best_pro_min', 'PRO (FPR 0.3)', 'min', method=best)} to "
                 f"{glue_csv(page, 'best_pro_max', 'PRO (FPR 0.3)', 'max', method=best)} and pixel AUROC "
                 f"{glue_csv(page, 'best_pixel_min', 'pixel AUROC', 'min', method=best)} to "
-                f"{glue_csv(page, 'best_pixel_max', 'pixel AUROC', 'max', method=best)} over the classes with masks"
-                f"{lead} (pixel metrics carry no interval); as an image score its maximum reaches {images}.")
+                f"{glue_csv(page, 'best_pixel_max', 'pixel AUROC', 'max', method=best)} over the classes with masks "
+                f"(pixel metrics carry no interval); as an image score its maximum reaches {images}.")
     worst = located.loc[located["PRO (FPR 0.3)"].idxmin()]
     verdict_list = list(methods_table["verdict"].dropna())
     points = [headline,
@@ -410,7 +411,7 @@ else:
     pooled_name = f"pooled, layer {pooled_layer}, {names[main]}, MVG"
     images = "; ".join(f"{s.name} " + glue_csv(page, f"pooled_image_{s.name}", "image AUROC [95 %]", kind="text",
                                                method=pooled_name, dataset=s.name) for s in page.splits)
-    points = [f"Where is the defect? This run cannot say: no data set of it has ground-truth masks, so no map is "
+    points = [f"This run cannot say where the defect is: no data set of it has ground-truth masks, so no map is "
               f"scored, and the page shows the pooled image-level result alone: {images}."]
     glue_text("ex_pro", "This run has no masks, so there is no PRO to read.")
     glue_text("ex_image", "This run has no masks, so no map was made.")
