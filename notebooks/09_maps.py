@@ -361,6 +361,12 @@ glue_text("summary", summary)
 # position); AUROC and PRO depend only on the ranking of scores, so such extremes leave them untouched, but
 # they would matter for a fixed threshold.
 #
+# PaDiM and PatchCore differ in what a patch is compared with. PaDiM compares it with the good patches *at
+# the same position*; PatchCore with the good patches *anywhere*. PatchCore is therefore blind to a defect that
+# looks like something normal found elsewhere: a missing part shows the background, a misplaced one a normal
+# part in the wrong place. Where its row of the third table falls behind the per-position models, look for
+# such defects in the figure of its maps.
+#
 # ## Try it
 #
 # 1. The nearest training patch from any position, without PatchCore's coreset or neighbourhood averaging
@@ -405,6 +411,15 @@ if runs:
     glue_text("ex_pro", f"The lowest PRO is {row.name}'s, {format_value(row['PRO (FPR 0.3)'], 'auroc')}, "
               f"against its pixel AUROC {format_value(row['pixel AUROC'], 'auroc')}.")
     peak_rows = ours[["image AUROC (map max)", "ci_low", "ci_high"]]
+    if patch_methods:
+        patchcore_rows = methods_table[methods_table.method == patchcore_name].set_index("dataset")
+        padim_rows = methods_table[methods_table.method == "PaDiM"].set_index("dataset")
+        low = patchcore_rows["PRO (FPR 0.3)"].idxmin()
+        glue_text("ex_patchcore", f"PatchCore's lowest PRO is on {low}: "
+                  f"{format_value(patchcore_rows.loc[low, 'PRO (FPR 0.3)'], 'auroc')}, against PaDiM's "
+                  f"{format_value(padim_rows.loc[low, 'PRO (FPR 0.3)'], 'auroc')} on the same class.")
+    else:
+        glue_text("ex_patchcore", "This run did not fit PatchCore (`patch_methods` is off).")
     glue_text("ex_image", " ".join(teach.auroc_sentence(f"On {d}, the map's maximum", r["image AUROC (map max)"],
                                                         r.ci_low, r.ci_high) for d, r in peak_rows.iterrows()))
 else:
@@ -415,6 +430,7 @@ else:
               f"scored, and the page shows the pooled image-level result alone: {images}."]
     glue_text("ex_pro", "This run has no masks, so there is no PRO to read.")
     glue_text("ex_image", "This run has no masks, so no map was made.")
+    glue_text("ex_patchcore", "This run has no masks, so PatchCore was not fitted.")
 glue_text("takeaways", teach.takeaways(points))
 
 # %% [markdown]
@@ -443,4 +459,14 @@ glue_text("takeaways", teach.takeaways(points))
 # Deeper layers have fewer positions, so each cell of the map covers more of the image. Small defects
 # shrink to a fraction of a cell and are blurred by the upsampling: PRO, which weighs every defect region
 # equally, should fall before the pixel AUROC does.
+# ```
+#
+# **4. A memory bank without positions.** On which class is PatchCore's PRO lowest, and which kinds of
+# defect there can a bank of patches from every position miss?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_patchcore:myst` PatchCore scores a patch by its distance to the nearest good patch from *any*
+# position, so a defect whose patches look normal somewhere else (a missing or misplaced part, showing
+# background or a normal part out of place) scores low; PaDiM's Gaussian at that position has never seen
+# background there. Look at the figure of PatchCore's maps and at the test folders' defect names.
 # ```
