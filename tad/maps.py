@@ -3,7 +3,8 @@
 `extract_maps` runs a backbone and keeps the spatial activations of one or more layers (deeper maps resized
 to the grid of the shallowest), `PatchModel` fits NPCA/PCA + Gaussian (Ledoit-Wolf) or k-NN on the good
 training patches and scores every test patch, `upsample_maps` brings the score grid to image resolution and
-smooths it, and `evaluate_maps` runs all of it on a split and scores the maps against the ground-truth masks.
+smooths it, and `evaluate_maps` runs all of it on a split and scores the maps against the ground-truth masks;
+`evaluate_detector` does the same for a patch-level detector of `tad.patch` (PaDiM, PatchCore).
 """
 
 from __future__ import annotations
