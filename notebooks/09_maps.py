@@ -22,7 +22,10 @@
 # This page takes that step with the book's own ingredients, as PaDiM (the paper's reference [1]) does: the
 # activations of two mid-level layers kept per position, NPCA and a Gaussian ({term}`MVG`) fitted *at each
 # position* of the feature grid on the good training images, and the {term}`Mahalanobis distance` of every
-# test patch as its anomaly score, upsampled and smoothed into a map the size of the image.
+# test patch as its anomaly score, upsampled and smoothed into a map the size of the image. Then, on the very
+# same features, the two patch-level methods a reader of the field would ask for, computed here: PaDiM (a
+# Gaussian per position on every channel) and PatchCore (the nearest patch in a coreset of all training
+# patches), each with image AUROC, pixel AUROC, PRO and its measured cost.
 
 # %% [markdown]
 # ````{admonition} Key takeaways
@@ -43,10 +46,16 @@ reduction = "npca"                  # per-position reduction: "npca", "pca" or "
 ratio = 0.5
 estimator = "mvg"                   # tad.maps.PATCH_ESTIMATORS: "mvg" (a Gaussian per position) or patch "knn1" etc.
 shared = False                      # True: one model for all positions (knn1: PatchCore without coreset, needs a GPU)
-compare_none = True                 # also run with no reduction (same maps, no NPCA) for comparison
+compare_none = False                # also run the per-position MVG with no reduction (PaDiM below is that model,
+                                    # with the paper's epsilon * I in place of Ledoit-Wolf shrinkage)
 resolution = 256                    # side of the evaluation grid, px
 sigma = 4                           # Gaussian smoothing of the maps, px of the evaluation grid
 pooled_layer = 7                    # the image-level baseline: this layer, avg pooling, same reduction, MVG
+patch_methods = True                # also run PaDiM and PatchCore on the same maps
+padim_epsilon = 0.01                # PaDiM: added to each position's covariance diagonal (the paper's value)
+coreset_ratio = 0.01                # PatchCore: share of the training patches kept by the greedy coreset
+projection_dim = 32                 # PatchCore: the coreset is chosen on a random projection to this many dims
+neighbourhood = 3                   # PatchCore: side of the neighbourhood averaged into each patch
 device = "cpu"
 cache_dir = None                    # None means $TAD_CACHE (the library's default)
 results = None                      # None means results.jsonl in the cache
@@ -57,14 +66,19 @@ import numpy as np
 import pandas as pd
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 from myst_nb import glue
+from sklearn.pipeline import make_pipeline
 
+from tad.cost import measure_cost
+from tad.estimators import make_estimator
 from tad.features import select
-from tad.maps import PATCH_ESTIMATORS, evaluate_maps
-from tad.page import (auroc_entry, ci_text, config_label, format_value, glue_text, keep_needed, open_page, save_csv,
-                      show_table)
+from tad.maps import PATCH_ESTIMATORS, evaluate_detector, evaluate_maps
+from tad.page import (auroc_entry, ci_text, config_label, format_value, glue_csv, glue_text, keep_needed, open_page,
+                      save_csv, show_table)
+from tad.patch import PaDiM, PatchCore
 from tad.plots import map_examples, roc_figure, score_histogram
-from tad.stats import auroc_ci, compare_pairs
-from tad.sweep import score, split_features
+from tad.reduce import Reducer
+from tad.stats import Family, auroc_ci, compare
+from tad.sweep import split_features
 
 set_matplotlib_formats("png")  # glue needs a PNG of tad.plots' figures before pyplot has drawn any
 if estimator not in PATCH_ESTIMATORS:  # fail before extracting anything
@@ -76,6 +90,12 @@ print(missing or f"Every data set here has ground-truth masks: {', '.join(s.name
 main = (reduction, None if reduction == "none" else ratio)
 variants = [main] + ([("none", None)] if compare_none and reduction != "none" else [])
 names = {v: config_label({"reduction": v[0], "ratio": v[1]}, parts=("reduction",)) for v in variants}
+patchcore_name = f"PatchCore {format_value(coreset_ratio, 'percent')}"
+estimator_name = config_label({"estimator": estimator}, parts=("estimator",))
+map_name = f"maps, {names[main]}, {estimator_name}"
+compared = [map_name] + (["PaDiM", patchcore_name] if patch_methods else [])
+family = Family("each map-based image score against the pooled vector", len(compared))
+glue_text("family", family.describe())
 glue_text("missing", missing or "Every data set of this run has ground-truth masks, so every one is mapped.")
 _ = glue_text("setup", f"layers {', '.join(map(str, layers))} of {page.backbone.name}, {names[main]}, "
           f"{estimator}{' shared over positions' if shared else ' per position'}")
@@ -96,10 +116,11 @@ _ = glue_text("setup", f"layers {', '.join(map(str, layers))} of {page.backbone.
 #   (`tad.stats.auroc_ci`, which stays open at AUROC 1 where a percentile bootstrap collapses to a point).
 #
 # Neighbouring pixels share features and smoothing, so the pixel metrics get no interval: read small
-# differences between rows as noise.
+# differences between rows as noise. The last columns are the model's fit time and its scoring time per test
+# image (`tad.cost.measure_cost`, on maps extracted beforehand); `seconds` is the whole run, metrics included.
 
 # %% tags=["hide-input"]
-runs, rows = {}, []
+runs, maps_results, rows = {}, {}, []
 for split in mapped:
     for method, r in variants:
         res = evaluate_maps(split, page.backbone, layers=layers, input_size=input_size, estimator=estimator,
@@ -109,11 +130,14 @@ for split in mapped:
         low, high = auroc_ci(res["labels"], peak)
         rows.append({"dataset": split.name, "reduction": names[method, r], "pixel AUROC": res["pixel_auroc"],
                      "PRO (FPR 0.3)": res["pro"], "image AUROC (map max)": res["image_auroc_from_map"],
-                     "ci_low": low, "ci_high": high, "seconds": res["seconds"]})
+                     "ci_low": low, "ci_high": high, "seconds": res["seconds"], "fit s": res["fit_s"],
+                     "score ms/image": res["score_ms_per_image"]})
+        maps_results[split.name, (method, r)] = res
         if (method, r) == main:
             runs[split.name] = res
 maps_table = pd.DataFrame(rows, columns=["dataset", "reduction", "pixel AUROC", "PRO (FPR 0.3)",
-                                         "image AUROC (map max)", "ci_low", "ci_high", "seconds"])
+                                         "image AUROC (map max)", "ci_low", "ci_high", "seconds", "fit s",
+                                         "score ms/image"])
 maps_table.set_index(["dataset", "reduction"]).round(3) if runs else print("No maps: " + missing)
 
 # %% [markdown]
@@ -121,41 +145,129 @@ maps_table.set_index(["dataset", "reduction"]).round(3) if runs else print("No m
 #
 # Does localising help detection? The same test images scored by the book's image-level pipeline: layer
 # `pooled_layer` average-pooled to one vector, the same reduction, MVG. The two scorings of each data set are
-# compared by a {term}`paired comparison` (DeLong's test, with an interval of the difference that stays open
-# at AUROC 1), one test per data set. Without masks there are no maps, and this table shows the pooled
-# image-level result alone.
+# compared by a {term}`paired comparison` (`tad.stats.compare`: DeLong's test, with an interval of the
+# difference that stays open at AUROC 1) in the page's declared family, {glue:text}`family`: a "higher" or
+# "lower" anywhere in it is false with probability at most the family's error rate. Without masks there are no
+# maps, and this table shows the pooled image-level result alone.
 
 # %% tags=["hide-input"]
-rows, scores = [], {}
+rows, scores, pooled_cost = [], {}, {}
 for split in page.splits:
     train, test = split_features(split, page.backbone, input_size=input_size, cache_dir=page.cache_dir,
                                  device=device, progress=False)
-    pooled = score(select(train, pooled_layer, "avg", page.backbone),
-                   select(test, pooled_layer, "avg", page.backbone), *main, "mvg", seed=seed)
+    X, Y = (select(f, pooled_layer, "avg", page.backbone) for f in (train, test))
+    model = make_pipeline(Reducer(*main), make_estimator("mvg", seed=seed))
+    scored = {}
+    pooled_cost[split.name] = measure_cost(lambda: model.fit(X), lambda: scored.update(s=model.score_samples(Y)),
+                                           len(Y))
+    pooled = scored["s"]
     labels = split.test_labels
     row = {"dataset": split.name, "pooled": auroc_entry(labels, pooled)["interval"]}
     scores[split.name] = {"pooled": pooled}
     if split.name in runs:
         peak = runs[split.name]["maps"].max(axis=(1, 2))
-        scores[split.name]["map max"] = peak
-        test_ = compare_pairs(labels, scores[split.name], [("map max", "pooled")]).iloc[0]
+        scores[split.name][map_name] = peak
+        c = compare(labels, peak, pooled, family=family)
         row |= {"map max": auroc_entry(labels, peak)["interval"],
-                "map max - pooled": ci_text(test_["diff"], test_.ci_low, test_.ci_high), "p": test_.p,
-                "verdict": test_.verdict}
+                "map max - pooled": ci_text(c.diff, c.ci_low, c.ci_high), "p": c.p, "verdict": c.verdict}
     rows.append(row)
 image_table = pd.DataFrame(rows).set_index("dataset")
-csv = maps_table.merge(image_table.reset_index(), on="dataset", how="outer")
-glue_text("csv_link", save_csv(csv, page))
+print(family.describe() if runs else "No maps, so nothing to compare with the pooled vector.")
 show_table(image_table)
+
+# %% [markdown]
+# ## PaDiM and PatchCore on the same features
+#
+# Two patch-level methods of the field, run here on the same maps ({glue:text}`setup_patch`), evaluated
+# as above:
+#
+# - **PaDiM** (Defard et al. 2021): a Gaussian per position on every channel, its covariance regularised by
+#   adding {glue:text}`padim_epsilon` to the diagonal, and the Mahalanobis distance of each test patch;
+# - **PatchCore** (Roth et al. 2022): each patch averaged with its {glue:text}`neighbourhood` neighbourhood
+#   ("locally aware"), all training patches pooled into one memory bank, thinned to
+#   {glue:text}`coreset_percent` of them by greedy k-center (chosen on a random projection to
+#   {glue:text}`projection_dim` dimensions), and the distance of each test patch to its nearest bank patch.
+#   The greedy search is sequential and costs one pass over all patches per kept patch, so this page keeps
+#   the share its time budget allows, less than most of the PatchCore paper's settings (set `coreset_ratio`
+#   to 1 for every patch: SPADE's patch-level nearest neighbour).
+#
+# An image's score is its largest patch score, as both papers do. The fit time includes PatchCore's coreset
+# search; both times leave out the feature extraction, shared by every row and cached. The pooled row's
+# times are the reduction and Gaussian on one vector per image. Each method's image AUROC is compared with
+# the pooled vector's in the family declared above.
+
+# %% tags=["hide-input"]
+patch_runs = {}
+for split in (mapped if patch_methods else []):
+    for name, detector in (("PaDiM", PaDiM(epsilon=padim_epsilon)),
+                           (patchcore_name, PatchCore(coreset_ratio, neighbourhood, projection_dim,
+                                                      random_state=seed))):
+        res = evaluate_detector(split, page.backbone, detector, layers=layers, input_size=input_size,
+                                resolution=resolution, sigma=sigma, cache_dir=page.cache_dir, device=device)
+        patch_runs[split.name, name] = res
+        scores[split.name][name] = res["image_scores"]
+rows = []
+for split in page.splits:
+    labels, name = split.test_labels, split.name
+    entries = [(f"pooled, layer {pooled_layer}, {names[main]}, MVG", {"fit_s": pooled_cost[name]["fit_s"],
+                "score_ms_per_image": pooled_cost[name]["score_ms_per_image"]}, scores[name]["pooled"])]
+    entries += [(f"maps, {names[v]}, {estimator_name}", r, r["maps"].max(axis=(1, 2)))
+                for v in variants for r in [maps_results.get((name, v))] if r is not None]
+    entries += [(m, patch_runs[name, m], patch_runs[name, m]["image_scores"]) for m in compared[1:]
+                if (name, m) in patch_runs]
+    for method, res, s in entries:
+        entry = auroc_entry(labels, s)
+        row = {"dataset": name, "method": method, "image AUROC": entry["auroc"], "ci_low": entry["ci_low"],
+               "ci_high": entry["ci_high"], "image AUROC [95 %]": entry["interval"],
+               "pixel AUROC": res.get("pixel_auroc", np.nan), "PRO (FPR 0.3)": res.get("pro", np.nan),
+               "fit s": res["fit_s"], "score ms/image": res["score_ms_per_image"]}
+        if method in compared:
+            c = compare(labels, s, scores[name]["pooled"], family=family)
+            row |= {"- pooled": c.diff, "diff_low": c.ci_low, "diff_high": c.ci_high, "p": c.p,
+                    "verdict": c.verdict}
+        rows.append(row)
+methods_table = pd.DataFrame(rows, columns=["dataset", "method", "image AUROC", "ci_low", "ci_high",
+                                            "image AUROC [95 %]", "pixel AUROC", "PRO (FPR 0.3)", "fit s",
+                                            "score ms/image", "- pooled", "diff_low", "diff_high", "p", "verdict"])
+glue_text("csv_link", save_csv(methods_table, page))
+glue_text("setup_patch", f"layers {', '.join(map(str, layers))} of {page.backbone.name}")
+glue_text("padim_epsilon", f"{padim_epsilon:g}")
+glue_text("neighbourhood", f"{neighbourhood} x {neighbourhood}")
+glue_text("coreset_percent", format_value(coreset_ratio, "percent"))
+glue_text("projection_dim", "no projection" if projection_dim is None else f"{projection_dim}")
+shown = methods_table.assign(**{"- pooled": [ci_text(d, lo, hi) if d == d else "" for d, lo, hi in
+                                             methods_table[["- pooled", "diff_low", "diff_high"]].values]})
+print(family.describe() if runs else "No maps, so only the pooled row.")
+show_table(shown.drop(columns=["image AUROC", "ci_low", "ci_high", "diff_low", "diff_high"])
+           .set_index(["dataset", "method"]).round(3))
 
 # %% [markdown]
 # ```{glue:md} csv_link
 # :format: myst
 # ```
 
+# %% tags=["hide-input"]
+shown_run = min((r for (d, m), r in patch_runs.items() if m == patchcore_name), key=lambda r: r["pro"],
+                default=None)
+if shown_run is not None:
+    glue("fig_patchcore", map_examples(shown_run), display=False)
+    glue_text("patch_figure", f"```{{glue:figure}} fig_patchcore\n:name: fig-maps-patchcore\n\n"
+              f"{shown_run['category']}, {patchcore_name}, the class where its PRO is lowest: the same three kinds "
+              f"of test image as the per-position figures below, chosen by PatchCore's own maps. **Look at** "
+              f"whether the bright spots of the last column sit on the cyan outline, and how sharp they are next "
+              f"to the per-position model's.\n```")
+else:
+    glue_text("patch_figure", "This run has no data set with masks (or `patch_methods` is off), so there is no "
+              "PatchCore map to show.")
+
+# %% [markdown]
+# ```{glue:md} patch_figure
+# :format: myst
+# ```
+
 # %% tags=["remove-cell"]
 first = page.splits[0]
-main_scores = scores[first.name]["map max" if first.name in runs else "pooled"]
+main_scores = scores[first.name][map_name if first.name in runs else "pooled"]
 what = (f"{first.name}, image score = maximum of its anomaly map" if first.name in runs
         else f"{first.name}, layer {pooled_layer} pooled, {names[main]}, MVG")
 glue_text("main_what", what)
@@ -220,8 +332,16 @@ if runs:
                f"{format_value(int((ours['PRO (FPR 0.3)'] < ours['pixel AUROC']).sum()), 'count')} of them, as "
                f"expected when small defect regions, a few cells of the feature grid blurred by upsampling, count "
                f"as much as large ones. At image level the map's maximum against the pooled layer "
-               f"{pooled_layer} vector reads, per data set (DeLong, 5 % each): "
-               f"{'; '.join(f'{d} {v}' for d, v in verdicts.items())}.")
+               f"{pooled_layer} vector reads, per data set: {'; '.join(f'{d} {v}' for d, v in verdicts.items())} "
+               f"({family.describe()}).")
+    located = methods_table.dropna(subset=["PRO (FPR 0.3)"])
+    by_method = located.groupby("method", sort=False)[["PRO (FPR 0.3)", "pixel AUROC"]].mean()
+    spread = located.groupby("dataset")["PRO (FPR 0.3)"].agg(lambda v: v.max() - v.min())
+    summary += (f" Over the {format_value(len(by_method), 'count')} map-based methods of the third table, the "
+                f"highest mean PRO is {by_method['PRO (FPR 0.3)'].idxmax()}'s and the highest mean pixel AUROC "
+                f"{by_method['pixel AUROC'].idxmax()}'s; the methods' PRO differ by at most "
+                f"{format_value(spread.max(), 'auroc')} on one class ({spread.idxmax()}), with no interval to tell "
+                f"such a gap from noise.")
 else:
     summary = (f"This run has no data set with ground-truth masks, so it shows the pooled image-level scores "
                f"only: layer {pooled_layer}, {names[main]}, MVG reaches "
@@ -241,9 +361,16 @@ glue_text("summary", summary)
 # position); AUROC and PRO depend only on the ranking of scores, so such extremes leave them untouched, but
 # they would matter for a fixed threshold.
 #
+# PaDiM and PatchCore differ in what a patch is compared with. PaDiM compares it with the good patches *at
+# the same position*; PatchCore with the good patches *anywhere*. PatchCore is therefore blind to a defect that
+# looks like something normal found elsewhere: a missing part shows the background, a misplaced one a normal
+# part in the wrong place. Where its row of the third table falls behind the per-position models, look for
+# such defects in the figure of its maps.
+#
 # ## Try it
 #
-# 1. The PatchCore-style alternative, the nearest training patch from any position (`shared`), on a GPU:
+# 1. The nearest training patch from any position, without PatchCore's coreset or neighbourhood averaging
+#    (`shared`), on a GPU:
 #    `.venv/bin/python scripts/build_book.py --only 09_maps -p estimator knn1 -p shared true -p device cuda`.
 #    Look at whether PRO moves more than pixel AUROC, and at the good image with the highest maximum.
 # 2. Deeper, coarser features: `.venv/bin/python scripts/build_book.py --only 09_maps -p layers '[4, 5]'`.
@@ -253,22 +380,57 @@ glue_text("summary", summary)
 from tad import teach
 
 if runs:
-    points = [teach.extremes_sentence(ours["pixel AUROC"].to_dict(), what="the maps' pixel AUROC"),
-              teach.extremes_sentence(ours["PRO (FPR 0.3)"].to_dict(), what="their PRO (up to a false-positive "
-                                      "rate of 0.3)"),
-              teach.tally_sentence(list(verdicts), what="the map's maximum against the pooled vector, per data set",
-                                   higher="with the map higher", lower="with the pooled vector higher")]
+    best = glue_csv(page, "best_method", "PRO (FPR 0.3)", "argmax", "text", by="method")
+    images = "; ".join(f"{d} " + glue_csv(page, f"best_image_{d}", "image AUROC [95 %]", kind="text", method=best,
+                                          dataset=d) for d in runs)
+    mean_pro = by_method["PRO (FPR 0.3)"].sort_values(ascending=False)
+    lead = (f" ({format_value(mean_pro.iloc[0] - mean_pro.iloc[1], 'auroc')} ahead of {mean_pro.index[1]})"
+            if len(mean_pro) > 1 else "")
+    headline = (f"The maps of {best} locate the defect best of the methods here by mean PRO{lead}: "
+                f"PRO {glue_csv(page, 'best_pro_min', 'PRO (FPR 0.3)', 'min', method=best)} to "
+                f"{glue_csv(page, 'best_pro_max', 'PRO (FPR 0.3)', 'max', method=best)} and pixel AUROC "
+                f"{glue_csv(page, 'best_pixel_min', 'pixel AUROC', 'min', method=best)} to "
+                f"{glue_csv(page, 'best_pixel_max', 'pixel AUROC', 'max', method=best)} over the classes with masks "
+                f"(pixel metrics carry no interval); as an image score its maximum reaches {images}.")
+    worst = located.loc[located["PRO (FPR 0.3)"].idxmin()]
+    verdict_list = list(methods_table["verdict"].dropna())
+    points = [headline,
+              teach.tally_sentence(verdict_list, what=family.describe(), higher="with the map-based score higher",
+                                   lower="with the pooled vector higher"),
+              f"The lowest PRO of any method is {worst.method}'s on {worst.dataset}, "
+              f"{format_value(worst['PRO (FPR 0.3)'], 'auroc')} (pixel AUROC "
+              f"{format_value(worst['pixel AUROC'], 'auroc')}): read its row of the third table against the "
+              f"per-position models of the same class."]
+    if patch_methods:
+        points.append(f"{patchcore_name}'s fit, its greedy coreset included, takes "
+                      f"{glue_csv(page, 'fit_patchcore', 'fit s', 'mean', 'seconds', method=patchcore_name)} per "
+                      f"class on average, PaDiM's "
+                      f"{glue_csv(page, 'fit_padim', 'fit s', 'mean', 'seconds', method='PaDiM')} (the third "
+                      f"table; wall times on a shared machine, read them as orders of magnitude).")
     row = ours.loc[ours["PRO (FPR 0.3)"].idxmin()]
     glue_text("ex_pro", f"The lowest PRO is {row.name}'s, {format_value(row['PRO (FPR 0.3)'], 'auroc')}, "
               f"against its pixel AUROC {format_value(row['pixel AUROC'], 'auroc')}.")
     peak_rows = ours[["image AUROC (map max)", "ci_low", "ci_high"]]
+    if patch_methods:
+        patchcore_rows = methods_table[methods_table.method == patchcore_name].set_index("dataset")
+        padim_rows = methods_table[methods_table.method == "PaDiM"].set_index("dataset")
+        low = patchcore_rows["PRO (FPR 0.3)"].idxmin()
+        glue_text("ex_patchcore", f"PatchCore's lowest PRO is on {low}: "
+                  f"{format_value(patchcore_rows.loc[low, 'PRO (FPR 0.3)'], 'auroc')}, against PaDiM's "
+                  f"{format_value(padim_rows.loc[low, 'PRO (FPR 0.3)'], 'auroc')} on the same class.")
+    else:
+        glue_text("ex_patchcore", "This run did not fit PatchCore (`patch_methods` is off).")
     glue_text("ex_image", " ".join(teach.auroc_sentence(f"On {d}, the map's maximum", r["image AUROC (map max)"],
                                                         r.ci_low, r.ci_high) for d, r in peak_rows.iterrows()))
 else:
-    points = ["No data set of this run has ground-truth masks, so no map is scored: the page shows the pooled "
-              "image-level result alone"]
+    pooled_name = f"pooled, layer {pooled_layer}, {names[main]}, MVG"
+    images = "; ".join(f"{s.name} " + glue_csv(page, f"pooled_image_{s.name}", "image AUROC [95 %]", kind="text",
+                                               method=pooled_name, dataset=s.name) for s in page.splits)
+    points = [f"This run cannot say where the defect is: no data set of it has ground-truth masks, so no map is "
+              f"scored, and the page shows the pooled image-level result alone: {images}."]
     glue_text("ex_pro", "This run has no masks, so there is no PRO to read.")
     glue_text("ex_image", "This run has no masks, so no map was made.")
+    glue_text("ex_patchcore", "This run has no masks, so PatchCore was not fitted.")
 glue_text("takeaways", teach.takeaways(points))
 
 # %% [markdown]
@@ -297,4 +459,14 @@ glue_text("takeaways", teach.takeaways(points))
 # Deeper layers have fewer positions, so each cell of the map covers more of the image. Small defects
 # shrink to a fraction of a cell and are blurred by the upsampling: PRO, which weighs every defect region
 # equally, should fall before the pixel AUROC does.
+# ```
+#
+# **4. A memory bank without positions.** On which class is PatchCore's PRO lowest, and which kinds of
+# defect there can a bank of patches from every position miss?
+#
+# ```{dropdown} Solution
+# {glue:md}`ex_patchcore:myst` PatchCore scores a patch by its distance to the nearest good patch from *any*
+# position, so a defect whose patches look normal somewhere else (a missing or misplaced part, showing
+# background or a normal part out of place) scores low; PaDiM's Gaussian at that position has never seen
+# background there. Look at the figure of PatchCore's maps and at the test folders' defect names.
 # ```

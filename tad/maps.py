@@ -3,7 +3,8 @@
 `extract_maps` runs a backbone and keeps the spatial activations of one or more layers (deeper maps resized
 to the grid of the shallowest), `PatchModel` fits NPCA/PCA + Gaussian (Ledoit-Wolf) or k-NN on the good
 training patches and scores every test patch, `upsample_maps` brings the score grid to image resolution and
-smooths it, and `evaluate_maps` runs all of it on a split and scores the maps against the ground-truth masks.
+smooths it, and `evaluate_maps` runs all of it on a split and scores the maps against the ground-truth masks;
+`evaluate_detector` does the same for a patch-level detector of `tad.patch` (PaDiM, PatchCore).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from tad.backbones import Backbone, parse_layers
 from tad.cache import cached_arrays, extend_key
+from tad.cost import measure_cost
 from tad.data import DataError, Split, load_mask
 from tad.estimators import ESTIMATORS, knn_distance, ledoit_wolf_precision, mahalanobis_sq, n_neighbours
 from tad.evaluate import auroc, pixel_auroc, pro_score
@@ -30,7 +32,7 @@ from tad.features import backbone_outputs, cache_key, resolve_input_size
 from tad.reduce import DEFAULT_BASIS, PrincipalAxes, check_reduction
 
 __all__ = ["MAPS_VERSION", "PATCH_ESTIMATORS", "extract_maps", "PatchModel", "upsample_maps", "evaluate_maps",
-           "concatenated_maps"]
+           "evaluate_detector", "concatenated_maps"]
 
 # Bump when anything that changes map values changes (layer resizing, dtype).
 MAPS_VERSION = 1
@@ -280,7 +282,8 @@ def evaluate_maps(
     -------
     dict
         ``pixel_auroc``, ``pro`` (normalised area up to FPR 0.3), ``image_auroc_from_map``, ``seconds``
-        (wall time, features included), ``grid`` (H', W'), the configuration, and for plotting ``maps``
+        (wall time, features included), ``fit_s`` and ``score_ms_per_image`` (`tad.cost.measure_cost` of the
+        model's fit and of its patch scores), ``grid`` (H', W'), the configuration, and for plotting ``maps``
         (n_test, resolution, resolution) float32, ``masks`` of the same shape (bool), ``labels`` (n_test,)
         and ``paths``.
     """
@@ -291,8 +294,9 @@ def evaluate_maps(
     kw = dict(input_size=input_size, device=device, cache_dir=cache_dir, progress=progress)
     train = extract_maps(backbone, split.train_paths, layers, **kw)
     test = extract_maps(backbone, split.test_paths, layers, **kw)
-    model = PatchModel(estimator, reduction, ratio, shared).fit(train)
-    maps = upsample_maps(model.score_maps(test), resolution, sigma)
+    model, scored = PatchModel(estimator, reduction, ratio, shared), {}
+    cost = measure_cost(lambda: model.fit(train), lambda: scored.update(grid=model.score_maps(test)), len(test))
+    maps = upsample_maps(scored["grid"], resolution, sigma)
     labels = split.test_labels
     return {
         "category": split.name, "backbone": backbone.name, "layers": list(_check_layers(backbone, layers)),
@@ -302,7 +306,64 @@ def evaluate_maps(
         "pixel_auroc": pixel_auroc(masks, maps),
         "pro": pro_score(masks, maps, max_fpr=0.3),
         "image_auroc_from_map": auroc(labels, maps.max(axis=(1, 2))),
-        "seconds": time.perf_counter() - start,
+        "seconds": time.perf_counter() - start, "fit_s": cost["fit_s"],
+        "score_ms_per_image": cost["score_ms_per_image"],
+        "maps": maps, "masks": masks, "labels": labels, "paths": split.test_paths,
+    }
+
+
+def evaluate_detector(
+    split: Split,
+    backbone: Backbone,
+    detector: BaseEstimator,
+    *,
+    layers: Sequence[int] = (3, 4),
+    input_size: int | None = None,
+    resolution: int = 256,
+    sigma: float = 4.0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict:
+    """A patch-level detector (`tad.patch.PaDiM`, `tad.patch.PatchCore`) on a split's maps, scored as `evaluate_maps`.
+
+    The detector is fitted on the training maps of `extract_maps` and scores the test maps: its image scores
+    (``score_samples``, the papers' image score) give the image AUROC; its patch scores (``score_maps``),
+    upsampled and smoothed to ``resolution`` (`upsample_maps`), give pixel AUROC and PRO against the masks.
+
+    Parameters
+    ----------
+    split : Split
+        Needs a mask for every anomalous test image.
+    backbone : Backbone
+    detector : estimator
+        Unfitted, with ``fit(maps)``, ``score_samples(maps)`` and ``score_maps(maps)``; fitted in place.
+    layers, input_size, resolution, sigma, cache_dir, device, progress
+        As in `evaluate_maps`.
+
+    Returns
+    -------
+    dict
+        ``pixel_auroc``, ``pro`` (FPR up to 0.3), ``image_auroc``, ``image_scores`` (n_test,), ``fit_s`` and
+        ``score_ms_per_image`` (`tad.cost.measure_cost` of ``fit`` and ``score_samples``, features extracted
+        beforehand), ``grid``, and for plotting ``maps``, ``masks``, ``labels``, ``paths``, ``category``.
+    """
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
+        raise ValueError(f"resolution {resolution!r} must be an int >= 8")
+    masks = _test_masks(split, resolution)
+    kw = dict(input_size=input_size, device=device, cache_dir=cache_dir, progress=progress)
+    train = extract_maps(backbone, split.train_paths, layers, **kw)
+    test = extract_maps(backbone, split.test_paths, layers, **kw)
+    scored = {}
+    cost = measure_cost(lambda: detector.fit(train), lambda: scored.update(image=detector.score_samples(test)),
+                        len(test))
+    maps = upsample_maps(detector.score_maps(test), resolution, sigma)
+    labels = split.test_labels
+    return {
+        "category": split.name, "grid": tuple(train.shape[1:3]), "resolution": resolution, "sigma": sigma,
+        "pixel_auroc": pixel_auroc(masks, maps), "pro": pro_score(masks, maps, max_fpr=0.3),
+        "image_auroc": auroc(labels, scored["image"]), "image_scores": scored["image"],
+        "fit_s": cost["fit_s"], "score_ms_per_image": cost["score_ms_per_image"],
         "maps": maps, "masks": masks, "labels": labels, "paths": split.test_paths,
     }
 

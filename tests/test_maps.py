@@ -9,8 +9,9 @@ from sklearn.covariance import LedoitWolf
 from tad.backbones import WeightsUnavailable, load_backbone
 from conftest import make_synthetic_mvtec
 from tad.data import load_split
-from tad.evaluate import pro_score
-from tad.maps import PatchModel, evaluate_maps, extract_maps, upsample_maps
+from tad.evaluate import auroc, pixel_auroc, pro_score
+from tad.maps import PatchModel, evaluate_detector, evaluate_maps, extract_maps, upsample_maps
+from tad.patch import PaDiM, PatchCore
 from tad.reduce import Reducer
 
 
@@ -115,10 +116,32 @@ def test_blob_region_scores_higher_than_background_end_to_end(tmp_path):
     assert out["grid"] == (16, 16)
     assert out["pixel_auroc"] > 0.8
     assert out["image_auroc_from_map"] > 0.8
+    assert out["fit_s"] > 0 and out["score_ms_per_image"] > 0
     # The cache file written by the run gives back the same maps.
     cached = extract_maps(backbone, split.test_paths, (2, 3), input_size=64, cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(cached, extract_maps(backbone, split.test_paths, (2, 3), input_size=64,
                                                        progress=False))
+
+
+def test_evaluate_detector_scores_the_detectors_own_maps_and_image_scores(tmp_path):
+    try:
+        backbone = load_backbone("tf_efficientnet_lite0")
+    except WeightsUnavailable as err:
+        pytest.skip(f"Lite0 weights unavailable: {err}")
+    make_synthetic_mvtec(tmp_path / "data", n_train=20, n_test_good=4, n_test_defective=6, size=64)
+    split = load_split("synthetic", tmp_path / "data", require_masks=True)
+    kw = dict(input_size=64, cache_dir=tmp_path / "cache", progress=False)
+    train, test = (extract_maps(backbone, paths, (2, 3), **kw) for paths in (split.train_paths, split.test_paths))
+    for detector in (PaDiM(), PatchCore(coreset_ratio=0.25)):
+        out = evaluate_detector(split, backbone, detector, layers=(2, 3), input_size=64, resolution=64, sigma=2,
+                                cache_dir=tmp_path / "cache")
+        fresh = type(detector)(**detector.get_params()).fit(train)
+        maps = upsample_maps(fresh.score_maps(test), 64, 2)
+        np.testing.assert_allclose(out["image_scores"], fresh.score_samples(test), rtol=1e-6)
+        assert out["image_auroc"] == auroc(split.test_labels, fresh.score_samples(test)) > 0.8
+        assert out["pixel_auroc"] == pytest.approx(pixel_auroc(out["masks"], maps)) and out["pixel_auroc"] > 0.8
+        assert out["pro"] == pytest.approx(pro_score(out["masks"], maps))
+        assert out["fit_s"] > 0 and out["score_ms_per_image"] > 0
 
 
 def test_pro_is_near_one_for_a_separating_map_with_a_huge_outlier():
