@@ -69,7 +69,7 @@ from tad.evaluate import auroc
 from tad.features import preprocess, select
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
 from tad.reduce import Reducer, spectrum
-from tad.page import open_page
+from tad.book.page import open_page
 from tad.features import split_features
 from tad.stats import auroc_ci
 from tad.trial import score

@@ -48,11 +48,13 @@ import torch
 
 from tad.data import load_image
 from tad.features import extract, preprocess, select
-from tad.page import auroc_entry, format_value, glue_text, glue_value, open_page
+from tad.book.page import open_page
+from tad.book.glue import glue_text, glue_value
+from tad.book.format import auroc_entry, format_value
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
 from tad.reduce import kept_axes, null_axes, spectrum
 from tad.sweep import score
-from tad.words import deviation_sentence, versus_chance
+from tad.book.words import deviation_sentence, versus_chance
 
 page = open_page("00_start", data_root=data_root, classes=classes, backbone=backbone, seed=seed,
                  cache_dir=cache_dir)
@@ -212,8 +214,8 @@ _ = glue_value("start_good", int((labels == 0).sum()), "count")
 #    for why layer 1 fails there.
 
 # %% tags=["remove-cell"]
-from tad import teach
-from tad.page import config_label
+from tad.book import teach
+from tad.book.format import config_label
 
 entry = auroc_entry(labels, scores)
 est_name = config_label({"estimator": estimator}, parts=("estimator",))

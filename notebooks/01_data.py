@@ -55,7 +55,7 @@ import warnings
 
 from tad.data import MVTEC_CATEGORIES, default_root
 from tad.download import ensure_mvtec
-from tad.page import download_notice
+from tad.book.page import download_notice
 
 root = data_root or default_root()
 with warnings.catch_warnings(record=True) as caught:
@@ -83,15 +83,16 @@ from tad.data import ELPV_CATEGORIES, count_report, image_format, load_elpv, loa
 from tad.evaluate import auroc
 from tad.backbones import parse_layers
 from tad.features import extract, select, split_features
-from tad.page import (ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv,
-                      show_table)
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import ci_text, config_label, format_value, show_table
 from tad.paper import paper_table
 from tad.plots import sample_grid
-from tad import teach
+from tad.book import teach
 from tad.shift import acquisition_confounds, shift_audit
 from tad.stats import Family, auroc_ci, compare
 from tad.sweep import score
-from tad.words import data_sentence, listing, versus_chance
+from tad.book.words import data_sentence, listing, versus_chance
 
 page = open_page("01_data", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir)

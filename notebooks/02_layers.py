@@ -53,15 +53,16 @@ import seaborn as sns
 
 from tad.evaluate import auroc
 from tad.features import select
-from tad.page import (ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv,
-                      show_table)
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import ci_text, config_label, format_value, show_table
 from tad.paper import paper_table, side_by_side
 from tad.reduce import DEFAULT_BASIS
 from tad.scorecard import OUTCOMES, POWER, claim_row, read_claims, save_claims
 from tad.stats import BOOK_FAMILY, compare
 from tad.sweep import run_grid, score, split_features
 from tad.trial import layer_names
-from tad.words import listing
+from tad.book.words import listing
 
 page = open_page("02_layers", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -210,7 +211,7 @@ else:
 # %% tags=["remove-cell"]
 import pandas as pd
 
-from tad import teach
+from tad.book import teach
 
 layer_names = {c: "all layers" if c == "all" else f"layer {c}" for c in layers}
 points = [teach.claim_sentence(depth, a=layer_names[last], b="layer 1"),

@@ -59,14 +59,16 @@ from IPython.display import display
 from tad.analysis import null_basis_spread
 from tad.features import select
 from tad.evaluate import auroc
-from tad.page import (config_label, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table)
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import config_label, format_value, show_table
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import DEFAULT_BASIS, NullSpaceWarning, PrincipalAxes
 from tad.scorecard import POWER, claim_row, read_claims, save_claims
 from tad.stats import BOOK_FAMILY, compare, gain_statement
 from tad.sweep import REDUCTIONS, run_grid, score, split_features
-from tad.words import listing, reduction_key, spread_cell
+from tad.book.words import listing, reduction_key, spread_cell
 
 page = open_page("03_reduction", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -382,7 +384,7 @@ glue_text("estimator_verdict", "NPCA 50 % scores higher than no reduction beyond
 #   a null space exists at all, and so whether the two readings differ.
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 npca_gain = gains[(gains.basis == DEFAULT_BASIS) & gains.comparison.str.startswith("NPCA")]
 n_block = int(grid[grid.basis == DEFAULT_BASIS].basis_dependent.sum())

@@ -55,8 +55,9 @@ from myst_nb import glue
 
 from tad.data import load_image
 from tad.features import POOLING_CHOICES, preprocess, select
-from tad.page import (auroc_entry, ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page,
-                      save_csv, show_table)
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import auroc_entry, ci_text, config_label, format_value, show_table
 from tad.paper import paper_table
 from tad.plots import pooling_figure, roc_figure, score_histogram
 from tad.scorecard import claim, claim_row, save_claims
@@ -261,7 +262,7 @@ glue_text("main_label", main_label)
 #   intervals with one data set.
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 est_names = {est: config_label({"estimator": est}, parts=("estimator",)) for est in estimators}
 if headline[0] in estimators and headline[1] in others:  # the page's answer, each number read from its CSV

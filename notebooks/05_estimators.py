@@ -66,8 +66,9 @@ from tad.calibrate import clopper_pearson, min_calibration_size
 from tad.evaluate import auroc, tpr_at_fpr
 from tad.features import select
 from tad.maps import PatchModel, extract_maps
-from tad.page import (auroc_entry, ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page,
-                      save_csv, show_table)
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import auroc_entry, ci_text, config_label, format_value, show_table
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import PrincipalAxes, Reducer
@@ -75,7 +76,7 @@ from tad.scorecard import NEGLIGIBLE, claim, claim_row, save_claims
 from tad.selection import conformal_points
 from tad.stats import BOOK_FAMILY, Family, compare
 from tad.sweep import score, split_features
-from tad.words import pairwise_summary
+from tad.book.words import pairwise_summary
 
 page = open_page("05_estimators", data_root=data_root, classes=classes, backbone=backbone,
                  input_size=input_size, seed=seed, cache_dir=cache_dir, results=results)
@@ -433,7 +434,7 @@ glue_text("summary", " ".join(lines))
 #   images, look at how coarse the achievable false-positive rates are.
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 est_name = {e: config_label({"estimator": e}, parts=("estimator",)) for e in estimators}
 if len(mvg_knn):  # the page's answer to the paper's claim, each number read from the page's CSV

@@ -56,8 +56,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from tad.features import select
-from tad.page import (auroc_entry, ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page,
-                      save_csv, show_table)
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import auroc_entry, ci_text, config_label, format_value, show_table
 from tad.scorecard import NEGLIGIBLE, claim_row, save_claims
 from tad.stats import BOOK_FAMILY, Family, compare, gain_outcome, gain_statement
 from tad.sweep import score, split_features
@@ -226,7 +227,7 @@ glue_text("agree", ("So no change is resolved by these test sets: at their scale
 #   intervals now exclude a loss that large.
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 if claim_rows:  # the page's answer to the paper's claim, each number read from the page's CSV
     where = {"estimator": headline[0], "noise_std": headline[1]}

@@ -56,8 +56,9 @@ import pandas as pd
 
 from tad.backbones import WeightsUnavailable, load_backbone
 from tad.features import select
-from tad.page import (PAPER_BACKBONE, auroc_entry, ci_text, format_value, glue_csv, glue_text, glue_value, open_page,
-                      save_csv, show_table)
+from tad.book.page import PAPER_BACKBONE, open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import auroc_entry, ci_text, format_value, show_table
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram, stage_shapes
 from tad.scorecard import claim_row, save_claims
@@ -259,7 +260,7 @@ else:
 #   it on a screw's thread?
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 short = {n: n.removeprefix("tf_efficientnet_") for n in loaded}
 if headline:  # the page's answer to the paper's claim, each number read from the page's CSV

@@ -56,10 +56,12 @@ import pandas as pd
 
 from tad.backbones import load_backbone
 from tad.baselines import baseline_scores
-from tad.page import auroc_entry, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import auroc_entry, format_value, show_table
 from tad.plots import roc_figure, score_histogram
 from tad.stats import PERMUTATION, VERDICTS, Family, compare
-from tad.words import verdict_list
+from tad.book.words import verdict_list
 
 page = open_page("07b_baselines", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)
@@ -297,7 +299,7 @@ for name, key in (("DFM 95 %", "k_dfm95"), ("DFM 99 %", "k_dfm99"), ("SPE (full-
 #   brightness enough to separate screw's good test images from the others?
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 added = []  # the honest headline: main minus each baseline independent of the pretrained features
 for b, what in (("random network", "a random network of the same layers"), ("pixels", pixels)):

@@ -61,8 +61,10 @@ from tad.backbones import load_backbone
 from tad.estimators import FLOW_PARAMS
 from tad.cost import extrapolate_cost, format_duration
 from tad.features import select
-from tad.page import (config_label, format_value, glue_csv, glue_text, glue_value,
-                      open_page, rank_configs, save_csv, select_trials, show_table)
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import config_label, format_value, show_table
+from tad.book.ranking import rank_configs, select_trials
 from tad.paper import PAPER_TRIALS, paper_table
 from tad.plots import grid_heatmap
 from tad.reduce import DEFAULT_BASIS
@@ -126,7 +128,7 @@ show_table(cost.round(2))
 #
 # ## The ranking, and how many configurations tie with the best
 #
-# Distinct models are ranked by mean {term}`AUROC` over the data sets (`tad.page.rank_configs`; the
+# Distinct models are ranked by mean {term}`AUROC` over the data sets (`tad.book.ranking.rank_configs`; the
 # configurations each stands for are listed beside it). Each trial's
 # noise comes from its `tad.stats.auroc_ci` interval (which stays open at AUROC 1, where a {term}`bootstrap`
 # interval has width 0); a configuration *ties with the best* when the gap is within that noise.
@@ -258,7 +260,7 @@ per_class.round(3)
 #   number of ties.
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 paper_row = paper_rows.iloc[0]
 by_layer = df.groupby(df.layer.astype(str)).auroc.mean()

@@ -59,7 +59,9 @@ import numpy as np
 import pandas as pd
 
 from tad.features import extract, select
-from tad.page import config_label, format_value, glue_csv, glue_text, open_page, save_csv
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text
+from tad.book.format import config_label, format_value
 from tad.reduce import DEFAULT_BASIS, NullSpaceWarning
 from tad.selection import pseudo_anomaly_images, select_config, split_half_optimism, validation_ties
 from tad.stats import BOOK_FAMILY, auroc_ci, compare
@@ -234,7 +236,7 @@ glue_text("saturation", ("Validation cannot separate the best models on "
 #   models, does the oracle's optimism shrink?
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 compared = result[result.verdict != "the same model"]
 glue_text("takeaways", teach.takeaways([

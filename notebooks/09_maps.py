@@ -72,8 +72,9 @@ from tad.cost import measure_cost
 from tad.estimators import make_estimator
 from tad.features import select
 from tad.maps import PATCH_ESTIMATORS, evaluate_detector, evaluate_maps
-from tad.page import (auroc_entry, ci_text, config_label, format_value, glue_csv, glue_text, keep_needed, open_page,
-                      save_csv, show_table)
+from tad.book.page import keep_needed, open_page, save_csv
+from tad.book.glue import glue_csv, glue_text
+from tad.book.format import auroc_entry, ci_text, config_label, format_value, show_table
 from tad.patch import PaDiM, PatchCore
 from tad.plots import map_examples, roc_figure, score_histogram
 from tad.reduce import Reducer
@@ -346,7 +347,7 @@ else:
     summary = (f"This run has no data set with ground-truth masks, so it shows the pooled image-level scores "
                f"only: layer {pooled_layer}, {names[main]}, MVG reaches "
                + "; ".join(f"{d} {r['pooled']}" for d, r in image_table.iterrows()) + ". Put an MVTec AD class "
-               f"under the data root to see the maps.")
+               "under the data root to see the maps.")
     glue_text("none_sentence", "")
 glue_text("summary", summary)
 
@@ -377,7 +378,7 @@ glue_text("summary", summary)
 #    Look at the smallest defects in the figures: a coarser grid blurs them, and PRO should fall first.
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 if runs:
     best = glue_csv(page, "best_method", "PRO (FPR 0.3)", "argmax", "text", by="method")

@@ -58,8 +58,9 @@ from myst_nb import glue
 from tad.data import ELPV_CATEGORIES, resolve_root
 from tad.evaluate import auroc
 from tad.features import select_pair
-from tad.page import (ci_text, config_label, format_value, glue_csv, glue_text, glue_value, open_page, resolve_data,
-                      save_csv, show_table)
+from tad.book.page import open_page, resolve_data, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import ci_text, config_label, format_value, show_table
 from tad.paper import paper_table, side_by_side
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import NullSpaceWarning
@@ -68,7 +69,7 @@ from tad.scorecard import claim, claim_row, outcome, save_claims
 from tad.stats import BOOK_FAMILY, Family, compare, defect_aurocs, gain_statement
 from tad.sweep import REDUCTIONS, run_grid, score, split_features
 from tad.trial import layer_names
-from tad.words import layer_name
+from tad.book.words import layer_name
 
 warnings.simplefilter("ignore", NullSpaceWarning)  # said once in prose below; 11_why_npca treats it
 set_matplotlib_formats("png")  # glue needs a PNG of tad.plots' figures before pyplot has drawn any
@@ -328,7 +329,7 @@ glue_text("hardest", "; ".join(f"{r.dataset}: {r.defect} ({r.interval})" for r i
 #    NPCA verdicts change where the features are less object-like.
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 target = (elpv or page.names)[0]
 row = by_layer[(by_layer.dataset == target) & (by_layer.layer.astype(str) == best[target])].iloc[0]

@@ -63,16 +63,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from tad import teach
+from tad.book import teach
+from tad.book.words import verdict_sentence
 from tad.analysis import (axis_groups, below_chance, deviation_by_axes, factorial_contrasts, factorial_study,
-                          shrinkage_aurocs, subsample_aurocs, subsample_summary, verdict_sentence)
+                          shrinkage_aurocs, subsample_aurocs, subsample_summary)
 from tad.evaluate import auroc
 from tad.features import select_pair
-from tad.page import ci_text, format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import ci_text, format_value, show_table
 from tad.reduce import NullSpaceWarning, spectrum
 from tad.stats import Family, auroc_ci
 from tad.sweep import split_features
-from tad.words import listing
+from tad.book.words import listing
 
 page = open_page("11_why_npca", data_root=data_root, classes=classes, backbone=backbone, input_size=input_size,
                  seed=seed, cache_dir=cache_dir, results=results)

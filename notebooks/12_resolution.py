@@ -59,12 +59,13 @@ from PIL import Image
 
 from tad.backbones import load_backbone
 from tad.features import select
-from tad.page import (PAPER_BACKBONE, auroc_entry, config_label, format_value, glue_csv, glue_text, glue_value, open_page,
-                      save_csv, show_table)
+from tad.book.page import PAPER_BACKBONE, open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import auroc_entry, config_label, format_value, show_table
 from tad.paper import paper_table
 from tad.stats import Family, compare
 from tad.sweep import score, split_features
-from tad.words import listing, verdict_list
+from tad.book.words import listing, verdict_list
 
 page = open_page("12_resolution", data_root=data_root, classes=classes, backbone=backbone, seed=seed,
                  cache_dir=cache_dir, results=results)
@@ -233,7 +234,7 @@ glue_text("vs_paper", ("Against ENB5 (table 3, layer 7), the highest AUROC of an
 #   `-p classes '[screw]' -p layers '[5, 7]'`. Does the size effect change sign between the layers?
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 size_cmp, scale_cmp = cmp_all[cmp_all.change == "size"], cmp_all[cmp_all.change == "scale"]
 up, down = int(counts["n_size_higher"]), int(counts["n_size_lower"])

@@ -54,7 +54,9 @@ import pandas as pd
 
 from tad.evaluate import auroc, bootstrap_ci
 from tad.features import select
-from tad.page import format_value, glue_csv, glue_text, glue_value, open_page, save_csv, show_table
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import format_value, show_table
 from tad.paper import paper_table
 from tad.plots import roc_figure, score_histogram
 from tad.reduce import NullSpaceWarning
@@ -66,12 +68,12 @@ page = open_page("13_uncertainty", data_root=data_root, classes=classes, backbon
 bb = page.backbone
 last = bb.n_layers
 MAIN = f"layer {last}, NPCA 50 %, MVG"   # the paper's configuration on this backbone
-CONFIGS = {MAIN: (last, "npca", 0.5, "mvg"), f"all layers, NPCA 50 %, MVG": ("all", "npca", 0.5, "mvg"),
+CONFIGS = {MAIN: (last, "npca", 0.5, "mvg"), "all layers, NPCA 50 %, MVG": ("all", "npca", 0.5, "mvg"),
            f"layer {last}, no reduction, MVG": (last, "none", None, "mvg"),
            f"layer {last}, NPCA 50 %, 1-NN": (last, "npca", 0.5, "knn1")}
 t2, t3, t4 = paper_table(2)["auc"], paper_table(3), paper_table(4)["avg"]
 PAIRS = {  # (a, b, the paper's AUROC(a) - AUROC(b), or NaN where it reports none)
-    "layer vs all layers": (MAIN, f"all layers, NPCA 50 %, MVG", t3.loc["mean", "7"] - t3.loc["mean", "all"]),
+    "layer vs all layers": (MAIN, "all layers, NPCA 50 %, MVG", t3.loc["mean", "7"] - t3.loc["mean", "all"]),
     "NPCA 50 % vs none": (MAIN, f"layer {last}, no reduction, MVG",
                           t2.loc[("npca", 0.5)] - t2[t2.index.get_level_values(0) == "none"].iloc[0]),
     "MVG vs 1-NN": (MAIN, f"layer {last}, NPCA 50 %, 1-NN", t4["mvg"] - t4["knn1"]),
@@ -259,7 +261,7 @@ plt.show()
 # - A stricter family-wise error rate: `-p alpha 0.01`. Which verdicts turn into "within noise"?
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 n_noise = glue_csv(page, "n_within_noise", "comparison", "count", "count", table="comparison", resolved=False)
 points = [f"Of {n_cmp} comparisons of the paper's choices per data set (family-wise error "

@@ -70,7 +70,9 @@ from tad import Detector
 from tad.calibrate import clopper_pearson, conformal_threshold, expected_fpr, fpr_upper_bound
 from tad.data import load_image, load_mask
 from tad.detector import overlay
-from tad.page import format_value, glue_csv, glue_text, glue_value, open_page, save_csv
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
+from tad.book.format import format_value
 from tad.plots import score_histogram
 
 set_matplotlib_formats("png")  # tad.plots' figures are built without pyplot: show them as PNG from the start
@@ -289,7 +291,7 @@ cost.round(3)
 # stopping. A target of one percent needs at least 99 held-out good images; with fewer, `tad fit` says how many.
 
 # %% tags=["remove-cell"]
-from tad import teach
+from tad.book import teach
 
 looser = [t for t in rates.index if t > fpr]
 alt = rates.loc[0.05 if 0.05 in looser else min(looser)] if looser else main

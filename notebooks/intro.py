@@ -37,10 +37,11 @@ from pathlib import Path
 from IPython.display import display
 
 from tad import scorecard
-from tad.page import format_value, glue_text, read_glued, show_table
+from tad.book.glue import glue_text, read_glued
+from tad.book.format import format_value, show_table
 from tad.stats import BOOK_FAMILY
-from tad.teach import restate_list, takeaway_items
-from tad.words import bullets, listing
+from tad.book.teach import restate_list, takeaway_items
+from tad.book.words import bullets, listing
 
 pages = sorted(p.stem for p in Path(generated).glob("*.ipynb") if p.stem != "intro" and not p.stem.startswith("."))
 glued = {name: read_glued(Path(generated) / f"{name}.ipynb") for name in pages}

@@ -6,7 +6,7 @@ and written to `book/generated/`. A notebook whose source, parameters, `tad` cod
 since its last successful run is not run again. Then `jupyter-book build` runs with warnings as errors.
 Any failing notebook fails the build (one line naming it and where its executed copy is). One build at a
 time: a second one started beside it waits, then reuses what the first computed. Pages write their
-downloads under `book/generated/data/` ($TAD_PAGE_OUTPUT, see `tad.page.output_dir`).
+downloads under `book/generated/data/` ($TAD_PAGE_OUTPUT, see `tad.book.page.output_dir`).
 
 `--only` works from a fresh clone: the HTML holds the pages computed so far (this run's and any earlier
 run's), with a table of contents cut to them; the introduction restates only those.
@@ -280,7 +280,7 @@ def main() -> None:
     parameters = {**page_parameters(analysis, common, per_page or {}),
                   **({LAST: (per_page or {}).get(LAST, {})} if LAST in run else {})}
     check_device(parameters)
-    from tad.page import OUTPUT_ENV
+    from tad.book.page import OUTPUT_ENV
 
     OUT.mkdir(parents=True, exist_ok=True)
     os.environ[OUTPUT_ENV] = str(OUT)  # the pages' kernels inherit it: their downloads go to book/generated/data

@@ -1,6 +1,6 @@
 """Check that every built page's glued values agree with the results it offers as CSV.
 
-A page glues a value read from its CSV download with `tad.page.glue_csv`, which glues beside it the rule it
+A page glues a value read from its CSV download with `tad.book.glue.glue_csv`, which glues beside it the rule it
 followed (column, aggregate, filter, format). For every executed notebook in book/generated/, each such value
 is recomputed from the page's CSV (book/generated/data/NAME.csv) by that rule and compared with the glued
 text; 02_layers's sentences have their own rules below, written independently of the page. Exit 1 naming
@@ -21,7 +21,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tad.page import CSV_SUFFIX, csv_value, format_value, read_glued  # noqa: E402
+from tad.book.glue import CSV_SUFFIX, csv_value, read_glued
+from tad.book.format import format_value  # noqa: E402
 
 GENERATED = ROOT / "book" / "generated"
 
@@ -44,7 +45,7 @@ RULES = {"02_layers": layers_rules}
 
 
 def recorded_rules(glued: dict[str, str], csv: pd.DataFrame) -> dict[str, Callable[[str], bool]]:
-    """The checks for every value the page glued with `tad.page.glue_csv`: its text must be the recomputed
+    """The checks for every value the page glued with `tad.book.glue.glue_csv`: its text must be the recomputed
     value written the same way."""
     checks = {}
     for key, text in glued.items():

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f)
     if findings:
         print(f"check_prose: {len(findings)} literal result figure(s) in prose; glue them from the run "
-              f"(tad.page.glue_value) or quote the paper in a '>' blockquote", file=sys.stderr)
+              f"(tad.book.glue.glue_value) or quote the paper in a '>' blockquote", file=sys.stderr)
         return 1
     print(f"check_prose: {len(paths)} notebook(s), no literal result figure in prose")
     return 0

@@ -6,9 +6,11 @@ Pipeline: `tad.data` (images; `tad.download` fetches MVTec AD) -> `tad.backbones
 (intervals, comparisons, verdicts), `tad.selection` (choices made from training images only), `tad.maps`
 (per-position scores), `tad.baselines`, `tad.analysis` (why NPCA works), `tad.cost`; `tad.trial` turns
 configurations into scores and result rows, `tad.sweep` runs grids of them (on Dask) into `tad.results`;
-`tad.presets` holds the paper's study; `tad.page`, `tad.plots`, `tad.words` and `tad.teach` (the sentences a
-page builds from its numbers) serve the book's pages; `tad.cli` the shell. `tad.Detector` (`tad.detector`,
-thresholds from `tad.calibrate`) fits once, saves and scores new images.
+`tad.presets` holds the paper's study; `tad.scorecard` says which of the paper's claims replicate; `tad.shift`
+tests training against test images for acquisition shifts; `tad.patch` holds PaDiM and PatchCore. `tad.book`
+(the page kit: setup, glue, formats, rankings and the sentences a page builds from its numbers) and
+`tad.plots` serve the book's pages; `tad.cli` the shell. `tad.Detector` (`tad.detector`, thresholds from
+`tad.calibrate`) fits once, saves and scores new images.
 """
 
 __all__ = ["Detector", "__version__"]

@@ -12,8 +12,8 @@ gets); `subsample_aurocs` follows an AUROC as the training set grows past the di
 
 The factorial study crosses estimators (`FACTORIAL_ESTIMATORS`, `factorial_estimator`) with subspaces of the
 principal axes (`factorial_axes`): `factorial_study` scores every cell, `factorial_contrasts` compares
-cells pairwise with `tad.stats.compare` under a declared family, `verdict_sentence` says where a contrast
-came out which way. `below_chance` flags a score whose AUROC is below 0.5 beyond its interval (a ranking
+cells pairwise with `tad.stats.compare` under a declared family (`tad.book.words.verdict_sentence` says
+where a contrast came out which way). `below_chance` flags a score whose AUROC is below 0.5 beyond its interval (a ranking
 inverted, e.g. by an acquisition shift).
 
 The grey-level helpers measure an acquisition shift between a class's image groups (`grey_levels`,
@@ -36,13 +36,12 @@ from tad.estimators import (KNN, MVG, CentroidDistance, OASGaussian, PinvGaussia
 from tad.evaluate import auroc
 from tad.reduce import (DEFAULT_BASIS, PrincipalAxes, kept_axes, null_axes, retained_axes,
                         spectrum)
-from tad.stats import VERDICTS, Family, auroc_ci, compare
-from tad.words import listing
+from tad.stats import Family, auroc_ci, compare
 
 __all__ = ["FACTORIAL_ESTIMATORS", "ISOTROPIC_ESTIMATORS", "axis_groups", "below_chance", "deviation_by_axes",
            "factorial_axes", "factorial_contrasts", "factorial_estimator", "factorial_study", "grey_levels",
            "grey_level_table", "normalise_grey", "normalised_copies", "null_basis_spread", "shrunk_mahalanobis",
-           "shrinkage_aurocs", "subsample_aurocs", "subsample_summary", "verdict_sentence"]
+           "shrinkage_aurocs", "subsample_aurocs", "subsample_summary"]
 
 # The factorial study's estimators, by the names the page prints.
 FACTORIAL_ESTIMATORS = ("Ledoit-Wolf MVG", "OAS MVG", "ridge Gaussian", "pseudo-inverse Gaussian",
@@ -544,35 +543,3 @@ def factorial_contrasts(labels: np.ndarray, scores: Mapping[tuple[str, str], np.
                          "ci_high": c.ci_high, "p": c.p, "verdict": c.verdict, "family": c.family})
     return pd.DataFrame(rows, columns=["a", "b", "estimator", "diff", "ci_low", "ci_high", "p", "verdict",
                                        "family"])
-
-
-def verdict_sentence(rows: pd.DataFrame, *, by: str = "estimator", detail: str | None = None) -> str:
-    """Where a set of comparisons came out which way, e.g. "higher for Euclidean 1-NN (7, all); within noise
-    on the other 12".
-
-    Parameters
-    ----------
-    rows : DataFrame
-        Comparisons with a ``verdict`` column (`tad.stats.VERDICTS`), a ``by`` column naming each and,
-        optionally, a ``detail`` column listed in brackets after each name (e.g. the layer).
-
-    Returns
-    -------
-    str
-        The "higher" and then the "lower" comparisons (each part only if there are any) grouped by ``by`` in
-        order of first appearance, then the count of the rest; "within noise on all N" when every one is.
-    """
-    bad = sorted(set(rows["verdict"]) - set(VERDICTS))
-    if bad:
-        raise ValueError(f"verdicts {bad} not in {VERDICTS}")
-    parts = []
-    for word in ("higher", "lower"):
-        hits = rows[rows["verdict"] == word]
-        names = [f"{name} ({', '.join(map(str, g[detail]))})" if detail else str(name)
-                 for name, g in hits.groupby(by, sort=False)]
-        if names:
-            parts.append(f"{word} for {listing(names)}")
-    rest = int((rows["verdict"] == "within noise").sum())
-    if not parts:
-        return f"within noise on all {rest}"
-    return "; ".join(parts) + (f"; within noise on the other {rest}" if rest else "")

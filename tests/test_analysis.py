@@ -8,8 +8,7 @@ from scipy.linalg import null_space
 
 from tad.analysis import (axis_groups, below_chance, deviation_by_axes, factorial_axes, factorial_contrasts,
                           factorial_study, grey_level_table, grey_levels, normalise_grey, normalised_copies,
-                          shrinkage_aurocs, shrunk_mahalanobis, subsample_aurocs, subsample_summary,
-                          verdict_sentence)
+                          shrinkage_aurocs, shrunk_mahalanobis, subsample_aurocs, subsample_summary)
 from tad.evaluate import auroc
 from tad.stats import Family, compare
 
@@ -266,16 +265,6 @@ def test_factorial_contrasts_equal_compare_and_skip_identical_models(small_study
 def test_factorial_study_rejects_an_unknown_estimator_naming_it():
     with pytest.raises(ValueError, match="kNN"):
         factorial_study(np.eye(4), np.eye(4), np.array([0, 0, 1, 1]), estimators=["kNN"])
-
-
-def test_verdict_sentence_groups_by_name_with_details():
-    rows = pd.DataFrame({"estimator": ["a", "a", "b", "c", "c"], "layer": ["6", "all", "7", "6", "7"],
-                         "verdict": ["higher", "higher", "lower", "within noise", "higher"]})
-    assert verdict_sentence(rows, detail="layer") == ("higher for a (6, all) and c (7); lower for b (7); "
-                                                      "within noise on the other 1")
-    assert verdict_sentence(rows.iloc[2:4]) == "lower for b; within noise on the other 1"
-    assert verdict_sentence(rows.iloc[3:4]) == "within noise on all 1"
-    assert verdict_sentence(rows.iloc[:2]) == "higher for a"
 
 
 def test_below_chance_flags_an_inverted_ranking_only():

@@ -1,6 +1,7 @@
 """Every module of tad uses only the public names of the others: no `from tad.x import _private`, no `x._private`."""
 
 import ast
+import re
 from pathlib import Path
 
 import tad
@@ -58,12 +59,20 @@ def public_definitions(source: str) -> list[str]:
 def test_every_module_declares_all_its_public_names_and_nothing_it_lacks():
     import importlib
 
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         if path.stem in ("__init__", "__main__"):
             continue
-        module = importlib.import_module(f"tad.{path.stem}")
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        module = importlib.import_module(name)
         declared = getattr(module, "__all__", None)
-        assert declared is not None, f"tad.{path.stem} has no __all__"
-        assert [n for n in declared if not hasattr(module, n)] == [], f"tad.{path.stem}.__all__ names what it lacks"
+        assert declared is not None, f"{name} has no __all__"
+        assert [n for n in declared if not hasattr(module, n)] == [], f"{name}.__all__ names what it lacks"
         unlisted = sorted(set(public_definitions(path.read_text())) - set(declared) - {"__all__"})
-        assert unlisted == [], f"tad.{path.stem} defines public names missing from __all__: {unlisted}"
+        assert unlisted == [], f"{name} defines public names missing from __all__: {unlisted}"
+
+
+def test_the_library_never_imports_the_book_kit():
+    """tad.book serves the notebooks; the pipeline and the CLI work without it."""
+    offenders = [p.name for p in sorted(PACKAGE.glob("*.py"))
+                 if re.search(r"^\s*(from|import) tad\.book", p.read_text(), re.M)]
+    assert offenders == []

@@ -14,7 +14,7 @@ def test_a_page_defines_no_function_or_class(source):
     tree = ast.parse(source.read_text())
     defined = [f"{type(n).__name__} {n.name} (line {n.lineno})" for n in ast.walk(tree)
                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    assert not defined, f"{source.name} defines {defined}: move them into tad (tad.words for wording)"
+    assert not defined, f"{source.name} defines {defined}: move them into tad (tad.book.words for wording)"
 
 
 def test_there_are_pages_to_check():

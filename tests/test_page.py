@@ -1,4 +1,4 @@
-"""tad.page: data discovery with its fallback, the results vocabulary, formatting, glue and downloads."""
+"""tad.book (page, glue, format, ranking): data discovery with its fallback, the results vocabulary, formatting, glue and downloads."""
 
 import json
 import math
@@ -9,8 +9,10 @@ import pytest
 
 from conftest import make_synthetic_mvtec
 from tad.data import MVTEC_CATEGORIES, load_elpv
-from tad.page import (FALLBACK, auroc_entry, ci_text, config_label, format_value, glue_text, keep_needed, open_page, read_glued, download_notice, restate,
-                      resolve_data, save_csv, select_trials, show_table)
+from tad.book.page import FALLBACK, keep_needed, open_page, download_notice, resolve_data, save_csv
+from tad.book.glue import glue_text, read_glued, restate
+from tad.book.format import auroc_entry, ci_text, config_label, format_value, show_table
+from tad.book.ranking import select_trials
 
 pytestmark = pytest.mark.filterwarnings("ignore::tad.data.DataWarning")  # synthetic classes have few images
 
@@ -220,9 +222,9 @@ def _shown(call):
 def test_show_table_keeps_short_tables_plain_and_makes_long_ones_interactive_without_network(monkeypatch):
     import re
 
-    import tad.page
+    import tad.book.format
 
-    monkeypatch.setattr(tad.page, "_ITABLES_READY", False)
+    monkeypatch.setattr(tad.book.format, "_ITABLES_READY", False)
     short = pd.DataFrame({"auroc": np.linspace(0.5, 1, 20)})
     (plain,) = _shown(lambda: show_table(short))
     assert "<table" in plain["text/html"] and "itables" not in plain["text/html"]
@@ -243,7 +245,7 @@ def _grid_rows(aurocs):
 
 
 def test_rank_configs_orders_by_mean_and_drops_configs_missing_a_data_set():
-    from tad.page import rank_configs
+    from tad.book.ranking import rank_configs
 
     df = _grid_rows({("mvg", "a"): 0.9, ("mvg", "b"): 0.8, ("knn1", "a"): 1.0, ("knn1", "b"): 0.9,
                      ("flow", "a"): 1.0})
@@ -257,7 +259,7 @@ def test_rank_configs_orders_by_mean_and_drops_configs_missing_a_data_set():
 def test_rank_configs_standard_error_stays_open_at_auroc_one_and_pools_over_data_sets():
     from scipy.stats import norm
 
-    from tad.page import rank_configs
+    from tad.book.ranking import rank_configs
     from tad.stats import auroc_ci
 
     # An independent route to each data set's interval: auroc_ci on images that separate perfectly.
@@ -272,7 +274,7 @@ def test_rank_configs_standard_error_stays_open_at_auroc_one_and_pools_over_data
 
 
 def test_rank_configs_ties_small_gaps_and_separates_large_ones():
-    from tad.page import rank_configs
+    from tad.book.ranking import rank_configs
 
     df = _grid_rows({("mvg", "a"): 0.900, ("knn1", "a"): 0.899, ("flow", "a"): 0.70})
     ranked = rank_configs(df, {"a": (1000, 1000)})
@@ -282,7 +284,7 @@ def test_rank_configs_ties_small_gaps_and_separates_large_ones():
 
 
 def test_rank_configs_merges_configurations_that_are_the_same_model_and_counts_ties_over_models():
-    from tad.page import rank_configs
+    from tad.book.ranking import rank_configs
 
     # Layer 7, d 320, 48 training rows (47 non-null axes, 273 null): under the block reading NPCA 10-50 % all
     # keep axes 46..320 (kept axes written here by hand, not by tad); PCA 10 % keeps 0..32: another model.
@@ -328,7 +330,7 @@ def test_download_notice_says_how_to_place_the_data_only_when_classes_are_missin
 
 
 def test_pages_print_paths_relative_to_their_folder_or_home(tmp_path, monkeypatch):
-    from tad.page import shown_path
+    from tad.book.page import shown_path
 
     repo = tmp_path / "repo"
     (repo / "notebooks").mkdir(parents=True)
@@ -384,7 +386,7 @@ def test_auroc_entry_gives_the_auroc_its_interval_and_their_text():
 
 
 def test_readable_table_writes_headers_counts_and_p_values_for_readers():
-    from tad.page import readable_table
+    from tad.book.format import readable_table
 
     df = pd.DataFrame({"trials_here": [2310.0, 4.0], "mean_seconds": [0.5, 1.25], "p (Holm)": [0.300159, 0.00041234],
                        "p_holm": [1.0, np.nan], "auroc": [1.0, 1.0], "worst_class": [0.5, 0.75]},
@@ -405,7 +407,7 @@ def offered():
 
 
 def test_csv_value_filters_as_text_and_aggregates(offered):
-    from tad.page import csv_value
+    from tad.book.glue import csv_value
 
     assert csv_value(offered, "auroc", where={"dataset": "a", "layer": 1}) == 0.6
     assert csv_value(offered, "auroc", "mean", where={"layer": "all"}) == pytest.approx(0.925)
@@ -420,7 +422,7 @@ def test_csv_value_filters_as_text_and_aggregates(offered):
                                                  ({"where": {"dataset": "a"}}, "exactly one"),
                                                  ({"how": "argmax"}, "needs by"), ({"column": "p"}, "not in the table")])
 def test_csv_value_refuses_what_it_cannot_read(offered, kwargs, message):
-    from tad.page import csv_value
+    from tad.book.glue import csv_value
 
     with pytest.raises(ValueError, match=message):
         csv_value(offered, **({"column": "auroc"} | kwargs))
@@ -429,7 +431,7 @@ def test_csv_value_refuses_what_it_cannot_read(offered, kwargs, message):
 def test_glue_csv_glues_the_value_read_from_the_pages_csv_and_its_rule(tmp_path, offered, monkeypatch):
     import json
 
-    import tad.page as page_module
+    import tad.book.glue as page_module
 
     glued = {}
     monkeypatch.setattr(page_module, "glue_text", lambda name, text: glued.setdefault(name, text))

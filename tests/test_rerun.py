@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tad.page import read_glued
+from tad.book.glue import read_glued
 from tests.conftest import make_synthetic_mvtec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,8 @@ cache_dir = None
 # %%
 import pandas as pd
 
-from tad.page import glue_text, open_page, save_csv
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_text
 
 page = open_page("tiny", data_root=data_root, classes=["parts"], cache_dir=cache_dir)
 glue_text("csv_link", save_csv(pd.DataFrame({"n_train": [len(page.splits[0].train)]}), page))

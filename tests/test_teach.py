@@ -2,7 +2,7 @@
 
 import pytest
 
-from tad import teach
+from tad.book import teach
 
 
 def test_takeaways_is_one_list_item_per_sentence_and_rejects_multiline_items():

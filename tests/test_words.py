@@ -1,10 +1,11 @@
-"""tad.words: the sentences a page builds follow its numbers."""
+"""tad.book.words: the sentences a page builds follow its numbers."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from tad.words import (bullets, data_sentence, deviation_sentence, layer_name, listing, pairwise_summary,
-                       reduction_key, spread_cell, verdict_list, versus_chance)
+from tad.book.words import (bullets, data_sentence, deviation_sentence, layer_name, listing, pairwise_summary,
+                            reduction_key, spread_cell, verdict_list, verdict_sentence, versus_chance)
 
 
 @pytest.mark.parametrize(("items", "text"), [([], "none"), (["a"], "a"), (["a", "b"], "a and b"),
@@ -71,3 +72,13 @@ def test_data_sentence_tells_own_classes_from_none():
     both = data_sentence(["bottle", "screw"], ["a", "b"], 2, 1)
     assert "2 of the 15 MVTec AD classes; 1 of 2 have the official split counts" in both
     assert "your own classes a and b" in both
+
+
+def test_verdict_sentence_groups_by_name_with_details():
+    rows = pd.DataFrame({"estimator": ["a", "a", "b", "c", "c"], "layer": ["6", "all", "7", "6", "7"],
+                         "verdict": ["higher", "higher", "lower", "within noise", "higher"]})
+    assert verdict_sentence(rows, detail="layer") == ("higher for a (6, all) and c (7); lower for b (7); "
+                                                      "within noise on the other 1")
+    assert verdict_sentence(rows.iloc[2:4]) == "lower for b; within noise on the other 1"
+    assert verdict_sentence(rows.iloc[3:4]) == "within noise on all 1"
+    assert verdict_sentence(rows.iloc[:2]) == "higher for a"

@@ -1,7 +1,7 @@
 """The words a book page builds from its numbers: lists, names, verdicts and the sentences chosen by them.
 
 Every function returns plain text (Markdown where it says so) and computes nothing a page could not
-check: the page glues the text (`tad.page.glue_text`), and the prose around it never types a result.
+check: the page glues the text (`tad.book.glue.glue_text`), and the prose around it never types a result.
 """
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
-from tad.page import format_value
+from tad.book.format import format_value
+from tad.stats import VERDICTS
 
 __all__ = ["CHANCE_WORDS", "bullets", "data_sentence", "deviation_sentence", "layer_name", "listing",
-           "pairwise_summary", "reduction_key", "spread_cell", "verdict_list", "versus_chance"]
+           "pairwise_summary", "reduction_key", "spread_cell", "verdict_list", "verdict_sentence", "versus_chance"]
 
 # How an AUROC's interval stands to chance (0.5), by `tad.stats.verdict` of AUROC - 0.5.
 CHANCE_WORDS = {"higher": "above chance", "lower": "below chance", "within noise": "not distinguishable from chance"}
@@ -146,3 +148,35 @@ def data_sentence(mvtec: Sequence[str], own: Sequence[str], n_official: int, n_m
                 "alone; the parts of later pages that need an MVTec AD class say so.")
     parts.append("Every mean in this book is over these classes only, not the paper's 15.")
     return " ".join(parts)
+
+
+def verdict_sentence(rows: pd.DataFrame, *, by: str = "estimator", detail: str | None = None) -> str:
+    """Where a set of comparisons came out which way, e.g. "higher for Euclidean 1-NN (7, all); within noise
+    on the other 12".
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Comparisons with a ``verdict`` column (`tad.stats.VERDICTS`), a ``by`` column naming each and,
+        optionally, a ``detail`` column listed in brackets after each name (e.g. the layer).
+
+    Returns
+    -------
+    str
+        The "higher" and then the "lower" comparisons (each part only if there are any) grouped by ``by`` in
+        order of first appearance, then the count of the rest; "within noise on all N" when every one is.
+    """
+    bad = sorted(set(rows["verdict"]) - set(VERDICTS))
+    if bad:
+        raise ValueError(f"verdicts {bad} not in {VERDICTS}")
+    parts = []
+    for word in ("higher", "lower"):
+        hits = rows[rows["verdict"] == word]
+        names = [f"{name} ({', '.join(map(str, g[detail]))})" if detail else str(name)
+                 for name, g in hits.groupby(by, sort=False)]
+        if names:
+            parts.append(f"{word} for {listing(names)}")
+    rest = int((rows["verdict"] == "within noise").sum())
+    if not parts:
+        return f"within noise on all {rest}"
+    return "; ".join(parts) + (f"; within noise on the other {rest}" if rest else "")

@@ -1,9 +1,9 @@
 """Sentences for a page's teaching apparatus: its key-takeaways box and its exercises' worked solutions.
 
 Each function turns numbers of a run into one sentence (or a Markdown list of them) that a page glues with
-`tad.page.glue_text`; the words follow the numbers (above or below chance, higher, lower or within noise),
+`tad.book.glue.glue_text`; the words follow the numbers (above or below chance, higher, lower or within noise),
 so the text stays true whatever data and parameters the build ran on. Numbers are written as
-`tad.page.format_value` and `tad.page.ci_text` write them.
+`tad.book.format.format_value` and `tad.book.format.ci_text` write them.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from tad.page import ci_text, format_value
+from tad.book.format import ci_text, format_value
 from tad.scorecard import OUTCOMES, claim
 from tad.stats import VERDICTS
-from tad.words import listing
+from tad.book.words import listing
 
 __all__ = ["CHANCE", "takeaways", "takeaway_items", "chance_phrase", "auroc_sentence", "extremes_sentence",
            "tally_sentence", "paper_sentence", "resolution_sentence", "comparison_sentence", "gap_sentence",
@@ -201,11 +201,11 @@ def gap_sentence(what: str, gap: float, half_width: float) -> str:
 def restate_list(items: Sequence[tuple[str, str, str]], glued: Mapping[str, Mapping[str, str]]) -> str:
     """A Markdown list restating other pages' glued values, one item per ``(page, lead, template)``.
 
-    Each item is ``lead`` then ``template`` filled by `tad.page.restate` from ``glued`` (as
-    `tad.page.read_glued` returns it per page). An item that cannot be said whole (its page did not run in
+    Each item is ``lead`` then ``template`` filled by `tad.book.glue.restate` from ``glued`` (as
+    `tad.book.glue.read_glued` returns it per page). An item that cannot be said whole (its page did not run in
     this build, or computed none of a referenced value) is left out, never shown with a placeholder.
     """
-    from tad.page import restate
+    from tad.book.glue import restate
 
     lines = []
     for page, lead, template in items:
