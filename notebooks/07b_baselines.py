@@ -122,8 +122,8 @@ kept = {name: k for name, (_, k) in runs.items()}  # principal axes k of DFM and
 # a paired test and a simultaneous interval of the difference, "higher" or "lower" only when both agree).
 # The comparisons of a data set form one declared family (one per baseline), each tested at the family's
 # Bonferroni level. Where a scoring separates the images perfectly, DeLong's variance vanishes and its test
-# says nothing, so `compare` uses a paired permutation test and a stratified bootstrap interval instead; the
-# column "method" says which.
+# says nothing, so `compare` decides by a paired permutation test instead, keeping the interval (which is
+# then conservative, wider than the test); the column "method" says which.
 
 # %% tags=["hide-input"]
 INDEPENDENT = ("random network", "pixels")  # the baselines that do not read the pretrained network
@@ -199,7 +199,7 @@ for group, key in (("independent", "ind"), ("same features", "same")):
                                 group=group, **{"main vs baseline": word})
 fallback = table[table.method == PERMUTATION].groupby("dataset", sort=False).size()
 glue_text("fallback", ("Where a scoring separates the test images perfectly DeLong's variance is 0, so the verdict "
-                       "rests on the paired permutation test and the stratified bootstrap interval: "
+                       "rests on the paired permutation test (the interval stays the conservative MOVER one): "
                        + "; ".join(f"{d}, {k} of the {len(baselines)} comparisons" for d, k in fallback.items())
                        + ".") if len(fallback) else
           "No scoring separates the test images perfectly in this run: every verdict rests on DeLong's test.")

@@ -165,9 +165,9 @@ fold_table.round(3)
 # Two configurations scored on the same test images are compared by DeLong's test ({term}`paired comparison`:
 # the images' shared difficulty cancels), with an interval of the difference that stays open at AUROC 1
 # (MOVER from `auroc_ci`). Where a configuration separates the images perfectly, DeLong's variance is 0 and
-# its test says nothing; there `tad.stats.compare` uses a paired permutation test (the two scorings swapped
-# within images) and a stratified bootstrap interval of the difference instead, and the column "method"
-# says which. Each is one of the book's declared family of comparisons, tested at that family's
+# its test says nothing; there `tad.stats.compare` decides by a paired permutation test (the two scorings
+# swapped within images) and keeps the MOVER interval, then conservative (a bootstrap of the difference
+# would keep AUROC 1 in every resample and be too narrow), and the column "method" says which. Each is one of the book's declared family of comparisons, tested at that family's
 # Bonferroni level (`tad.stats.compare`, `tad.stats.BOOK_FAMILY`): the chance of any false "higher"/"lower" in
 # the family is at most `alpha`, the intervals hold simultaneously, and a comparison gets the same verdict on
 # every page that makes it ({glue:text}`family`). Beside each: is a gain as large as the paper's established,
@@ -305,8 +305,8 @@ glue_text("ex_close", f"The comparison nearest to being resolved is {close.compa
 # ```{dropdown} Solution
 # Sort the comparisons by their p-value. {glue:md}`ex_close:myst` "Higher" or "lower" needs the p-value
 # below the family's Bonferroni threshold (`alpha` divided by the family's size) and the difference's
-# interval at the family's level excluding 0 (both from DeLong and MOVER, or from the permutation test and the
-# bootstrap where an AUROC is 0 or 1, as the column "method" says); one alone is not enough.
+# interval at the family's level excluding 0, from DeLong and MOVER; where an AUROC is 0 or 1 DeLong says
+# nothing and the permutation test's p-value decides alone (the column "method" says which).
 # ```
 #
 # **3. A looser error rate.** Rerun with `-p alpha 0.2`. What changes, and what does it cost?

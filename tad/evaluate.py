@@ -269,7 +269,7 @@ def paired_bootstrap(
         ``auroc(a) - auroc(b)`` and the percentile interval of the resampled differences. Like
         `bootstrap_ci` it collapses to 0 width when both scorings separate perfectly; for a p-value,
         an interval that stays open at AUROC 1 and Holm's correction over a family, use
-        `tad.stats.delong_test` and `tad.stats.compare_pairs`.
+        `tad.stats.delong_test` and `tad.stats.compare`.
     """
     labels, scores_a = check_1d(labels, scores_a)
     _, scores_b = check_1d(labels, scores_b)

@@ -8,16 +8,17 @@ download; the introduction reads every page's rows (`read_claims`) and states th
 
 The three-way rule, for a claim that the paper reports as an effect ``e`` (a difference of AUROCs):
 
-- **replicated**: the interval of our difference lies wholly on ``e``'s side of 0 (the direction holds);
-- **contradicted**: otherwise, if the interval excludes ``e`` (the paper's effect is ruled out: no effect in
-  its direction is established, and one as large as the paper's is excluded);
+- **replicated**: the interval of our difference lies wholly on ``e``'s side of 0, or the comparison's verdict
+  (`tad.stats.compare`) says so (the direction holds);
+- **contradicted**: otherwise, if the opposite direction is established, or the interval excludes ``e`` (the
+  paper's effect is ruled out: no effect in its direction is established, and one as large is excluded);
 - **unresolved**: the interval holds both 0 and ``e``: these images cannot tell the paper's effect from none.
 
-A claim that two choices perform alike ("no difference", e.g. the pooling-free estimators) is read against
+A claim that two choices perform alike ("no difference", e.g. MVG against 1-NN) is read against
 `NEGLIGIBLE`: replicated when the interval lies within +-NEGLIGIBLE, contradicted when it lies wholly outside
 (a difference at least that large is established), unresolved otherwise. A claim the paper states without
-a figure (the backbone) keeps only its direction: replicated / contradicted when the interval excludes 0 on
-the paper's / the other side.
+a figure (the backbone) keeps only its direction: replicated / contradicted when the direction established
+is the paper's / the other one.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from tad.paper import paper_table
-from tad.stats import Comparison
+from tad.stats import VERDICTS, Comparison
 
 __all__ = ["OUTCOMES", "NEGLIGIBLE", "POWER", "Claim", "CLAIMS", "claim", "outcome", "detectable_difference",
            "claim_row", "save_claims", "read_claims", "scorecard_table", "synthesis", "CLAIMS_SUFFIX"]
@@ -117,19 +118,29 @@ def claim(name: str) -> Claim:
     raise ValueError(f"claim {name!r} not in {[c.name for c in CLAIMS]}")
 
 
-def outcome(c: Claim, low: float, high: float) -> str:
-    """The three-way rule (module docstring) for our interval ``[low, high]`` of ``a - b``: one of `OUTCOMES`."""
+def outcome(c: Claim, low: float, high: float, verdict: str | None = None) -> str:
+    """The three-way rule (module docstring) for our interval ``[low, high]`` of ``a - b``: one of `OUTCOMES`.
+
+    ``verdict`` (`tad.stats.Comparison.verdict`), when given, establishes a direction as the interval does:
+    where an AUROC is 0 or 1 `tad.stats.compare` decides by a permutation test while its interval stays
+    conservative, so "higher" / "lower" count as a direction established even if the interval holds 0.
+    """
     if not low <= high:
         raise ValueError(f"interval ({low!r}, {high!r}) must have low <= high")
+    if verdict not in (None, *VERDICTS):
+        raise ValueError(f"verdict {verdict!r} not in {VERDICTS}")
     if c.kind == "alike":
         if -NEGLIGIBLE <= low and high <= NEGLIGIBLE:
             return "replicated"
         return "contradicted" if low > NEGLIGIBLE or high < -NEGLIGIBLE else "unresolved"
     sign = 1.0 if c.kind == "direction" else np.sign(c.paper_effect)
-    if (low > 0 and sign > 0) or (high < 0 and sign < 0):
+    up, down = low > 0 or verdict == "higher", high < 0 or verdict == "lower"
+    if (up and sign > 0) or (down and sign < 0):
         return "replicated"
+    if (down and sign > 0) or (up and sign < 0):
+        return "contradicted"  # the opposite direction established
     if c.kind == "direction":
-        return "contradicted" if (high < 0 and sign > 0) or (low > 0 and sign < 0) else "unresolved"
+        return "unresolved"
     return "contradicted" if not low <= c.paper_effect <= high else "unresolved"
 
 
@@ -161,7 +172,7 @@ def claim_row(name: str, dataset: str, comparison: Comparison, *, auroc_a: float
             "level": comparison.level, "p": comparison.p, "verdict": comparison.verdict,
             "method": getattr(comparison, "method", "DeLong + MOVER"), "paper_effect": c.paper_effect,
             "detectable": detectable_difference(comparison.ci_low, comparison.ci_high, comparison.level),
-            "outcome": outcome(c, comparison.ci_low, comparison.ci_high)}
+            "outcome": outcome(c, comparison.ci_low, comparison.ci_high, comparison.verdict)}
 
 
 def save_claims(rows: Sequence[dict], folder: str | Path, page: str) -> Path:
@@ -205,7 +216,7 @@ def scorecard_table(rows: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     cell = [f"{o}: {_signed(e, digits)} [{lo:.{digits}f}, {hi:.{digits}f}]".replace("-", "−")
             for o, e, lo, hi in zip(rows.outcome, rows.effect, rows.ci_low, rows.ci_high)]
     table = rows.assign(cell=cell).pivot(index="claim", columns="dataset", values="cell")
-    table = table.reindex([c.name for c in CLAIMS if c.name in table.index])
+    table = table.reindex([c.name for c in CLAIMS if c.name in table.index]).fillna("not tested")
     paper = {c.name: (_signed(c.paper_effect, digits) if np.isfinite(c.paper_effect) else "no figure")
              for c in CLAIMS}
     table.insert(0, "paper's effect", [paper[n] for n in table.index])
@@ -273,7 +284,8 @@ def synthesis(rows: pd.DataFrame, digits: int = 3) -> list[str]:
 
 
 _UNRESOLVED = {"effect": "both 0 and the paper's effect",
-               "alike": f"differences beyond ±{NEGLIGIBLE:g} without lying wholly outside that margin",
+               "alike": f"differences beyond ±{NEGLIGIBLE:g} as well as none, so these images can show the two "
+                        f"neither alike nor different",
                "direction": "0"}
 
 

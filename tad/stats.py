@@ -2,7 +2,7 @@
 
 Labels and scores in; out come an AUROC interval that stays honest at AUROC 1 (`auroc_ci`), per-defect
 AUROCs, DeLong comparisons of two scorings of the same images (a paired permutation test where an AUROC is
-0 or 1) with Holm's correction over a family, the wording rules the pages draw conclusions with
+0 or 1) within a declared family (Bonferroni), the wording rules the pages draw conclusions with
 (`verdict`, `gain_statement`), and mean +- SEM over folds.
 
 The comparison policy of the book is `compare` with `BOOK_FAMILY`: every paired comparison of two
@@ -13,7 +13,7 @@ same comparison has one verdict wherever it appears.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ from scipy.stats import norm, rankdata
 from tad.evaluate import auroc, check_1d
 
 __all__ = ["VERDICTS", "GAIN_OUTCOMES", "Family", "HEADLINE_COMPARISONS", "BOOK_FAMILY", "auroc_ci",
-           "score_interval", "defect_aurocs", "delong_test", "permutation_test", "holm", "compare_pairs", "DELONG",
+           "score_interval", "defect_aurocs", "delong_test", "permutation_test", "DELONG",
            "PERMUTATION", "Comparison", "compare", "verdict", "gain_outcome", "gain_statement", "mean_sem"]
 
 VERDICTS = ("higher", "lower", "within noise")
@@ -199,7 +199,7 @@ def delong_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
     p-value: DeLong et al.'s (1988) test of two correlated AUROCs. The covariance of the two AUROCs comes
     from the structural components (each image's share of pairs won), so the correlation the shared
     images induce is accounted for; two-sided, normal approximation; null hypothesis equal true AUROCs,
-    error rate ``1 - level`` per comparison (use `holm` over a family).
+    error rate ``1 - level`` per comparison (`compare` sets the level of a declared family).
 
     Interval: DeLong's own interval collapses where its variance does: two scorings that both separate
     the images perfectly get ``[0, 0]``, the bootstrap's failure at AUROC 1 again. So the interval is
@@ -212,7 +212,7 @@ def delong_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
     with ``r = 0`` where a variance is 0 (an AUROC of 0 or 1), so two perfect scorings get an honest
     width; scorings that rank the images alike (DeLong variance of the difference 0, AUROCs inside
     (0, 1)) get ``[d, d]``. Near AUROC 1 DeLong's
-    p-value is the less reliable of the two: `compare_pairs` asks both to agree.
+    p-value is the less reliable of the two: `compare` asks both to agree.
 
     Parameters
     ----------
@@ -251,79 +251,18 @@ def delong_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
     return float(diff), float(low), float(high), p
 
 
-def holm(p_values: ArrayLike) -> np.ndarray:
-    """Holm's (1979) step-down adjusted p-values: reject where adjusted p < alpha, family-wise error <= alpha.
+def permutation_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *, n_resamples: int = 20_000,
+                     seed: int = 0) -> tuple[float, float]:
+    """Two scorings of the same images compared where DeLong degenerates: a paired permutation test of
+    ``AUROC(a) - AUROC(b)``.
 
-    Parameters
-    ----------
-    p_values : array of float in [0, 1], shape (k,)
-
-    Returns
-    -------
-    ndarray of shape (k,)
-        ``max over j <= i of min(1, (k - j) p_(j))`` in sorted order, mapped back to the input order.
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    if p.ndim != 1 or ((p < 0) | (p > 1) | np.isnan(p)).any():
-        raise ValueError(f"p_values must be a 1-D array of values in [0, 1]; got {p_values!r}")
-    order = np.argsort(p, kind="stable")
-    adjusted = np.minimum(1.0, np.maximum.accumulate((p.size - np.arange(p.size)) * p[order]))
-    out = np.empty_like(p)
-    out[order] = adjusted
-    return out
-
-
-def compare_pairs(labels: ArrayLike, scores: Mapping[str, ArrayLike], pairs: Sequence[tuple[str, str]], *,
-                  alpha: float = 0.05) -> pd.DataFrame:
-    """DeLong comparisons of a family of configuration pairs on the same test images, Holm-corrected.
-
-    Parameters
-    ----------
-    labels : array of 0/1 or bool, shape (n,)
-    scores : mapping of str to array of float, each shape (n,)
-        Each configuration's anomaly scores.
-    pairs : sequence of (a, b)
-        The family; each row tests ``AUROC(a) - AUROC(b)``.
-    alpha : float
-        Family-wise error rate.
-
-    Returns
-    -------
-    DataFrame
-        One row per pair: a, b, diff, ci_low, ci_high (`delong_test`'s interval at the Bonferroni level
-        ``1 - alpha / k``, so the k intervals hold simultaneously), p, p_holm, verdict: "higher" or
-        "lower" only when both p_holm < alpha and the interval excludes 0 (`verdict` of each agree),
-        else "within noise"; the family-wise error rate is then at most alpha.
-    """
-    _check_level(1 - alpha)
-    missing = sorted({name for pair in pairs for name in pair} - set(scores))
-    if missing:
-        raise ValueError(f"pairs name configurations {missing} not in scores ({sorted(scores)})")
-    level = 1 - alpha / max(len(pairs), 1)
-    rows = [dict(zip(("a", "b", "diff", "ci_low", "ci_high", "p"),
-                     (a, b, *delong_test(labels, scores[a], scores[b], level=level)))) for a, b in pairs]
-    table = pd.DataFrame(rows, columns=["a", "b", "diff", "ci_low", "ci_high", "p"])
-    table["p_holm"] = holm(table["p"].to_numpy()) if rows else []
-    table["verdict"] = [v if v == verdict(d, interval=(lo, hi)) else "within noise"
-                        for d, lo, hi, v in zip(table["diff"], table["ci_low"], table["ci_high"],
-                                                [verdict(d, p=p, alpha=alpha)
-                                                 for d, p in zip(table["diff"], table["p_holm"])])]
-    return table
-
-
-def permutation_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *, level: float = 0.95,
-                     n_resamples: int = 20_000, seed: int = 0) -> tuple[float, float, float, float]:
-    """Two scorings of the same images compared where DeLong and MOVER degenerate: a paired permutation test
-    and a stratified paired bootstrap interval of ``AUROC(a) - AUROC(b)``.
-
-    p-value: Bandos, Rockette & Gur's (2005) paired permutation test. Each scoring is turned into
-    normalised ranks (rank / number of images), so the two share one scale; a permutation swaps the two
-    scorings' ranks within each image independently with probability 1/2, and the statistic is the
-    difference of the two AUROCs. Its distribution needs no variance estimate, so it stays valid when a
-    scoring separates the images perfectly (DeLong's variance 0). A pair (anomalous i, good j) adds to
-    the permuted difference ``psi(x_i, y_j) - psi(x'_i, y'_j)`` for the ranks that each image's swap
-    picks, so the permuted difference is a sum of per-image terms times independent signs (``e_i`` =
-    +1 kept, -1 swapped)::
+    Bandos, Rockette & Gur's (2005) paired permutation test. Each scoring is turned into normalised ranks
+    (rank / number of images), so the two share one scale; a permutation swaps the two scorings' ranks
+    within each image independently with probability 1/2, and the statistic is the difference of the two
+    AUROCs. Its distribution needs no variance estimate, so it stays valid when a scoring separates the
+    images perfectly (DeLong's variance 0). A pair (anomalous i, good j) adds to the permuted difference
+    ``psi(x_i, y_j) - psi(x'_i, y'_j)`` for the ranks that each image's swap picks, so the permuted
+    difference is a sum of per-image terms times independent signs (``e_i`` = +1 kept, -1 swapped)::
 
         T(e) = 1 / (2 m n) * [sum_i e_i rowsum(D + C)_i + sum_j e_j colsum(D - C)_j]
         D_ij = psi(a_i, a_j) - psi(b_i, b_j),  C_ij = psi(a_i, b_j) - psi(b_i, a_j)
@@ -331,32 +270,27 @@ def permutation_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike
     which the Monte Carlo draws of ``e`` evaluate as one matrix product. Two-sided,
     ``p = (1 + #{|T(e)| >= |T(1)|}) / (1 + n_resamples)``, so the smallest p is ``1 / (1 + n_resamples)``.
 
-    Interval: percentile interval of the difference over ``n_resamples`` stratified paired bootstrap
-    resamples (good and anomalous images drawn with replacement separately, the same draw for both
-    scorings). Where the difference is the same in every resample (both scorings order every pair of
-    images alike, e.g. both separate perfectly), a percentile interval has width 0, so the interval is then
-    `delong_test`'s MOVER, which stays open at AUROC 1.
+    No interval comes with it: a bootstrap of the difference is too narrow where a scoring separates
+    perfectly (every resample keeps AUROC 1, so that scoring's own uncertainty is lost), which is why
+    `compare` keeps the MOVER interval there.
 
     Parameters
     ----------
     labels : array of 0/1 or bool, shape (n,), at least 2 images of each class
     scores_a, scores_b : array of float, shape (n,)
         Two configurations' anomaly scores of the same images; higher means more anomalous.
-    level : float
-        Coverage of the interval of the difference.
     n_resamples : int
-        Monte Carlo permutations, and bootstrap resamples, >= 1.
+        Monte Carlo permutations, >= 1.
     seed : int
-        Seed of both (the result is reproducible).
+        Seed of the permutations (the result is reproducible).
 
     Returns
     -------
-    (diff, low, high, p) : tuple of float
-        As `delong_test`.
+    (diff, p) : tuple of float
+        ``auroc(a) - auroc(b)`` and the two-sided p-value.
     """
     labels, a = check_1d(labels, scores_a)
     _, b = check_1d(labels, scores_b)
-    _check_level(level)
     if min(labels.sum(), (~labels).sum()) < 2:
         raise ValueError(f"labels must hold at least 2 images of each class; got {int((~labels).sum())} good "
                          f"and {int(labels.sum())} anomalous")
@@ -374,17 +308,11 @@ def permutation_test(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike
                             count=weights.size)  # 1: the image's two ranks swapped, each with probability 1/2
     permuted = weights.sum() - 2 * (swapped @ weights)
     p = float((1 + np.sum(np.abs(permuted) >= abs(diff) - 1e-12)) / (1 + n_resamples))
-    # Bootstrap: AUROC(a*) - AUROC(b*) = counts_pos @ D @ counts_good / (m n) for the resampled images' counts.
-    boot = ((_counts(rng, m, n_resamples) @ d) * _counts(rng, n, n_resamples)).sum(axis=1) / (m * n)
-    if np.ptp(boot) > 1e-12:
-        low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    else:
-        _, low, high, _ = delong_test(labels, a, b, level=level)
-    return diff, float(low), float(high), p
+    return diff, p
 
 
 DELONG = "DeLong test, MOVER interval"
-PERMUTATION = "paired permutation test, stratified bootstrap interval"
+PERMUTATION = "paired permutation test (DeLong degenerates at AUROC 0 or 1), MOVER interval"
 
 
 @dataclass(frozen=True)
@@ -399,11 +327,13 @@ class Comparison:
     level : float
         The interval's coverage (`Family.level`).
     verdict : str
-        One of `VERDICTS`: "higher" / "lower" only when the interval excludes 0 and ``p < alpha / size``.
+        One of `VERDICTS`: "higher" / "lower" only when ``p < alpha / size`` and, under `DELONG`, the interval
+        excludes 0 too (under `PERMUTATION` the p-value alone decides: the interval is then conservative).
     family : str
         `Family.describe`, to print beside the verdict.
     method : str
-        How p and the interval were computed: `DELONG` (`delong_test`) or `PERMUTATION` (`permutation_test`).
+        How p was computed: `DELONG` (`delong_test`) or `PERMUTATION` (`permutation_test`); the interval is
+        `delong_test`'s MOVER under both.
     """
 
     diff: float
@@ -432,9 +362,10 @@ def compare(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
     wherever the book makes it, with the same family, it reads the same.
 
     Where DeLong degenerates, because an AUROC is 0 or 1 or the variance of the difference is 0 (its
-    p-value is then 0 or 1 and the MOVER interval lacks the correlation of the two), the p-value and
-    interval come from `permutation_test` instead (20,000 draws, seed 0: p down to 5e-5), and
-    `Comparison.method` says so. Two scorings that both separate perfectly differ by 0: "within noise".
+    p-value is then 0 or 1, and the MOVER interval, built from each AUROC's score interval without their
+    correlation, is valid but wide), the p-value comes from `permutation_test` instead (20,000 draws, seed
+    0: p down to 5e-5) and decides the verdict alone; the interval stays MOVER's, and `Comparison.method`
+    says so. Two scorings that both separate perfectly differ by 0: "within noise".
     """
     labels, a = check_1d(labels, scores_a)
     _, b = check_1d(labels, scores_b)
@@ -443,18 +374,21 @@ def compare(labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, *,
                          f"and {int(labels.sum())} anomalous")
     (auc_a, auc_b), cov = _delong(labels, np.stack([a, b]))
     degenerate = bool({auc_a, auc_b} & {0.0, 1.0}) or cov[0, 0] + cov[1, 1] - 2 * cov[0, 1] <= 0
-    test, method = (permutation_test, PERMUTATION) if degenerate else (delong_test, DELONG)
-    diff, low, high, p = test(labels, a, b, level=family.level)
-    by_p = verdict(diff, p=p, alpha=family.alpha / family.size)
-    word = by_p if by_p == verdict(diff, interval=(low, high)) else "within noise"
-    return Comparison(diff, low, high, p, family.level, word, family.describe(), method)
+    diff, low, high, p = delong_test(labels, a, b, level=family.level)
+    if degenerate:
+        _, p = permutation_test(labels, a, b)
+    word = verdict(diff, p=p, alpha=family.alpha / family.size)
+    if not degenerate and word != verdict(diff, interval=(low, high)):
+        word = "within noise"
+    return Comparison(diff, low, high, p, family.level, word, family.describe(),
+                      PERMUTATION if degenerate else DELONG)
 
 
 def verdict(diff: float, *, p: float | None = None, interval: tuple[float, float] | None = None,
             alpha: float = 0.05) -> str:
     """The word a page may use for a difference ``a - b``: "higher", "lower" or "within noise".
 
-    Give exactly one of ``p`` (a p-value, Holm-adjusted when the comparison is one of a family) or
+    Give exactly one of ``p`` (a p-value; compare it with ``alpha / size`` for one of a family) or
     ``interval`` (an interval of the difference). "higher" / "lower" (a scores higher / lower than b)
     only when ``p < alpha`` or the interval excludes 0, the sign taken from ``diff``; otherwise
     "within noise".
@@ -544,13 +478,6 @@ def _delong(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _psi(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Mann-Whitney kernel of every pair: 1 where x_i > y_j, 1/2 on a tie, else 0; shape (len(x), len(y))."""
     return (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
-
-
-def _counts(rng: np.random.Generator, size: int, n_resamples: int) -> np.ndarray:
-    """How often each of ``size`` items is drawn in each of ``n_resamples`` draws with replacement, shape
-    (n_resamples, size)."""
-    draws = rng.integers(0, size, (n_resamples, size)) + size * np.arange(n_resamples)[:, None]
-    return np.bincount(draws.ravel(), minlength=n_resamples * size).reshape(n_resamples, size).astype(np.float64)
 
 
 def _percent(level: float) -> str:

@@ -388,11 +388,11 @@ def test_auroc_entry_gives_the_auroc_its_interval_and_their_text():
 def test_readable_table_writes_headers_counts_and_p_values_for_readers():
     from tad.book.format import readable_table
 
-    df = pd.DataFrame({"trials_here": [2310.0, 4.0], "mean_seconds": [0.5, 1.25], "p (Holm)": [0.300159, 0.00041234],
-                       "p_holm": [1.0, np.nan], "auroc": [1.0, 1.0], "worst_class": [0.5, 0.75]},
+    df = pd.DataFrame({"trials_here": [2310.0, 4.0], "mean_seconds": [0.5, 1.25], "p": [0.300159, 0.00041234],
+                       "p_value": [1.0, np.nan], "auroc": [1.0, 1.0], "worst_class": [0.5, 0.75]},
                       index=pd.Index(["mvg", "knn1"], name="estimator"))
     out = readable_table(df)
-    assert list(out.columns) == ["trials run here", "mean seconds per trial", "p (Holm)", "p (Holm)", "AUROC",
+    assert list(out.columns) == ["trials run here", "mean seconds per trial", "p", "p", "AUROC",
                                  "lowest AUROC of a data set"]
     assert out.iloc[:, 0].tolist() == [2310, 4] and str(out.iloc[:, 0].dtype) == "Int64"
     assert out.iloc[:, 2].tolist() == ["0.30", "0.00041"] and out.iloc[:, 3].tolist() == ["1.0", ""]

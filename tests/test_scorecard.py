@@ -37,6 +37,18 @@ def test_three_way_rule_on_constructed_intervals(c, low, high, expected):
     assert outcome(c, low, high) == expected
 
 
+@pytest.mark.parametrize("c, low, high, verdict, expected", [
+    (GAIN, -0.01, 0.2, "higher", "replicated"),     # a permutation verdict where the interval stays conservative
+    (GAIN, -0.2, 0.01, "lower", "contradicted"),    # the opposite direction, established by the verdict
+    (GAIN, -0.01, 0.2, "within noise", "unresolved"),
+    (LOSS, -0.2, 0.01, "lower", "replicated"),
+    (DIRECTION, -0.2, 0.01, "lower", "contradicted"),
+    (ALIKE, -0.005, 0.005, "higher", "replicated"),  # alike is read on the interval alone
+])
+def test_a_verdict_establishes_a_direction_as_the_interval_does(c, low, high, verdict, expected):
+    assert outcome(c, low, high, verdict) == expected
+
+
 def test_outcome_refuses_a_reversed_interval():
     with pytest.raises(ValueError, match="low <= high"):
         outcome(GAIN, 0.1, 0.0)
@@ -75,6 +87,7 @@ def test_claim_rows_round_trip_in_claim_order(tmp_path):
     assert set(back.outcome) == {"replicated"}  # a clear gain in each claim's direction
     table = scorecard.scorecard_table(back)
     assert table.loc["NPCA 50 % vs PCA 50 %", "bottle"].startswith("replicated: +")
+    assert "not tested" not in table.to_string()  # every claim ran on both data sets here
     lines = scorecard.synthesis(back)
     assert lines[-1].startswith("Not tested in this build:") and "MVG vs 1-NN" in lines[-1]
 
@@ -136,3 +149,18 @@ def test_synthesis_of_one_data_set_says_the_outcome_without_every_or_some():
     assert scorecard.synthesis(rows)[0] == ("Of the 2 claims of the paper tested in this build, on 1 data set "
                                             "(bottle): 1 replicated (last layer vs layer 1) and 1 unresolved "
                                             "(NPCA 50 % vs no reduction).")
+
+
+def test_a_claim_a_data_set_did_not_test_reads_not_tested(tmp_path):
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(30), np.ones(40)].astype(bool)
+    a, b = rng.normal(labels * 1.5), rng.normal(labels * 0.5)
+    c = compare(labels, a, b)
+    from tad.evaluate import auroc
+    rows = [claim_row("MVG vs 1-NN", "bottle", c, auroc_a=auroc(labels, a), auroc_b=auroc(labels, b), config="x",
+                      page="p"),
+            claim_row("augmentation vs none", "screw", c, auroc_a=auroc(labels, a), auroc_b=auroc(labels, b),
+                      config="x", page="p")]
+    table = scorecard.scorecard_table(pd.DataFrame(rows))
+    assert table.loc["MVG vs 1-NN", "screw"] == "not tested"
+    assert table.loc["augmentation vs none", "bottle"] == "not tested"

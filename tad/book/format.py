@@ -90,7 +90,7 @@ def auroc_entry(labels: np.ndarray, scores: np.ndarray) -> dict:
 
 
 # Result-table columns as a reader reads them; other snake_case names lose their underscores.
-HEADERS = {"ci_low": "95 % low", "ci_high": "95 % high", "p_holm": "p (Holm)", "p_value": "p", "within_noise":
+HEADERS = {"ci_low": "95 % low", "ci_high": "95 % high", "p_value": "p", "within_noise":
            "within noise", "worst_class": "lowest AUROC of a data set", "basis_dependent": "basis dependent",
            "n_train": "training images", "n_test": "test images", "trials_here": "trials run here",
            "mean_seconds": "mean seconds per trial", "se": "standard error", "auroc": "AUROC"}

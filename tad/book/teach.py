@@ -147,7 +147,7 @@ def comparison_sentence(a: str, b: str, diff: float, low: float, high: float, ve
     """One paired comparison in words: ``"<a> scores higher than <b>: +0.052 [0.01, 0.09]."`` or
     ``"<a> and <b> are within noise of each other: +0.010 [−0.03, 0.05] holds 0."``
 
-    ``verdict`` is the page's `tad.stats` verdict for ``a - b`` (it may rest on a Holm-adjusted p-value as
+    ``verdict`` is the page's `tad.stats` verdict for ``a - b`` (it may rest on a p-value as
     well as the interval).
     """
     if verdict not in VERDICTS:
@@ -187,7 +187,7 @@ def gap_sentence(what: str, gap: float, half_width: float) -> str:
     typical half-width 0.040 of one trial's 95 % interval, so it is resolved."`` (or "smaller ..., so it is
     not resolved by these test sets").
 
-    A rough yardstick, not a test: a paired test of the two (`tad.stats.compare_pairs`) resolves finer
+    A rough yardstick, not a test: a paired test of the two (`tad.stats.compare`) resolves finer
     differences, since shared images cancel.
     """
     if not half_width >= 0:

@@ -77,7 +77,7 @@ def pairwise_summary(pairs: Sequence[tuple[str, str]], verdicts: Iterable[tuple[
     pairs : sequence of (a, b)
         The pairs in the order to report them, as labels the reader knows.
     verdicts : iterable of (a, b, dataset, verdict word)
-        `tad.stats.compare_pairs` rows (``verdict`` one of "higher", "lower", "within noise").
+        `tad.stats.compare` results (``verdict`` one of "higher", "lower", "within noise").
 
     Returns
     -------
