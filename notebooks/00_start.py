@@ -44,12 +44,13 @@ seed = 0
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 
 from tad.data import load_image
 from tad.features import extract, preprocess, select
-from tad.book.page import open_page
-from tad.book.glue import glue_text, glue_value
+from tad.book.page import open_page, save_csv
+from tad.book.glue import glue_csv, glue_text, glue_value
 from tad.book.format import auroc_entry, format_value
 from tad.plots import pipeline_figure, pooling_figure, roc_figure, score_histogram, stage_shapes
 from tad.reduce import kept_axes, null_axes, spectrum
@@ -193,13 +194,20 @@ glue_text("start_auroc", entry["interval"])
 glue_text("start_chance", versus_chance(entry["ci_low"], entry["ci_high"])
           + (": it ranks the defective images as the more normal ones" if entry["ci_high"] < 0.5 else ""))
 glue_text("start_data", split.name)
-glue_value("start_rank", int((scores[labels == 0] < scores[ours]).sum()), "count")
-_ = glue_value("start_good", int((labels == 0).sum()), "count")
+test_scores = pd.DataFrame({"image": [f"{s.defect}/{s.path.name}" for s in split.test],
+                            "defect": [s.defect for s in split.test], "label": labels, "score": scores,
+                            "below the image followed": scores < scores[ours]})
+glue_text("csv_link", save_csv(test_scores, page, text="Download every test image's score (CSV)"))
+glue_csv(page, "start_rank", "image", "count", "count", label=0, **{"below the image followed": True})
+_ = glue_csv(page, "start_good", "image", "count", "count", label=0)
 
 # %% [markdown]
 # On {glue:text}`start_data` this configuration reaches an AUROC of {glue:text}`start_auroc` (95 %
 # interval, `tad.stats.auroc_ci`), {glue:text}`start_chance`; the image we followed scores above
 # {glue:text}`start_rank` of the {glue:text}`start_good` good test images.
+# ```{glue:md} csv_link
+# :format: myst
+# ```
 #
 # ## Next
 #
