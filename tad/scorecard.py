@@ -207,9 +207,10 @@ def read_claims(folder: str | Path) -> pd.DataFrame:
 
 
 def scorecard_table(rows: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Claims x data sets: each cell "outcome: +0.031 [0.012, 0.050]", plus the paper's effect and the claim.
+    """Claims x data sets: each cell "outcome: +0.031 [0.012, 0.050]", beside the paper's effect.
 
-    Claims no page of the build tested are left out (the synthesis says so).
+    Narrow enough for a page's text column: each claim's words are in `synthesis`. Claims no page of the build
+    tested are left out (the synthesis says so); a data set a claim was not tested on reads "not tested".
     """
     if rows.empty:
         return pd.DataFrame()
@@ -220,7 +221,6 @@ def scorecard_table(rows: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     paper = {c.name: (_signed(c.paper_effect, digits) if np.isfinite(c.paper_effect) else "no figure")
              for c in CLAIMS}
     table.insert(0, "paper's effect", [paper[n] for n in table.index])
-    table.insert(0, "the paper says", [claim(n).says for n in table.index])
     detect = rows.groupby("claim").detectable.median()
     table["smallest detectable (median)"] = [f"{detect[n]:.{digits}f}" for n in table.index]
     return table.rename_axis(None, axis=1)
