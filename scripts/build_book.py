@@ -284,6 +284,9 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     os.environ[OUTPUT_ENV] = str(OUT)  # the pages' kernels inherit it: their downloads go to book/generated/data
+    # matplotlib's font list of this build's own environment: a list another matplotlib wrote to the shared
+    # ~/.cache/matplotlib (e.g. the system's, without the bundled fonts) printed "findfont" lines into pages
+    os.environ.setdefault("MPLCONFIGDIR", str(ROOT / "_build" / "matplotlib"))
     with FileLock(str(OUT / ".build.lock")):  # a second build waits here, then finds the pages done
         given_root = common.get("data_root")
         root = data_step(download=not args.no_download, data_root=None if given_root is None else str(given_root))

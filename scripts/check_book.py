@@ -9,7 +9,8 @@ Fails (exit 1, one line per fault naming the page) when
   introduction reference ``{page/name}`` left unfilled;
 - the HTML's prose holds placeholder text: "not in this build", "did not run in this build", or a number
   printed as "nan" (a sentence may still explain an empty column as "NaN");
-- a glued Markdown list renders as one paragraph ("... - a ... - b ..." inside one ``<p>``).
+- a glued Markdown list renders as one paragraph ("... - a ... - b ..." inside one ``<p>``);
+- a library's log line reaches a cell's output (matplotlib's "findfont: ..." font fallbacks).
 Code inputs and code blocks of the HTML are not searched: they may show such text on purpose.
 """
 
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _PYPLOT = re.compile(r"\bplt\.(show|subplots?|figure|imshow|plot|hist|bar|scatter)\(|\bsns\.\w+\(|\.plot(\.\w+)?\(")
 _RAW_MYST = re.compile(r"\{[a-z][\w:.-]*\}`|```\{[a-z]|\{glue(:\w+)?\}")
 _UNFILLED = re.compile(r"\{[\w.-]+/\w+\}")
+_LOG_NOISE = re.compile(r"findfont: [^.]*\.")
 # "nan" as a formatted number prints it (f"{nan:.3f}"); "NaN" in a sentence explaining an empty column is prose
 _PLACEHOLDERS = re.compile(r"(?i:not in this build|did not run in this build)|\bnan\b")
 _ITEM_START = re.compile(r"(?:^|[.:;!?)\]])\s*[-*•]\s+\S")  # a list item's start, as it reads run into a paragraph
@@ -96,6 +98,8 @@ def html_faults(html: str, page: str) -> list[str]:
               for m in _RAW_MYST.finditer(text)]
     faults += [f"{page}: unfilled reference {m.group(0)!r} in '...{_around(text, m)}...'"
                for m in _UNFILLED.finditer(text)]
+    faults += [f"{page}: a library's log line in a cell's output: {m.group(0)!r}"
+               for m in list(_LOG_NOISE.finditer(text))[:1]]
     for block in main.find_all(["p", "li", "dd", "td", "th", "pre", "figcaption"]):
         words = " ".join(block.get_text(" ").split())
         if block.name in ("td", "th", "pre"):

@@ -102,6 +102,9 @@ def test_a_cell_that_draws_only_with_the_data_passes_when_it_says_why_there_is_n
      "placeholder 'not in this build'"),
     ("<p>09_maps: this page did not run in this build.</p>", "placeholder 'did not run in this build'"),
     ("<p>The worst class scores nan against 0.95.</p>", "placeholder 'nan'"),
+    ('<div class="cell_output docutils container"><div class="output stderr highlight-myst-ansi"><pre>'
+     "findfont: Font family ['STIXGeneral'] not found. Falling back to DejaVu Sans.</pre></div></div>",
+     "a library's log line in a cell's output"),
     ("<p>Cells that depend on the basis: - bottle, NPCA 50 % - none under 'dims'. - screw, NPCA 10 % - all.</p>",
      "a list rendered as one paragraph"),
     ("<p>- layer 6, none: 5 images 0.545 [0.42, 0.67], 320 images 0.869 [0.79, 0.92] - layer 6, npca 50%: 5 "
