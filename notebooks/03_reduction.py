@@ -241,7 +241,7 @@ show_table(claims[["claim", "dataset", "auroc_a", "auroc_b", "effect", "ci_low",
                    "paper_effect", "detectable", "outcome"]]
            .rename(columns={"ci_low": "interval low", "ci_high": "interval high"}).round(3))
 print(BOOK_FAMILY.describe())
-glue_text("power", format_value(POWER, "percent"))
+_ = glue_text("power", format_value(POWER, "percent"))
 
 # %% [markdown]
 # The estimator may decide whether NPCA helps: MVG whitens every kept axis by its variance, 1-NN measures
@@ -380,8 +380,8 @@ glue_text("estimator_verdict", "NPCA 50 % scores higher than no reduction beyond
 #   rank`. Look at whether any cell is still starred (none should be) and how NPCA behaves when it never
 #   touches the null space.
 # - Another class and estimator: `.venv/bin/python scripts/build_book.py --only 03_reduction -p classes
-#   '[screw]' -p estimator knn1`. Screw has more training images than layer 7 has dimensions: look at whether
-#   a null space exists at all, and so whether the two readings differ.
+#   '[screw]' -p estimator knn1`. Screw has about as many training images as layer 7 has dimensions (n near D):
+#   look at how many kept axes fall in the null space, and so whether the two readings differ.
 
 # %% tags=["remove-cell"]
 from tad.book import teach

@@ -209,12 +209,13 @@ glue_text("below_chance", ("Some scorings rank good images above defective ones 
                            + "; ".join(f"{r.baseline} on {r.dataset} ({format_value(r.auroc, 'auroc')})"
                                        for r in below.itertuples())
                            + ". A score below chance is a signal in the wrong direction: something other than the "
-                           "defect separates the good test images from the training images, such as the "
-                           "acquisition shift of screw's good test images (darker than the training images) that "
-                           "the data page measures.")
+                           "defect separates the good test images from the training images, such as an "
+                           "acquisition shift (the data page tests every class for one; screw's good test images "
+                           "are darker than its training images).")
           if len(below) else "No scoring's interval lies entirely below chance.")
 
-verdicts = {name: verdict_list((r.dataset, r["main vs baseline"], r["main minus baseline"])
+by_test = {PERMUTATION: " by the permutation test"}  # a verdict decided where DeLong degenerates says so
+verdicts = {name: verdict_list((r.dataset, r["main vs baseline"] + by_test.get(r.method, ""), r["main minus baseline"])
                                for _, r in table[table.baseline == name].iterrows())
             for name in baselines}
 for name, key in (("random network", "v_random"), ("pixels", "v_pixels"), ("pre-logits", "v_pre_logits"),
@@ -309,7 +310,9 @@ for b, what in (("random network", "a random network of the same layers"), ("pix
         per.append(f"{d} {glue_csv(page, key, 'main minus baseline', kind='diff', **where)} "
                    f"[{glue_csv(page, key + '_low', 'diff low', kind='diff', **where)}, "
                    f"{glue_csv(page, key + '_high', 'diff high', kind='diff', **where)}] "
-                   f"({glue_csv(page, key + '_verdict', 'main vs baseline', kind='text', **where)})")
+                   f"({glue_csv(page, key + '_verdict', 'main vs baseline', kind='text', **where)}"
+                   + (", by the permutation test: the interval is conservative there)"
+                      if table.set_index(["dataset", "baseline"]).loc[(d, b), "method"] == PERMUTATION else ")"))
     added.append(f"over {what} " + ", ".join(per))
 same_higher = table[(table.group == "same features") & (table["main vs baseline"] == "higher")]
 glue_text("takeaways", teach.takeaways([

@@ -273,8 +273,9 @@ glue_text("ex_ties", f"{len(saturated)} of {len(result)} data set(s) have severa
 # **2. Does validation saturate?** On how many data sets do several models tie on validation?
 #
 # ```{dropdown} Solution
-# Read the column "tied on validation". {glue:md}`ex_ties:myst` A tie means the pseudo-anomalies are too easy
-# (several models separate them perfectly), so the tie-break order, not the data, decides.
+# Read the column "tied on validation". {glue:md}`ex_ties:myst` A tie means the validation cannot tell
+# those models apart (the pseudo-anomalies are separated equally well by each, perfectly where the
+# validation AUROC is 1), so the tie-break order, not the data, decides.
 # ```
 #
 # **3. More validation images.** Rerun with `-p n_pseudo 200`. Predict whether the ties shrink.

@@ -19,7 +19,8 @@
 # > extracted features and how they work, and verification on data sets other than MVTec." (section 4, our
 # > translation; the paper has no table for it.)
 #
-# This page takes that step with the book's own ingredients, as PaDiM (the paper's reference [1]) does: the
+# This page first takes that step with the book's own ingredients, in PaDiM's manner (a Gaussian per
+# position; PaDiM itself picks channels at random where this page uses NPCA): the
 # activations of two mid-level layers kept per position, NPCA and a Gaussian ({term}`MVG`) fitted *at each
 # position* of the feature grid on the good training images, and the {term}`Mahalanobis distance` of every
 # test patch as its anomaly score, upsampled and smoothed into a map the size of the image. Then, on the very
@@ -145,7 +146,8 @@ maps_table.set_index(["dataset", "reduction"]).round(3) if runs else print("No m
 # ## The map's maximum against the pooled vector, at image level
 #
 # Does localising help detection? The same test images scored by the book's image-level pipeline: layer
-# `pooled_layer` average-pooled to one vector, the same reduction, MVG. The two scorings of each data set are
+# set by the page's parameter `pooled_layer` (the last by default) average-pooled to one vector, the same
+# reduction, MVG. The two scorings of each data set are
 # compared by a {term}`paired comparison` (`tad.stats.compare`: DeLong's test, with an interval of the
 # difference that stays open at AUROC 1) in the page's declared family, {glue:text}`family`: a "higher" or
 # "lower" anywhere in it is false with probability at most the family's error rate. Without masks there are no
@@ -363,10 +365,11 @@ glue_text("summary", summary)
 # they would matter for a fixed threshold.
 #
 # PaDiM and PatchCore differ in what a patch is compared with. PaDiM compares it with the good patches *at
-# the same position*; PatchCore with the good patches *anywhere*. PatchCore is therefore blind to a defect that
-# looks like something normal found elsewhere: a missing part shows the background, a misplaced one a normal
-# part in the wrong place. Where its row of the third table falls behind the per-position models, look for
-# such defects in the figure of its maps.
+# the same position*; PatchCore with the good patches *anywhere*. A plausible consequence, not tested here:
+# PatchCore can miss a defect that looks like something normal found elsewhere (a missing part shows the
+# background, a misplaced one a normal part in the wrong place). Where its row of the third table falls
+# behind the per-position models, look for such defects in the figure of its maps; its small coreset and the
+# random projection that chose it are other candidate causes.
 #
 # ## Try it
 #

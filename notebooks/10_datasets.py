@@ -346,7 +346,7 @@ for d in elpv:  # the page's answer, each number read from the page's CSV
     answers.append(f"On {d}, {n} of the paper's "
                    f"{glue_csv(page, f'n_claims_{d}', 'claim', 'count', 'count', dataset=d, family='book')} claims "
                    f"tested here replicate{'s' * (n == '1')}; {'; '.join(parts)}")
-head = ("Does the recipe transfer to solar cells? " + ". ".join(answers)
+head = (". ".join(answers)
         + f" (differences with their {format_value(BOOK_FAMILY.level, 'percent')} intervals, in the book's headline "
         "family)" if answers else
         "No solar-cell data set ran here (parameter `elpv_classes`), so whether the recipe transfers is not tested")

@@ -84,7 +84,7 @@ glue_value("ref_native", native, "count")
 glue_value("largest_size", largest, "count")
 glue_text("side_factor", f"{largest / native:.2f}")
 glue_text("area_share", f"1/{(largest / native) ** 2:.2f}")
-glue_value("image_side", max(max(Image.open(s.train[0].path).size) for s in page.splits), "count")
+_ = glue_value("image_side", max(max(Image.open(s.train[0].path).size) for s in page.splits), "count")
 
 # %% [markdown]
 # ## A caveat before any number: a network fed larger images than it was trained at sees another scale
@@ -106,9 +106,9 @@ glue_value("image_side", max(max(Image.open(s.train[0].path).size) for s in page
 # %% [markdown]
 # ## Every run
 #
-# Each backbone and size at the layers asked for; the seconds each run took (extraction, or reading the
-# feature cache when another page made the features) show the cost, which grows with the square of the
-# input side.
+# Each backbone and size at the layers asked for, with the seconds each run took: extraction, or only reading
+# the feature cache when another page (or an earlier build) made the features, which is then all it shows.
+# Extraction itself grows with the square of the input side.
 
 # %% tags=["hide-input"]
 rows, scores, seconds = [], {}, {}
@@ -218,8 +218,9 @@ glue_text("vs_paper", ("Against ENB5 (table 3, layer 7), the highest AUROC of an
 #
 # Read the size comparisons with the caveat above: the Lite weights were trained at their native size, so a
 # larger input changes the scale the filters see as well as the number of pixels. A size gain that is
-# "within noise" therefore does not show that resolution cannot rescue a class such as screw; it shows that
-# feeding a network trained at {glue:text}`ref_native` px larger images does not. The images of this run are
+# "within noise" therefore does not show that resolution cannot rescue a class such as screw, nor even that
+# feeding a network trained at {glue:text}`ref_native` px larger images cannot: only that these test images
+# resolve no such gain. The images of this run are
 # also at most {glue:text}`image_side` px on a side, so an input beyond that adds no detail, only
 # interpolation. The paper states neither the size at which it fed ENB5 nor the size of the images it read
 # that input from (MVTec AD's originals are 700 to 1024 px on a side), so no page of this book can say how

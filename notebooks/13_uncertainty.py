@@ -139,7 +139,7 @@ display(roc_figure(labels[first], scores[first, MAIN], name=MAIN))
 #
 # The training images are split into `n_folds` disjoint folds and the model is fitted on each fold alone
 # (`tad.sweep.fold_scores`), so no two fits share an image and their AUROCs are independent given the test
-# set; their mean +- standard error of the mean (`tad.stats.mean_sem`) is what Rippel et al. report. Each fit
+# set; their mean ± standard error of the mean (`tad.stats.mean_sem`) is what Rippel et al. report. Each fit
 # sees only a fraction of the training images, so the fold mean also shows what a smaller training set costs.
 
 # %% tags=["hide-input"]
@@ -220,7 +220,8 @@ else:
     glue_text("perfect", "No data set of this run is separated perfectly, so the two intervals differ only in "
               "detail here; the bootstrap's collapse shows where a class reaches AUROC 1.")
 show_table(comparisons[["dataset", "comparison", "diff", "ci_low", "ci_high", "p", "verdict", "method",
-                        "the paper's gain"]].round(3))
+                        "the paper's gain"]].round(3)
+           .rename(columns={"ci_low": "interval low", "ci_high": "interval high"}))  # at the family's level
 
 # %% [markdown]
 # ```{glue:md} csv_link
@@ -251,7 +252,7 @@ plt.show()
 # a family-wise error rate of {glue:text}`alpha`; the rest are within noise and should not be read as a
 # ranking, whatever their sign. A gain as large as the paper's is excluded in {glue:text}`n_excluded` of the
 # {glue:text}`n_gain_tested` comparisons where the paper reports one. Intervals at perfect separation come from
-# `auroc_ci`, never from a percentile bootstrap, and fold-to-fold spreads are reported as mean +- SEM over
+# `auroc_ci`, never from a percentile bootstrap, and fold-to-fold spreads are reported as mean ± SEM over
 # disjoint folds.
 #
 # ## Try it
@@ -264,7 +265,7 @@ plt.show()
 from tad.book import teach
 
 n_noise = glue_csv(page, "n_within_noise", "comparison", "count", "count", table="comparison", resolved=False)
-points = [f"Of {n_cmp} comparisons of the paper's choices per data set (family-wise error "
+points = [f"Of the {n_cmp} comparisons of the paper's choices ({int(n_cmp) // len(page.splits)} per data set; family-wise error "
           f"{format_value(alpha, 'percent')}), {n_clear} are resolved beyond noise ({n_word['higher']} with the "
           f"paper's choice higher, {n_word['lower']} lower) and {n_noise} are within noise; a gain as large as the "
           f"paper's is excluded in {n_excluded} of the {n_gain_tested} where the paper reports one, the others "
