@@ -220,10 +220,11 @@ npca_name, npca_null = f"NPCA {100 * ratio:g} %", f"NPCA {100 * ratio:g} % + nul
 npca_family = Family(f"{npca_name} (rank reading) vs no reduction, one per estimator and layer",
                      len(factorial_estimators) * len(factorial_layers))
 null_pairs = [(npca_null, npca_name), ("none", "non-null axes")]
-n_null = {}  # per data set, the comparisons made: an estimator undefined on the null block alone has none
-for (name, lay), cell in scores.items():
-    n_null[name] = n_null.get(name, 0) + sum((a, e) in cell and (b, e) in cell for a, b in null_pairs
-                                             for e in dict.fromkeys(e for _, e in cell))
+n_null = {}  # per data set, the comparisons made (as factorial_contrasts makes them): none where a score is
+for (name, lay), cell in scores.items():  # missing or the null block changes nothing (no null space at that layer)
+    n_null[name] = n_null.get(name, 0) + sum((a, e) in cell and (b, e) in cell and not np.array_equal(cell[a, e],
+                                                                                                    cell[b, e])
+                                             for a, b in null_pairs for e in dict.fromkeys(e for _, e in cell))
 null_family = Family("with vs without the null block under one reading (NPCA's rank reading, and no reduction), "
                      "one per estimator defined on both, reading and layer", max(n_null.values()))
 parts = []
