@@ -226,7 +226,7 @@ for (name, lay), cell in scores.items():  # missing or the null block changes no
                                                                                                     cell[b, e])
                                              for a, b in null_pairs for e in dict.fromkeys(e for _, e in cell))
 null_family = Family("with vs without the null block under one reading (NPCA's rank reading, and no reduction), "
-                     "one per estimator defined on both, reading and layer", max(n_null.values()))
+                     "one per estimator defined on both, reading and layer", max([*n_null.values(), 1]))
 parts = []
 for (name, lay), cell in scores.items():
     y = labels[name]
