@@ -287,13 +287,9 @@ def evaluate_maps(
         (n_test, resolution, resolution) float32, ``masks`` of the same shape (bool), ``labels`` (n_test,)
         and ``paths``.
     """
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
-        raise ValueError(f"resolution {resolution!r} must be an int >= 8")
     start = time.perf_counter()
-    masks = _test_masks(split, resolution)
-    kw = dict(input_size=input_size, device=device, cache_dir=cache_dir, progress=progress)
-    train = extract_maps(backbone, split.train_paths, layers, **kw)
-    test = extract_maps(backbone, split.test_paths, layers, **kw)
+    masks, train, test = _split_maps(split, backbone, layers, resolution, input_size=input_size, device=device,
+                                     cache_dir=cache_dir, progress=progress)
     model, scored = PatchModel(estimator, reduction, ratio, shared), {}
     cost = measure_cost(lambda: model.fit(train), lambda: scored.update(grid=model.score_maps(test)), len(test))
     maps = upsample_maps(scored["grid"], resolution, sigma)
@@ -348,12 +344,8 @@ def evaluate_detector(
         ``score_ms_per_image`` (`tad.cost.measure_cost` of ``fit`` and ``score_samples``, features extracted
         beforehand), ``grid``, and for plotting ``maps``, ``masks``, ``labels``, ``paths``, ``category``.
     """
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
-        raise ValueError(f"resolution {resolution!r} must be an int >= 8")
-    masks = _test_masks(split, resolution)
-    kw = dict(input_size=input_size, device=device, cache_dir=cache_dir, progress=progress)
-    train = extract_maps(backbone, split.train_paths, layers, **kw)
-    test = extract_maps(backbone, split.test_paths, layers, **kw)
+    masks, train, test = _split_maps(split, backbone, layers, resolution, input_size=input_size, device=device,
+                                     cache_dir=cache_dir, progress=progress)
     scored = {}
     cost = measure_cost(lambda: detector.fit(train), lambda: scored.update(image=detector.score_samples(test)),
                         len(test))
@@ -369,6 +361,15 @@ def evaluate_detector(
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+def _split_maps(split: Split, backbone: Backbone, layers: Sequence[int], resolution: int,
+                **extract: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The test masks at ``resolution`` and the training and test maps of `extract_maps`, for both evaluations."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
+        raise ValueError(f"resolution {resolution!r} must be an int >= 8")
+    return (_test_masks(split, resolution), extract_maps(backbone, split.train_paths, layers, **extract),
+            extract_maps(backbone, split.test_paths, layers, **extract))
+
 
 def _check_layers(backbone: Backbone, layers: Sequence[int]) -> tuple[int, ...]:
     if isinstance(layers, (int, str)) or len(layers) == 0:
